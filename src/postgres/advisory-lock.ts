@@ -1,0 +1,66 @@
+import type pg from 'pg';
+import { sha256 } from '../core/checksum.js';
+import { FlotillaError } from '../core/errors.js';
+
+/** First key of every Flotilla advisory lock ("FLOT"); the second is per tenant. */
+const NAMESPACE = 0x464c4f54;
+
+/** Advisory locks are per database, so the schema name is enough to tell tenants apart. */
+export function tenantLockKey(schema: string): number {
+  return Buffer.from(sha256(schema), 'hex').readInt32BE(0);
+}
+
+export interface LockHolder {
+  pid: number;
+  application: string;
+  since: string | null;
+}
+
+/**
+ * Holds the tenant's two-key advisory lock on this session while `fn` runs.
+ * Waits up to `waitMs`, then fails naming the session that holds it.
+ */
+export async function withTenantLock<T>(
+  client: pg.Client,
+  options: { schema: string; tenant: string; waitMs: number; lockTimeout: string },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const key = tenantLockKey(options.schema);
+  await client.query(`SELECT set_config('lock_timeout', $1, false)`, [`${Math.max(1, options.waitMs)}ms`]);
+  try {
+    await client.query('SELECT pg_advisory_lock($1, $2)', [NAMESPACE, key]);
+  } catch (cause) {
+    if ((cause as { code?: string }).code !== '55P03') throw cause;
+    const holder = await lockHolder(client, options.schema);
+    throw new FlotillaError(
+      'FLO_TENANT_LOCKED',
+      `Tenant ${options.tenant} is locked by ${holder ? `session ${holder.pid} (${holder.application || 'unknown application'}${holder.since ? `, since ${holder.since}` : ''})` : 'another session'}; waited ${options.waitMs} ms.`,
+      {
+        hint: 'Another migration of this tenant is running: wait for it to finish and run the command again, or raise lockWaitMs.',
+        meta: { tenant: options.tenant, pid: holder?.pid ?? null, application: holder?.application ?? null },
+        cause,
+      },
+    );
+  } finally {
+    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [options.lockTimeout]);
+  }
+  try {
+    return await fn();
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1, $2)', [NAMESPACE, key]).catch(() => undefined);
+  }
+}
+
+/** The session holding a tenant's lock, if any (other than this one). */
+export async function lockHolder(client: pg.Client, schema: string): Promise<LockHolder | undefined> {
+  const { rows } = await client.query<{ pid: number; application_name: string; since: string | null }>(
+    `SELECT a.pid, a.application_name, to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS') AS since
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.objsubid = 2
+        AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.pid <> pg_backend_pid()`,
+    [NAMESPACE, tenantLockKey(schema)],
+  );
+  const row = rows[0];
+  return row ? { pid: row.pid, application: row.application_name, since: row.since } : undefined;
+}

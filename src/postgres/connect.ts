@@ -1,0 +1,41 @@
+import pg from 'pg';
+import { FlotillaError } from '../core/errors.js';
+import { redactUrl, withDatabase } from './server-url.js';
+
+export type Client = pg.Client;
+
+/** Opens one session to a database of a server; a failure names the server and what to check. */
+export async function connect(serverUrl: string, database: string, applicationName = 'flotilla'): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: withDatabase(serverUrl, database), application_name: applicationName });
+  // An idle session whose server goes away emits 'error'; the next query reports it.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (cause) {
+    await client.end().catch(() => undefined);
+    throw connectionError(cause, serverUrl, database);
+  }
+  return client;
+}
+
+export function connectionError(cause: unknown, serverUrl: string, database: string): FlotillaError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  const missingDb = (cause as { code?: string }).code === '3D000';
+  return new FlotillaError('FLO_CONNECTION_FAILED', `Cannot connect to database "${database}" on ${redactUrl(serverUrl)}: ${reason}`, {
+    hint: missingDb
+      ? 'The database does not exist: check the tenant registry (`flotilla tenant show <slug>`) or recreate the tenant.'
+      : 'Check that the server is running and the URL, user and password are right (FLOTILLA_DATABASE_URL or `flotilla server list`).',
+    meta: { server: redactUrl(serverUrl), database, reason },
+    cause,
+  });
+}
+
+/** Runs `fn` on a short-lived session and always closes it. */
+export async function withClient<T>(serverUrl: string, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(serverUrl, database);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,91 @@
+import type pg from 'pg';
+import type { AppliedMigration } from '../core/plan.js';
+import type { HistoryUpdate } from '../core/schedule.js';
+import { quoteIdent } from '../core/sql/quote.js';
+
+export const HISTORY_TABLE = 'flotilla_migrations';
+
+export interface HistoryRow extends AppliedMigration {
+  readonly appliedAt: string;
+  readonly appliedBy: string;
+  readonly durationMs: number;
+  readonly runId: string;
+}
+
+function table(schema: string): string {
+  return `${quoteIdent(schema)}.${quoteIdent(HISTORY_TABLE)}`;
+}
+
+/** The tenant's own history table, inside its database or schema. */
+export async function ensureHistoryTable(client: pg.Client, schema: string): Promise<void> {
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS ${table(schema)} (
+       version     text        NOT NULL,
+       name        text        NOT NULL,
+       checksum    text        NOT NULL,
+       applied_at  timestamptz NOT NULL DEFAULT now(),
+       applied_by  text        NOT NULL,
+       duration_ms integer     NOT NULL,
+       run_id      uuid        NOT NULL,
+       statements  integer     NOT NULL,
+       remaining   integer[]   NOT NULL DEFAULT '{}',
+       PRIMARY KEY (version, name)
+     )`,
+  );
+}
+
+export async function historyExists(client: pg.Client, schema: string): Promise<boolean> {
+  const { rows } = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [table(schema)]);
+  return rows[0]?.present === true;
+}
+
+export async function readHistory(client: pg.Client, schema: string): Promise<HistoryRow[]> {
+  const { rows } = await client.query<{
+    version: string;
+    name: string;
+    checksum: string;
+    remaining: number[];
+    applied_at: Date;
+    applied_by: string;
+    duration_ms: number;
+    run_id: string;
+  }>(`SELECT version, name, checksum, remaining, applied_at, applied_by, duration_ms, run_id FROM ${table(schema)}`);
+  return rows.map((r) => ({
+    version: r.version,
+    name: r.name,
+    checksum: r.checksum,
+    remaining: r.remaining,
+    appliedAt: r.applied_at.toISOString(),
+    appliedBy: r.applied_by,
+    durationMs: r.duration_ms,
+    runId: r.run_id,
+  }));
+}
+
+/** Writes a phase's history rows in one statement (inside the phase's transaction when it has one). */
+export async function recordHistory(
+  client: pg.Client,
+  schema: string,
+  updates: readonly HistoryUpdate[],
+  context: { runId: string; appliedBy: string; durations: ReadonlyMap<string, number> },
+): Promise<void> {
+  if (updates.length === 0) return;
+  const m = updates.map((u) => u.migration);
+  await client.query(
+    `INSERT INTO ${table(schema)} AS h (version, name, checksum, applied_by, duration_ms, run_id, statements, remaining)
+     SELECT v, n, c, $4, d, $5::uuid, s, r::integer[]
+       FROM unnest($1::text[], $2::text[], $3::text[], $6::integer[], $7::integer[], $8::text[]) AS u(v, n, c, d, s, r)
+     ON CONFLICT (version, name) DO UPDATE
+       SET remaining = EXCLUDED.remaining, duration_ms = h.duration_ms + EXCLUDED.duration_ms`,
+    [
+      m.map((x) => x.version),
+      m.map((x) => x.name),
+      m.map((x) => x.checksum),
+      context.appliedBy,
+      context.runId,
+      m.map((x) => Math.round(context.durations.get(x.id) ?? 0)),
+      m.map((x) => x.statements.length),
+      updates.map((u) => `{${u.remaining.join(',')}}`),
+    ],
+  );
+}
