@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { redactUrl } from '../../postgres/server-url.js';
+import type { GlobalOptions } from '../context.js';
+import { withFlotilla } from '../context.js';
+import { line, printJson, printTable } from '../output.js';
+
+export function registerServerCommands(program: Command, globals: () => GlobalOptions): void {
+  const server = program.command('server').description('register the PostgreSQL servers tenants live on');
+  server
+    .command('add <name>')
+    .description('register a server (its connection is checked first)')
+    .requiredOption('--url <url>', 'postgres://user:password@host:port/database')
+    .action(async (name: string, options: { url: string }) => {
+      await withFlotilla(globals(), async (flotilla) => {
+        const added = await flotilla.addServer(name, options.url);
+        line(`Registered server ${added.name} (${redactUrl(added.url)}).`);
+      });
+    });
+  server
+    .command('list')
+    .description('list registered servers (passwords hidden)')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withFlotilla(globals(), async (flotilla) => {
+        const servers = (await flotilla.listServers()).map((s) => ({ ...s, url: redactUrl(s.url) }));
+        if (options.json) printJson(servers);
+        else printTable(['name', 'url', 'registered'], servers.map((s) => [s.name, s.url, s.createdAt]));
+      });
+    });
+}

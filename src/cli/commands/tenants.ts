@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { TENANT_KINDS } from '../../registry/types.js';
+import type { Tenant, TenantKind } from '../../registry/types.js';
+import type { GlobalOptions } from '../context.js';
+import { withFlotilla } from '../context.js';
+import { line, printJson, printTable } from '../output.js';
+
+export function registerTenantCommands(program: Command, globals: () => GlobalOptions): void {
+  const tenant = program.command('tenant').description('create and inspect tenants');
+  tenant
+    .command('create <slug>')
+    .description('create the tenant database or schema, apply every migration, register it as active')
+    .option('--name <name>', 'display name (default: the slug)')
+    .addOption(new Option('--kind <kind>', 'where the tenant lives (default from config: database)').choices([...TENANT_KINDS]))
+    .option('--server <server>', 'registered server to place it on', 'main')
+    .option('--plan <plan>', 'commercial plan, stored in the registry')
+    .option('--json', 'print the tenant as JSON')
+    .action(async (slug: string, options: { name?: string; kind?: TenantKind; server: string; plan?: string; json?: boolean }) => {
+      await withFlotilla(globals(), async (flotilla) => {
+        const created = await flotilla.createTenant({ slug, name: options.name, kind: options.kind, server: options.server, plan: options.plan });
+        if (options.json) printJson(created);
+        else line(`Created tenant ${created.slug} (${created.kind}: database ${created.database}, schema ${created.schema}), status ${created.status}.`);
+      });
+    });
+  tenant
+    .command('list')
+    .description('list registered tenants')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withFlotilla(globals(), async (flotilla) => {
+        const tenants = await flotilla.listTenants();
+        if (options.json) return printJson(tenants);
+        if (tenants.length === 0) return line('No tenants yet: create one with `flotilla tenant create <slug>`.');
+        printTable(
+          ['slug', 'name', 'kind', 'status', 'server', 'database', 'schema'],
+          tenants.map((t) => [t.slug, t.name, t.kind, t.status, t.server, t.database, t.schema]),
+        );
+      });
+    });
+  tenant
+    .command('show <slug>')
+    .description('show one tenant')
+    .option('--json', 'print JSON')
+    .action(async (slug: string, options: { json?: boolean }) => {
+      await withFlotilla(globals(), async (flotilla) => {
+        const found = await flotilla.getTenant(slug);
+        if (options.json) printJson(found);
+        else showTenant(found);
+      });
+    });
+}
+
+function showTenant(t: Tenant): void {
+  printTable(
+    ['field', 'value'],
+    [
+      ['slug', t.slug],
+      ['name', t.name],
+      ['kind', t.kind],
+      ['status', t.status],
+      ['server', t.server],
+      ['database', t.database],
+      ['schema', t.schema],
+      ['plan', t.plan],
+      ['domains', t.domains.map((d) => `${d.host}${d.primary ? ' (primary)' : ''}`).join(', ') || null],
+      ['settings', JSON.stringify(t.settings)],
+      ['created', t.createdAt],
+      ['updated', t.updatedAt],
+    ],
+  );
+}

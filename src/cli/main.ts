@@ -1,0 +1,35 @@
+import { Command, CommanderError } from 'commander';
+import { registerDemoCommand } from './commands/demo.js';
+import { registerMigrateCommands } from './commands/migrate.js';
+import { registerProjectCommands } from './commands/project.js';
+import { registerServerCommands } from './commands/servers.js';
+import { registerTenantCommands } from './commands/tenants.js';
+import type { GlobalOptions } from './context.js';
+import { reportError } from './output.js';
+
+export function buildProgram(): Command {
+  const program = new Command('flotilla')
+    .description('Upgrade every tenant database of a multi-tenant app, all-or-nothing per tenant.')
+    .option('--config <file>', 'config file (default: flotilla.config.json or flotilla.config.ts here)')
+    .showHelpAfterError()
+    .exitOverride();
+  const globals = () => program.opts<GlobalOptions>();
+  registerProjectCommands(program, globals);
+  registerTenantCommands(program, globals);
+  registerServerCommands(program, globals);
+  registerMigrateCommands(program, globals);
+  registerDemoCommand(program);
+  return program;
+}
+
+/** The CLI's only exit point: maps errors to their exit codes. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[]);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    return reportError(error, argv.includes('--json'));
+  }
+}

@@ -1,0 +1,114 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { FlotillaError } from '../core/errors.js';
+import { parseServerUrl } from '../postgres/server-url.js';
+
+const duration = z.string().regex(/^\d+\s*(ms|s|min|h)?$/, 'a PostgreSQL duration such as "10s", "500ms" or "15min"');
+
+export const configSchema = z.strictObject({
+  /** Server and control database; absent: an embedded PostgreSQL under `.flotilla/`. */
+  databaseUrl: z.string().optional(),
+  migrationsDir: z.string().default('migrations'),
+  tenants: z
+    .strictObject({
+      defaultKind: z.enum(['database', 'schema']).default('database'),
+      /** `tenant_` → database `tenant_acme_paris` for slug `acme-paris`. */
+      databasePrefix: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"').default('tenant_'),
+      schemaPrefix: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"').default('tenant_'),
+      /** The shared database holding schema tenants. */
+      schemaDatabase: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"').default('flotilla_tenants'),
+    })
+    .prefault({}),
+  engine: z
+    .strictObject({
+      lockWaitMs: z.number().int().min(0).default(30_000),
+      lockTimeout: duration.default('10s'),
+      statementTimeout: duration.default('15min'),
+      allowOutOfOrder: z.boolean().default(false),
+    })
+    .prefault({}),
+  embedded: z
+    .strictObject({
+      dataDir: z.string().default('.flotilla/postgres'),
+    })
+    .prefault({}),
+});
+
+export type FlotillaConfig = z.output<typeof configSchema>;
+export type FlotillaConfigInput = z.input<typeof configSchema>;
+
+export const CONFIG_FILES = ['flotilla.config.json', 'flotilla.config.ts'] as const;
+
+/** A config with every path absolute and the environment applied. */
+export interface ResolvedConfig extends FlotillaConfig {
+  readonly projectDir: string;
+  readonly configFile: string | undefined;
+}
+
+/**
+ * Reads `flotilla.config.json` (or `.ts`) from the project directory, validates
+ * it (every problem at once, unknown keys rejected), then applies the
+ * environment, which wins: FLOTILLA_DATABASE_URL and FLOTILLA_MIGRATIONS_DIR.
+ */
+export async function loadConfig(
+  options: { cwd?: string; file?: string; env?: NodeJS.ProcessEnv; overrides?: FlotillaConfigInput } = {},
+): Promise<ResolvedConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  const file = options.file ? resolve(cwd, options.file) : CONFIG_FILES.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
+  if (options.file && !existsSync(file!)) {
+    throw new FlotillaError('FLO_CONFIG_NOT_FOUND', `Config file ${options.file} does not exist.`, {
+      hint: 'Run `flotilla init` to write one, or pass the right path with --config.',
+      meta: { file: options.file },
+    });
+  }
+  const raw = file ? await readConfigFile(file) : {};
+  const config = validateConfig({ ...(raw as object), ...options.overrides }, file ?? 'configuration');
+  const databaseUrl = env.FLOTILLA_DATABASE_URL || config.databaseUrl;
+  if (databaseUrl) parseServerUrl(databaseUrl);
+  const migrationsDir = env.FLOTILLA_MIGRATIONS_DIR || config.migrationsDir;
+  const projectDir = file ? resolve(file, '..') : cwd;
+  return {
+    ...config,
+    databaseUrl,
+    migrationsDir: isAbsolute(migrationsDir) ? migrationsDir : resolve(projectDir, migrationsDir),
+    embedded: { dataDir: resolve(projectDir, config.embedded.dataDir) },
+    projectDir,
+    configFile: file,
+  };
+}
+
+export function validateConfig(raw: unknown, source: string): FlotillaConfig {
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path.join('.') || '(root)';
+    const keys = issue.code === 'unrecognized_keys' ? ` ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : '';
+    return `${path}: ${issue.message}${keys}`;
+  });
+  throw new FlotillaError('FLO_CONFIG_INVALID', `${source} is invalid:\n  - ${problems.join('\n  - ')}`, {
+    hint: 'Fix each problem listed; allowed keys are databaseUrl, migrationsDir, tenants, engine and embedded (see the README, "Configuration").',
+    meta: { source, problems },
+  });
+}
+
+async function readConfigFile(file: string): Promise<unknown> {
+  if (file.endsWith('.ts')) {
+    const { tsImport } = await import('tsx/esm/api');
+    const module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
+    return module.default ?? {};
+  }
+  const text = await readFile(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new FlotillaError('FLO_CONFIG_INVALID', `${file} is not valid JSON: ${(cause as Error).message}`, {
+      hint: 'Fix the JSON syntax (a trailing comma or a missing quote is the usual cause).',
+      meta: { source: file },
+      cause,
+    });
+  }
+}

@@ -1,0 +1,147 @@
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from '../config/config.js';
+import { loadConfig } from '../config/config.js';
+import { FlotillaError } from '../core/errors.js';
+import { readMigrationDir } from '../core/migration-file.js';
+import { renderSumFile, SUM_FILE } from '../core/sum-file.js';
+import type { MigrateReport, TenantState } from '../flotilla.js';
+import { Flotilla } from '../flotilla.js';
+import { withClient } from '../postgres/connect.js';
+import { startEmbedded } from '../postgres/embedded.js';
+import { dropDatabase } from '../postgres/provision.js';
+import { databaseOf, withDatabase } from '../postgres/server-url.js';
+import type { TenantKind } from '../registry/types.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../examples/loans', import.meta.url));
+const CONTROL_DATABASE = 'flotilla_demo';
+const TABLES = ['members', 'loans', 'payments'] as const;
+
+/** Three organizations of the sample app: two with a database each, one with a schema. */
+export const DEMO_TENANTS: readonly { slug: string; name: string; kind: TenantKind; members: number; loansPerMember: number; paymentsPerLoan: number }[] = [
+  { slug: 'paris', name: 'Lending circle Paris', kind: 'database', members: 12, loansPerMember: 2, paymentsPerLoan: 3 },
+  { slug: 'lyon', name: 'Lending circle Lyon', kind: 'database', members: 7, loansPerMember: 1, paymentsPerLoan: 4 },
+  { slug: 'nice', name: 'Lending circle Nice', kind: 'schema', members: 9, loansPerMember: 3, paymentsPerLoan: 2 },
+];
+
+export interface RowCount {
+  readonly tenant: string;
+  readonly table: string;
+  readonly before: number;
+  readonly after: number;
+  /** Rows still without a client after the upgrade (must be 0). */
+  readonly missingClient: number;
+}
+
+export interface DemoResult {
+  readonly report: MigrateReport;
+  readonly status: readonly TenantState[];
+  readonly counts: readonly RowCount[];
+}
+
+export interface DemoEvents {
+  step(text: string): void;
+}
+
+/**
+ * The main job on a fresh machine: registers three tenants of the sample app,
+ * fills them with rows, adds an S1-style migration (a column back-filled, then
+ * NOT NULL), migrates all three, and checks every row is still there.
+ * Everything lives in its own control database (`flotilla_demo`), reset on each run.
+ */
+export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {}): Promise<DemoResult> {
+  const cwd = options.cwd ?? process.cwd();
+  const say = options.events?.step ?? (() => undefined);
+  const base = await loadConfig({ cwd });
+  const embedded = base.databaseUrl ? undefined : await startEmbedded(base.embedded.dataDir);
+  try {
+    const serverUrl = base.databaseUrl ?? embedded!.url;
+    say(base.databaseUrl ? `PostgreSQL: ${databaseOf(serverUrl) ? 'the configured server' : serverUrl}` : `PostgreSQL: embedded, data in ${base.embedded.dataDir}`);
+    const workDir = join(base.embedded.dataDir, '..', 'demo');
+    const migrationsDir = join(workDir, 'migrations');
+    await resetDemo(serverUrl, migrationsDir);
+    await copyMigrations(join(EXAMPLE, 'migrations'), migrationsDir);
+    const config: ResolvedConfig = {
+      ...base,
+      databaseUrl: withDatabase(serverUrl, CONTROL_DATABASE),
+      migrationsDir,
+      tenants: { ...base.tenants, databasePrefix: 'demo_', schemaPrefix: 'demo_', schemaDatabase: 'flotilla_demo_tenants' },
+    };
+    let flotilla = await Flotilla.open({ config });
+    try {
+      for (const t of DEMO_TENANTS) {
+        await flotilla.createTenant({ slug: t.slug, name: t.name, kind: t.kind });
+        await seed(flotilla, t);
+        say(`Created tenant ${t.slug} (${t.kind}) with ${t.members} members, ${t.members * t.loansPerMember} loans, ${t.members * t.loansPerMember * t.paymentsPerLoan} payments`);
+      }
+      const before = await countRows(flotilla);
+      await copyFile(join(EXAMPLE, 'upgrade', '0004_client_id.sql'), join(migrationsDir, '0004_client_id.sql'));
+      await writeSum(migrationsDir);
+      say('Added migration 0004_client_id.sql: client_id added, back-filled, then NOT NULL');
+      await flotilla.close();
+      flotilla = await Flotilla.open({ config });
+      const report = await flotilla.migrate({ all: true });
+      const after = await countRows(flotilla);
+      const status = await flotilla.status();
+      const counts = before.map((b, i) => ({ ...b, after: after[i]!.before, missingClient: after[i]!.missingClient }));
+      const lost = counts.filter((c) => c.after !== c.before || c.missingClient !== 0);
+      if (report.failed > 0 || lost.length > 0) {
+        throw new FlotillaError('FLO_MIGRATION_FAILED', `The demo upgrade did not keep every row: ${JSON.stringify(lost)}`, {
+          hint: 'This is a bug in Flotilla: please report it with this output.',
+        });
+      }
+      return { report, status, counts };
+    } finally {
+      await flotilla.close();
+    }
+  } finally {
+    await embedded?.stop();
+  }
+}
+
+async function resetDemo(serverUrl: string, migrationsDir: string): Promise<void> {
+  await rm(migrationsDir, { recursive: true, force: true });
+  await withClient(serverUrl, databaseOf(serverUrl) ?? 'postgres', async (admin) => {
+    for (const db of [CONTROL_DATABASE, 'flotilla_demo_tenants', ...DEMO_TENANTS.map((t) => `demo_${t.slug}`)]) await dropDatabase(admin, db);
+  });
+}
+
+async function copyMigrations(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const file of await readdir(from)) await copyFile(join(from, file), join(to, file));
+  await writeSum(to);
+}
+
+async function writeSum(dir: string): Promise<void> {
+  await writeFile(join(dir, SUM_FILE), renderSumFile(await readMigrationDir(dir)));
+}
+
+async function seed(flotilla: Flotilla, t: (typeof DEMO_TENANTS)[number]): Promise<void> {
+  await flotilla.withTenantClient(t.slug, async (client) => {
+    await client.query(
+      `INSERT INTO members (full_name, email) SELECT 'Member ' || i, $1 || '-' || i || '@example.org' FROM generate_series(1, $2::int) AS i`,
+      [t.slug, t.members],
+    );
+    await client.query(
+      `INSERT INTO loans (member_id, amount_cents) SELECT m.id, 10000 * k FROM members m, generate_series(1, $1::int) AS k`,
+      [t.loansPerMember],
+    );
+    await client.query(`INSERT INTO payments (loan_id, amount_cents) SELECT l.id, 500 FROM loans l, generate_series(1, $1::int)`, [t.paymentsPerLoan]);
+  });
+}
+
+async function countRows(flotilla: Flotilla): Promise<RowCount[]> {
+  const counts: RowCount[] = [];
+  for (const t of DEMO_TENANTS) {
+    await flotilla.withTenantClient(t.slug, async (client) => {
+      const { rows: columns } = await client.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'members' AND column_name = 'client_id'`);
+      for (const table of TABLES) {
+        const missing = columns.length > 0 ? `count(*) FILTER (WHERE client_id IS NULL)` : '0';
+        const { rows } = await client.query<{ n: string; missing: string }>(`SELECT count(*) AS n, ${missing} AS missing FROM ${table}`);
+        counts.push({ tenant: t.slug, table, before: Number(rows[0]!.n), after: Number(rows[0]!.n), missingClient: Number(rows[0]!.missing) });
+      }
+    });
+  }
+  return counts;
+}

@@ -1,0 +1,339 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from './config/config.js';
+import { loadConfig } from './config/config.js';
+import type { ErrorCode } from './core/errors.js';
+import { FlotillaError, isFlotillaError } from './core/errors.js';
+import type { MigrationSet } from './core/migration-set.js';
+import { loadMigrationSet } from './core/migration-set.js';
+import { plan } from './core/plan.js';
+import { assertSlug } from './core/slug.js';
+import { quoteIdent } from './core/sql/quote.js';
+import { lockHolder } from './postgres/advisory-lock.js';
+import { connect, withClient } from './postgres/connect.js';
+import type { EmbeddedServer } from './postgres/embedded.js';
+import { startEmbedded } from './postgres/embedded.js';
+import { historyExists, readHistory } from './postgres/history.js';
+import type { TargetResult } from './postgres/migrate-target.js';
+import { migrateTarget } from './postgres/migrate-target.js';
+import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, schemaExists } from './postgres/provision.js';
+import { databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.js';
+import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
+import type { Server, Tenant, TenantKind } from './registry/types.js';
+import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
+
+export const MAIN_SERVER = 'main';
+const CONTROL_MIGRATIONS = fileURLToPath(new URL('./registry/migrations', import.meta.url));
+const SERVER_NAME = /^[a-z][a-z0-9-]{0,40}$/;
+
+export interface CreateTenantInput {
+  readonly slug: string;
+  readonly name?: string;
+  readonly kind?: TenantKind;
+  readonly server?: string;
+  readonly plan?: string;
+  readonly settings?: Record<string, unknown>;
+}
+
+export interface MigrateOptions {
+  /** Slugs to migrate; with neither this nor `all`, nothing is selected. */
+  readonly tenants?: readonly string[];
+  /** Every active tenant. */
+  readonly all?: boolean;
+  readonly dryRun?: boolean;
+  readonly allowOutOfOrder?: boolean;
+  /** Called as each tenant finishes, for live output. */
+  readonly onTenant?: (outcome: TenantOutcome) => void;
+}
+
+export type TenantOutcome =
+  | ({ readonly status: 'succeeded' | 'skipped' | 'planned' } & TargetResult)
+  | { readonly tenant: string; readonly status: 'failed'; readonly error: FlotillaError; readonly durationMs: number }
+  | { readonly tenant: string; readonly status: 'skipped'; readonly reason: string; readonly durationMs: number };
+
+export interface MigrateReport {
+  readonly runId: string;
+  readonly outcomes: readonly TenantOutcome[];
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly skipped: number;
+}
+
+export interface StatusProblem {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export interface TenantState {
+  readonly slug: string;
+  readonly kind: TenantKind;
+  readonly status: Tenant['status'];
+  readonly server: string;
+  readonly database: string;
+  readonly schema: string;
+  readonly version: string | null;
+  readonly applied: number;
+  readonly pending: number;
+  readonly problems: readonly StatusProblem[];
+}
+
+/**
+ * The library: a control plane, its servers and tenants, and the engine that
+ * migrates them. The CLI is a thin layer over these methods.
+ */
+export class Flotilla {
+  private migrationSetCache: Promise<MigrationSet> | undefined;
+
+  private constructor(
+    readonly config: ResolvedConfig,
+    readonly registry: Registry,
+    private readonly serverUrl: string,
+    private readonly embedded: EmbeddedServer | undefined,
+  ) {}
+
+  /** Opens the control plane (creating and migrating it on first use), on the configured server or the embedded one. */
+  static async open(options: { config?: ResolvedConfig; cwd?: string; configFile?: string } = {}): Promise<Flotilla> {
+    const config = options.config ?? (await loadConfig({ cwd: options.cwd, file: options.configFile }));
+    const embedded = config.databaseUrl ? undefined : await startEmbedded(config.embedded.dataDir);
+    try {
+      const given = config.databaseUrl ?? embedded!.url;
+      const controlDatabase = (config.databaseUrl ? databaseOf(given) : undefined) ?? 'flotilla';
+      const serverUrl = withDatabase(given, controlDatabase);
+      await bootstrapControlDatabase(serverUrl, controlDatabase);
+      const registry = Registry.open(serverUrl, controlDatabase);
+      await registry.upsertServer(MAIN_SERVER, serverUrl);
+      return new Flotilla(config, registry, serverUrl, embedded);
+    } catch (error) {
+      await embedded?.stop();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.registry.close();
+    await this.embedded?.stop();
+  }
+
+  /** The URL of the server holding the control database. */
+  get controlUrl(): string {
+    return this.serverUrl;
+  }
+
+  /** The migrations directory, read, checked against flotilla.sum and parsed (once per instance). */
+  migrations(): Promise<MigrationSet> {
+    this.migrationSetCache ??= loadMigrationSet(this.config.migrationsDir);
+    this.migrationSetCache.catch(() => (this.migrationSetCache = undefined));
+    return this.migrationSetCache;
+  }
+
+  async addServer(name: string, url: string): Promise<Server> {
+    if (!SERVER_NAME.test(name)) {
+      throw new FlotillaError('FLO_USAGE', `Invalid server name ${JSON.stringify(name)}.`, {
+        hint: 'Use a lowercase letter first, then lowercase letters, digits or "-" (for example "eu-west-2").',
+        meta: { server: name },
+      });
+    }
+    parseServerUrl(url);
+    await withClient(url, databaseOf(url) ?? 'postgres', async () => undefined);
+    return this.registry.addServer(name, url);
+  }
+
+  listServers(): Promise<Server[]> {
+    return this.registry.listServers();
+  }
+
+  listTenants(): Promise<Tenant[]> {
+    return this.registry.listTenants();
+  }
+
+  getTenant(slug: string): Promise<Tenant> {
+    return this.registry.getTenant(slug);
+  }
+
+  /**
+   * Creates the tenant's database or schema, applies every migration and
+   * registers it as active. On any failure what was created is removed and the
+   * tenant is not registered.
+   */
+  async createTenant(input: CreateTenantInput): Promise<Tenant> {
+    assertSlug(input.slug);
+    const kind = input.kind ?? this.config.tenants.defaultKind;
+    const server = await this.registry.getServer(input.server ?? MAIN_SERVER);
+    const set = await this.migrations();
+    const place = placeTenant(input.slug, kind, this.config.tenants);
+    const tenant = await this.registry.insertTenant({ slug: input.slug, name: input.name ?? input.slug, kind, server: server.name, ...place, plan: input.plan, settings: input.settings });
+    const created = { database: false, schemas: [] as string[] };
+    try {
+      await this.provisionStorage(tenant, server, set, created);
+      await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions({ appliedBy: undefined }));
+      await this.registry.setStatus(tenant.slug, 'active');
+      return await this.registry.getTenant(tenant.slug);
+    } catch (error) {
+      await this.removeStorage(tenant, server, created).catch(() => undefined);
+      await this.registry.deleteTenant(tenant.slug);
+      const cause = isFlotillaError(error) ? error : undefined;
+      throw new FlotillaError(
+        'FLO_PROVISION_FAILED',
+        `Tenant ${tenant.slug} was not created: ${cause?.message ?? (error as Error).message}. Its ${kind === 'database' ? 'database' : 'schema'} was removed and it is not registered.`,
+        { hint: cause?.hint ?? 'Fix the cause above and run the command again.', meta: { tenant: tenant.slug, cause: cause?.code ?? null, ...(cause?.meta ?? {}) }, cause: error },
+      );
+    }
+  }
+
+  private async provisionStorage(tenant: Tenant, server: Server, set: MigrationSet, created: { database: boolean; schemas: string[] }): Promise<void> {
+    await withClient(server.url, databaseOf(server.url) ?? 'postgres', async (admin) => {
+      if (tenant.kind === 'database') {
+        if (await databaseExists(admin, tenant.database)) throw storageTaken(tenant, `database "${tenant.database}"`);
+        await createDatabase(admin, tenant.database);
+        created.database = true;
+      } else {
+        await ensureDatabase(admin, tenant.database);
+      }
+    });
+    if (tenant.kind === 'schema') {
+      await withClient(server.url, tenant.database, async (client) => {
+        if (await schemaExists(client, tenant.schema)) throw storageTaken(tenant, `schema "${tenant.schema}"`);
+        await createSchema(client, tenant.schema);
+        created.schemas = ownedSchemas(tenant, set);
+      });
+    }
+  }
+
+  private async removeStorage(tenant: Tenant, server: Server, created: { database: boolean; schemas: string[] }): Promise<void> {
+    if (created.database) await withClient(server.url, databaseOf(server.url) ?? 'postgres', (admin) => dropDatabase(admin, tenant.database));
+    if (created.schemas.length > 0) await withClient(server.url, tenant.database, (client) => dropSchemas(client, created.schemas));
+  }
+
+  /**
+   * Runs `fn` on a session in the tenant's database with `search_path` set to
+   * the tenant's schema, so unqualified names reach the tenant's own tables.
+   */
+  async withTenantClient<T>(slug: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const tenant = await this.registry.getTenant(slug);
+    const server = await this.registry.getServer(tenant.server);
+    return withClient(server.url, tenant.database, async (client) => {
+      await client.query(`SELECT set_config('search_path', $1, false)`, [quoteIdent(tenant.schema)]);
+      return fn(client);
+    });
+  }
+
+  /** Migrates the selected tenants one after another; a result per tenant, never a throw for one tenant's failure. */
+  async migrate(options: MigrateOptions): Promise<MigrateReport> {
+    const set = await this.migrations();
+    const selected = options.all ? await this.registry.listTenants() : await Promise.all((options.tenants ?? []).map((slug) => this.registry.getTenant(slug)));
+    const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
+    const runId = randomUUID();
+    const outcomes: TenantOutcome[] = [];
+    for (const tenant of selected) {
+      const started = performance.now();
+      let outcome: TenantOutcome;
+      if (tenant.status !== 'active') {
+        outcome = { tenant: tenant.slug, status: 'skipped', reason: `tenant is ${tenant.status}`, durationMs: 0 };
+      } else {
+        try {
+          const result = await migrateTarget(migrationTarget(tenant, servers.get(tenant.server)!, set), set, {
+            ...this.engineOptions({ appliedBy: undefined }),
+            runId,
+            dryRun: options.dryRun,
+            allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder,
+          });
+          outcome = result;
+        } catch (error) {
+          if (!isFlotillaError(error)) throw error;
+          outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
+        }
+      }
+      outcomes.push(outcome);
+      options.onTenant?.(outcome);
+    }
+    return {
+      runId,
+      outcomes,
+      succeeded: outcomes.filter((o) => o.status === 'succeeded' || o.status === 'planned').length,
+      failed: outcomes.filter((o) => o.status === 'failed').length,
+      skipped: outcomes.filter((o) => o.status === 'skipped').length,
+    };
+  }
+
+  /** Every tenant with its version, pending count and problems; one connection per tenant database. */
+  async status(): Promise<TenantState[]> {
+    const set = await this.migrations();
+    const tenants = await this.registry.listTenants();
+    const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
+    const groups = new Map<string, Tenant[]>();
+    for (const tenant of tenants) {
+      const key = `${tenant.server}\u0000${tenant.database}`;
+      groups.set(key, [...(groups.get(key) ?? []), tenant]);
+    }
+    const states = new Map<string, TenantState>();
+    for (const group of groups.values()) {
+      const first = group[0]!;
+      const server = servers.get(first.server)!;
+      let client;
+      try {
+        client = await connect(server.url, first.database, 'flotilla status');
+      } catch (error) {
+        const problem = { code: 'FLO_CONNECTION_FAILED' as const, message: (error as Error).message };
+        for (const tenant of group) states.set(tenant.slug, baseState(tenant, { problems: [problem] }));
+        continue;
+      }
+      try {
+        for (const tenant of group) {
+          const applied = (await historyExists(client, tenant.schema)) ? await readHistory(client, tenant.schema) : [];
+          const result = plan(set.migrations, applied, { allowOutOfOrder: this.config.engine.allowOutOfOrder });
+          const problems: StatusProblem[] = result.ok ? [] : result.problems.map((p) => ({ code: p.code, message: p.message }));
+          const holder = await lockHolder(client, tenant.schema);
+          if (holder) problems.push({ code: 'FLO_TENANT_LOCKED', message: `locked by session ${holder.pid} (${holder.application})` });
+          const partial = applied.filter((a) => a.remaining.length > 0).length;
+          const pending = result.ok ? result.plan.steps.length : set.migrations.filter((m) => !applied.some((a) => a.version === m.version && a.name === m.name)).length + partial;
+          const newest = applied.reduce<string | null>((v, a) => (v === null || BigInt(a.version) > BigInt(v) ? a.version : v), null);
+          states.set(tenant.slug, baseState(tenant, { version: newest, applied: applied.length, pending, problems }));
+        }
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+    return tenants.map((t) => states.get(t.slug)!);
+  }
+
+  private engineOptions(extra: { appliedBy: string | undefined }) {
+    const { lockWaitMs, lockTimeout, statementTimeout } = this.config.engine;
+    return { lockWaitMs, lockTimeout, statementTimeout, ...(extra.appliedBy ? { appliedBy: extra.appliedBy } : {}) };
+  }
+}
+
+function baseState(tenant: Tenant, extra: Partial<TenantState>): TenantState {
+  return {
+    slug: tenant.slug,
+    kind: tenant.kind,
+    status: tenant.status,
+    server: tenant.server,
+    database: tenant.database,
+    schema: tenant.schema,
+    version: null,
+    applied: 0,
+    pending: 0,
+    problems: [],
+    ...extra,
+  };
+}
+
+function storageTaken(tenant: Tenant, what: string): FlotillaError {
+  return new FlotillaError('FLO_TENANT_EXISTS', `The ${what} for tenant ${tenant.slug} already exists on server ${tenant.server}.`, {
+    hint: 'It belongs to something else: Flotilla will not reuse or remove it. Pick another slug, or change the tenant name prefix in the config.',
+    meta: { tenant: tenant.slug },
+  });
+}
+
+/** Creates the control database if needed, then migrates its schema with Flotilla's own engine. */
+async function bootstrapControlDatabase(serverUrl: string, controlDatabase: string): Promise<void> {
+  const exists = await withClient(serverUrl, controlDatabase, async () => true).catch((error: FlotillaError) => {
+    const cause = error.cause as { code?: string } | undefined;
+    if (cause?.code === '3D000') return false;
+    throw error;
+  });
+  if (!exists) await withClient(serverUrl, 'postgres', (admin) => ensureDatabase(admin, controlDatabase));
+  const set = await loadMigrationSet(CONTROL_MIGRATIONS);
+  await migrateTarget({ tenant: 'control plane', serverUrl, database: controlDatabase, schema: CONTROL_SCHEMA, createSchema: true }, set);
+}

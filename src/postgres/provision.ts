@@ -1,0 +1,41 @@
+import type pg from 'pg';
+import { quoteIdent } from '../core/sql/quote.js';
+
+export async function databaseExists(client: pg.Client, name: string): Promise<boolean> {
+  const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  return rows.length > 0;
+}
+
+/** Creates a database unless it exists; safe when several processes race to create it. */
+export async function ensureDatabase(client: pg.Client, name: string): Promise<void> {
+  if (await databaseExists(client, name)) return;
+  try {
+    await client.query(`CREATE DATABASE ${quoteIdent(name)}`);
+  } catch (error) {
+    // 42P04 duplicate_database, 23505 when two CREATE DATABASE race on pg_database's unique index.
+    const code = (error as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw error;
+  }
+}
+
+export async function createDatabase(client: pg.Client, name: string): Promise<void> {
+  await client.query(`CREATE DATABASE ${quoteIdent(name)}`);
+}
+
+/** Drops a database even with sessions still open on it (PostgreSQL 13+). */
+export async function dropDatabase(client: pg.Client, name: string): Promise<void> {
+  await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+}
+
+export async function createSchema(client: pg.Client, name: string): Promise<void> {
+  await client.query(`CREATE SCHEMA ${quoteIdent(name)}`);
+}
+
+export async function dropSchemas(client: pg.Client, names: readonly string[]): Promise<void> {
+  for (const name of names) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE`);
+}
+
+export async function schemaExists(client: pg.Client, name: string): Promise<boolean> {
+  const { rows } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [name]);
+  return rows.length > 0;
+}

@@ -1,0 +1,172 @@
+import pg from 'pg';
+import { FlotillaError } from '../core/errors.js';
+import { withDatabase } from '../postgres/server-url.js';
+import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
+
+export const CONTROL_SCHEMA = 'flotilla';
+
+interface TenantRow {
+  id: string;
+  slug: string;
+  name: string;
+  kind: TenantKind;
+  server: string;
+  database_name: string;
+  schema_name: string;
+  status: TenantStatus;
+  plan: string | null;
+  settings: Record<string, unknown>;
+  domains: { host: string; primary: boolean }[] | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const TENANT_COLUMNS = `t.id, t.slug, t.name, t.kind, t.server, t.database_name, t.schema_name, t.status, t.plan, t.settings,
+  t.created_at, t.updated_at,
+  (SELECT json_agg(json_build_object('host', d.host, 'primary', d.is_primary) ORDER BY d.host) FROM flotilla.domains d WHERE d.tenant_id = t.id) AS domains`;
+
+/** The control plane's tables, through one small pool on the control database. */
+export class Registry {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static open(serverUrl: string, controlDatabase: string): Registry {
+    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: 'flotilla registry' });
+    pool.on('error', () => undefined);
+    return new Registry(pool);
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+
+  async addServer(name: string, url: string): Promise<Server> {
+    try {
+      const { rows } = await this.pool.query<{ name: string; url: string; created_at: Date }>(
+        'INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) RETURNING name, url, created_at',
+        [name, url],
+      );
+      return toServer(rows[0]!);
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505') {
+        throw new FlotillaError('FLO_SERVER_EXISTS', `Server ${name} is already registered.`, {
+          hint: 'Pick another name, or see the registered servers with `flotilla server list`.',
+          meta: { server: name },
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** Registers the server unless one of that name exists; keeps its URL current. */
+  async upsertServer(name: string, url: string): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url',
+      [name, url],
+    );
+  }
+
+  async listServers(): Promise<Server[]> {
+    const { rows } = await this.pool.query<{ name: string; url: string; created_at: Date }>(
+      'SELECT name, url, created_at FROM flotilla.servers ORDER BY name',
+    );
+    return rows.map(toServer);
+  }
+
+  async getServer(name: string): Promise<Server> {
+    const { rows } = await this.pool.query<{ name: string; url: string; created_at: Date }>(
+      'SELECT name, url, created_at FROM flotilla.servers WHERE name = $1',
+      [name],
+    );
+    if (!rows[0]) {
+      throw new FlotillaError('FLO_SERVER_NOT_FOUND', `No server named ${name}.`, {
+        hint: 'Register it with `flotilla server add <name> --url <url>`, or see `flotilla server list`.',
+        meta: { server: name },
+      });
+    }
+    return toServer(rows[0]);
+  }
+
+  async insertTenant(input: {
+    slug: string;
+    name: string;
+    kind: TenantKind;
+    server: string;
+    database: string;
+    schema: string;
+    plan?: string | null;
+    settings?: Record<string, unknown>;
+  }): Promise<Tenant> {
+    try {
+      await this.pool.query(
+        `INSERT INTO flotilla.tenants (slug, name, kind, server, database_name, schema_name, status, plan, settings)
+         VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8)`,
+        [input.slug, input.name, input.kind, input.server, input.database, input.schema, input.plan ?? null, input.settings ?? {}],
+      );
+    } catch (error) {
+      if ((error as { code?: string }).code === '23505') {
+        throw new FlotillaError('FLO_TENANT_EXISTS', `Tenant ${input.slug} already exists (or its database/schema is taken).`, {
+          hint: 'Pick another slug, or see it with `flotilla tenant show <slug>`.',
+          meta: { tenant: input.slug },
+        });
+      }
+      throw error;
+    }
+    return this.getTenant(input.slug);
+  }
+
+  async setStatus(slug: string, status: TenantStatus): Promise<void> {
+    await this.pool.query('UPDATE flotilla.tenants SET status = $2, updated_at = now() WHERE slug = $1', [slug, status]);
+  }
+
+  async deleteTenant(slug: string): Promise<void> {
+    await this.pool.query('DELETE FROM flotilla.tenants WHERE slug = $1', [slug]);
+  }
+
+  async findTenant(slug: string): Promise<Tenant | undefined> {
+    const { rows } = await this.pool.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM flotilla.tenants t WHERE t.slug = $1`, [slug]);
+    return rows[0] ? toTenant(rows[0]) : undefined;
+  }
+
+  async getTenant(slug: string): Promise<Tenant> {
+    const tenant = await this.findTenant(slug);
+    if (!tenant) {
+      throw new FlotillaError('FLO_TENANT_NOT_FOUND', `No tenant with slug ${slug}.`, {
+        hint: 'See the registered tenants with `flotilla tenant list`, or create it with `flotilla tenant create <slug>`.',
+        meta: { tenant: slug },
+      });
+    }
+    return tenant;
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    const { rows } = await this.pool.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM flotilla.tenants t ORDER BY t.slug`);
+    return rows.map(toTenant);
+  }
+
+  async addDomain(slug: string, host: string, primary: boolean): Promise<void> {
+    const tenant = await this.getTenant(slug);
+    await this.pool.query('INSERT INTO flotilla.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)', [host.toLowerCase(), tenant.id, primary]);
+  }
+}
+
+function toServer(row: { name: string; url: string; created_at: Date }): Server {
+  return { name: row.name, url: row.url, createdAt: row.created_at.toISOString() };
+}
+
+function toTenant(row: TenantRow): Tenant {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    kind: row.kind,
+    server: row.server,
+    database: row.database_name,
+    schema: row.schema_name,
+    status: row.status,
+    plan: row.plan,
+    settings: row.settings,
+    domains: row.domains ?? [],
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}

@@ -1,0 +1,27 @@
+export const TENANT_KINDS = ['database', 'schema'] as const;
+export type TenantKind = (typeof TENANT_KINDS)[number];
+
+export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'archived'] as const;
+export type TenantStatus = (typeof TENANT_STATUSES)[number];
+
+export interface Server {
+  readonly name: string;
+  readonly url: string;
+  readonly createdAt: string;
+}
+
+export interface Tenant {
+  readonly id: string;
+  readonly slug: string;
+  readonly name: string;
+  readonly kind: TenantKind;
+  readonly server: string;
+  readonly database: string;
+  readonly schema: string;
+  readonly status: TenantStatus;
+  readonly plan: string | null;
+  readonly settings: Record<string, unknown>;
+  readonly domains: readonly { host: string; primary: boolean }[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}

@@ -1,0 +1,28 @@
+import type { FlotillaConfig } from '../config/config.js';
+import type { MigrationSet } from '../core/migration-set.js';
+import { derivedName } from '../core/slug.js';
+import { tenantSchemaMap } from '../core/sql/schema-rewrite.js';
+import type { MigrationTarget } from '../postgres/migrate-target.js';
+import type { Server, Tenant, TenantKind } from '../registry/types.js';
+
+/** Where a new tenant lives: its own database (`public` schema), or its own schema in the shared database. */
+export function placeTenant(slug: string, kind: TenantKind, config: FlotillaConfig['tenants']): { database: string; schema: string } {
+  return kind === 'database'
+    ? { database: derivedName(config.databasePrefix, slug), schema: 'public' }
+    : { database: config.schemaDatabase, schema: derivedName(config.schemaPrefix, slug) };
+}
+
+export function migrationTarget(tenant: Tenant, server: Server, set: MigrationSet): MigrationTarget {
+  return {
+    tenant: tenant.slug,
+    serverUrl: server.url,
+    database: tenant.database,
+    schema: tenant.schema,
+    ...(tenant.kind === 'schema' ? { schemaMap: tenantSchemaMap(tenant.schema, set.createdSchemas) } : {}),
+  };
+}
+
+/** Every schema a schema tenant owns: its own and one per schema its migrations create. */
+export function ownedSchemas(tenant: Tenant, set: MigrationSet): string[] {
+  return tenant.kind === 'schema' ? [...new Set(tenantSchemaMap(tenant.schema, set.createdSchemas).values())] : [];
+}
