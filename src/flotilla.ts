@@ -83,8 +83,6 @@ export interface TenantState {
  * migrates them. The CLI is a thin layer over these methods.
  */
 export class Flotilla {
-  private migrationSetCache: Promise<MigrationSet> | undefined;
-
   private constructor(
     readonly config: ResolvedConfig,
     readonly registry: Registry,
@@ -120,11 +118,12 @@ export class Flotilla {
     return this.serverUrl;
   }
 
-  /** The migrations directory, read, checked against flotilla.sum and parsed (once per instance). */
+  /**
+   * The migrations directory, read, checked against flotilla.sum and parsed.
+   * Read again by every operation, so a long-lived process sees new files.
+   */
   migrations(): Promise<MigrationSet> {
-    this.migrationSetCache ??= loadMigrationSet(this.config.migrationsDir);
-    this.migrationSetCache.catch(() => (this.migrationSetCache = undefined));
-    return this.migrationSetCache;
+    return loadMigrationSet(this.config.migrationsDir);
   }
 
   async addServer(name: string, url: string): Promise<Server> {

@@ -84,11 +84,7 @@ export async function loadConfig(
 export function validateConfig(raw: unknown, source: string): FlotillaConfig {
   const parsed = configSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
-    const path = issue.path.join('.') || '(root)';
-    const keys = issue.code === 'unrecognized_keys' ? ` ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : '';
-    return `${path}: ${issue.message}${keys}`;
-  });
+  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
   throw new FlotillaError('FLO_CONFIG_INVALID', `${source} is invalid:\n  - ${problems.join('\n  - ')}`, {
     hint: 'Fix each problem listed; allowed keys are databaseUrl, migrationsDir, tenants, engine and embedded (see the README, "Configuration").',
     meta: { source, problems },
@@ -98,8 +94,10 @@ export function validateConfig(raw: unknown, source: string): FlotillaConfig {
 async function readConfigFile(file: string): Promise<unknown> {
   if (file.endsWith('.ts')) {
     const { tsImport } = await import('tsx/esm/api');
-    const module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
-    return module.default ?? {};
+    const module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: { default?: unknown } };
+    // Outside an ESM package the default export arrives wrapped once more (CommonJS interop).
+    const value = module.default && typeof module.default === 'object' && 'default' in module.default ? module.default.default : module.default;
+    return value ?? {};
   }
   const text = await readFile(file, 'utf8');
   try {

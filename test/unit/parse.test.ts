@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { FlotillaError } from '../../src/core/errors.js';
+import { migration } from '../support/migrations.js';
+
+function thrown(fn: () => unknown): FlotillaError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof FlotillaError) return error;
+    throw error;
+  }
+  throw new Error('expected an error');
+}
+
+describe('parsing migrations with the PostgreSQL parser', () => {
+  it('splits statements by the parser, not by semicolons in strings, comments or bodies', () => {
+    const m = migration(
+      '0001_x',
+      `-- a comment; with a semicolon
+CREATE TABLE a (note text DEFAULT 'a;b');
+/* block; comment */
+DO $$ BEGIN PERFORM 1; PERFORM 2; END $$;
+INSERT INTO a VALUES ('x;y')`,
+    );
+    expect(m.statements.map((s) => [s.kind, s.line])).toEqual([
+      ['CreateStmt', 2],
+      ['DoStmt', 4],
+      ['InsertStmt', 5],
+    ]);
+    expect(m.statements[0]!.sql).toBe(`CREATE TABLE a (note text DEFAULT 'a;b')`);
+  });
+
+  it('counts lines correctly after multi-byte characters', () => {
+    const m = migration('0001_x', `SELECT 'éàü—✓';\n\nSELECT 2;`);
+    expect(m.statements.map((s) => s.line)).toEqual([1, 3]);
+  });
+
+  it('names file, line and column of a syntax error', () => {
+    const error = thrown(() => migration('0007_bad', `CREATE TABLE ok (id int);\n\nCREATE TABEL broken (id int);`));
+    expect(error.code).toBe('FLO_SQL_SYNTAX');
+    expect(error.message).toContain('0007_bad.sql:3:8');
+    expect(error.message).toContain('syntax error at or near "TABEL"');
+    expect(error.meta).toMatchObject({ file: '0007_bad.sql', line: 3, column: 8 });
+  });
+
+  it.each([
+    ['CREATE INDEX CONCURRENTLY i ON t (c)', 'CREATE INDEX CONCURRENTLY'],
+    ['DROP INDEX CONCURRENTLY i', 'DROP INDEX CONCURRENTLY'],
+    ['REINDEX INDEX CONCURRENTLY i', 'REINDEX CONCURRENTLY'],
+    ['VACUUM t', 'VACUUM'],
+    ['ALTER SYSTEM SET work_mem = 1', 'ALTER SYSTEM'],
+    ['CREATE DATABASE x', 'CREATE DATABASE'],
+  ])('detects that %s cannot run in a transaction', (sql, reason) => {
+    expect(migration('0001_x', sql).statements[0]!.nonTransactional).toBe(reason);
+  });
+
+  it.each(['CREATE INDEX i ON t (c)', 'ANALYZE t', "ALTER TYPE e ADD VALUE 'x'", 'DROP INDEX i'])('keeps %s in the transaction', (sql) => {
+    expect(migration('0001_x', sql).statements[0]!.nonTransactional).toBeUndefined();
+  });
+
+  it('drops explicit BEGIN/COMMIT, which would otherwise commit half an upgrade', () => {
+    const m = migration('0001_x', 'BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nSTART TRANSACTION;\nCREATE TABLE b (id int);\nEND;');
+    expect(m.statements.map((s) => s.kind)).toEqual(['CreateStmt', 'CreateStmt']);
+    expect(m.statements.map((s) => s.index)).toEqual([0, 1]);
+    expect(m.removedTransactionControl).toEqual([1, 3, 4, 6]);
+  });
+
+  it.each(['ROLLBACK', 'SAVEPOINT s', 'RELEASE SAVEPOINT s', "PREPARE TRANSACTION 'x'"])('refuses %s with file and line', (sql) => {
+    const error = thrown(() => migration('0003_tx', `CREATE TABLE a (id int);\n${sql};`));
+    expect(error.code).toBe('FLO_TRANSACTION_CONTROL');
+    expect(error.message).toContain('0003_tx.sql:2');
+  });
+
+  it('runs a whole file outside the transaction with -- flotilla:no-transaction', () => {
+    const m = migration('0001_x', '-- flotilla:no-transaction\nUPDATE t SET a = 1 WHERE id < 10;\nUPDATE t SET a = 1 WHERE id >= 10;');
+    expect(m.noTransaction).toBe(true);
+    expect(m.statements.every((s) => s.nonTransactional === 'flotilla:no-transaction')).toBe(true);
+  });
+
+  it('refuses an unknown directive instead of ignoring a typo', () => {
+    const error = thrown(() => migration('0001_x', '-- flotilla:no-transation\nSELECT 1;'));
+    expect(error.code).toBe('FLO_DIRECTIVE_INVALID');
+    expect(error.message).toContain('0001_x.sql:1');
+  });
+
+  it('records the schemas a migration creates', () => {
+    expect(migration('0001_x', 'CREATE SCHEMA IF NOT EXISTS events; CREATE TABLE events.e (id int);').schemasCreated).toEqual(['events']);
+  });
+
+  it('reads an empty or comment-only file as a migration with no statements', () => {
+    expect(migration('0001_x', '-- nothing yet\n').statements).toEqual([]);
+  });
+});
