@@ -1,0 +1,37 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EmbeddedServer } from '../src/postgres/embedded.js';
+import { startEmbedded } from '../src/postgres/embedded.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+export function corpusDir(): string {
+  const dir = resolve(REPO, process.env.FLOTILLA_CORPUS_DIR ?? '../shared/corpus/trigger.dev/migrations');
+  if (!existsSync(dir)) {
+    console.error(`The trigger.dev corpus is not at ${dir}. Set FLOTILLA_CORPUS_DIR to its migrations directory.`);
+    process.exit(2);
+  }
+  return dir;
+}
+
+/** FLOTILLA_BENCH_DATABASE_URL, else FLOTILLA_DATABASE_URL, else an embedded server under .flotilla/bench. */
+export async function benchServer(): Promise<{ url: string; label: string; stop: () => Promise<void> }> {
+  const url = process.env.FLOTILLA_BENCH_DATABASE_URL || process.env.FLOTILLA_DATABASE_URL;
+  if (url) return { url, label: 'configured server', stop: async () => undefined };
+  const embedded: EmbeddedServer = await startEmbedded(resolve(REPO, '.flotilla/bench-postgres'));
+  return { url: embedded.url, label: 'embedded PostgreSQL 15', stop: () => embedded.stop() };
+}
+
+export function requireTool(name: string): void {
+  if (spawnSync(name, ['--version']).status !== 0) {
+    console.error(`${name} is not installed. On Debian: apt-get install postgresql-client-15.`);
+    process.exit(2);
+  }
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}

@@ -1,0 +1,25 @@
+/** Flotilla's library API: the CLI, and later the HTTP API and dashboard, are thin layers over it. */
+export { Flotilla, MAIN_SERVER } from './flotilla.js';
+export type { CreateTenantInput, MigrateOptions, MigrateReport, StatusProblem, TenantOutcome, TenantState } from './flotilla.js';
+export { loadConfig, configSchema } from './config/config.js';
+export type { FlotillaConfig, FlotillaConfigInput, ResolvedConfig } from './config/config.js';
+export { FlotillaError, isFlotillaError } from './core/errors.js';
+export type { ErrorCode, ErrorMeta } from './core/errors.js';
+export { loadMigrationSet } from './core/migration-set.js';
+export type { MigrationSet } from './core/migration-set.js';
+export { readMigrationDir } from './core/migration-file.js';
+export type { MigrationFile, MigrationFs } from './core/migration-file.js';
+export { parseMigration } from './core/migration.js';
+export type { ParsedMigration, Statement } from './core/migration.js';
+export { plan, planProblemsToError } from './core/plan.js';
+export type { AppliedMigration, Plan, PlanOptions, PlanProblem, PlanResult, PlanStep } from './core/plan.js';
+export { schedule } from './core/schedule.js';
+export type { Phase, Schedule, Split } from './core/schedule.js';
+export { rewriteForSchemaTenant, tenantSchemaMap } from './core/sql/schema-rewrite.js';
+export { loadSqlParser } from './core/sql/parser.js';
+export { renderSumFile, verifySumFile, SUM_FILE } from './core/sum-file.js';
+export { assertSlug, SLUG_PATTERN } from './core/slug.js';
+export { migrateTarget, ENGINE_DEFAULTS } from './postgres/migrate-target.js';
+export type { EngineOptions, MigrationTarget, TargetResult } from './postgres/migrate-target.js';
+export { runDemo } from './demo/demo.js';
+export type { Server, Tenant, TenantKind, TenantStatus } from './registry/types.js';

@@ -1,0 +1,52 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestProject } from '../support/project.js';
+import { testProject } from '../support/project.js';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const README = readFileSync(join(REPO, 'README.md'), 'utf8');
+
+/** The code block that follows `<!-- tested: <name> -->` in the README. */
+function example(name: string): string {
+  const match = new RegExp(`<!-- tested: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
+  if (!match) throw new Error(`README has no example marked "tested: ${name}"`);
+  return match[1]!;
+}
+
+let project: TestProject;
+beforeAll(async () => {
+  project = await testProject();
+  await import('node:fs/promises').then((fs) => fs.rm(join(project.dir, 'flotilla.config.json')));
+});
+afterAll(() => project?.cleanup());
+
+describe('the README examples', () => {
+  it('runs the command-line example as written', () => {
+    // `npx flotilla` is this checkout's executable; everything else runs as written.
+    const script = `set -euo pipefail\nnpx() { shift; node ${JSON.stringify(join(REPO, 'bin/flotilla.js'))} "$@"; }\n${example('cli')}`;
+    const run = spawnSync('bash', ['-c', script], { cwd: project.dir, env: project.env, encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/✓ acme: applied 1 migrations .*1 outside the transaction/);
+    expect(run.stdout).toMatch(/✓ globex: applied 1 migrations .*1 statements rewritten for the tenant schema; 1 outside the transaction/);
+    const tenants = JSON.parse(run.stdout.slice(run.stdout.lastIndexOf('\n[')));
+    expect(tenants.map((t: { slug: string; status: string }) => [t.slug, t.status])).toEqual([
+      ['acme', 'active'],
+      ['globex', 'active'],
+    ]);
+  });
+
+  it('runs the library example as written', () => {
+    const code = example('library').replace(`from 'flotilla'`, `from ${JSON.stringify(join(REPO, 'src/index.ts'))}`);
+    // An ES module project, as the example's top-level await needs.
+    writeFileSync(join(project.dir, 'package.json'), JSON.stringify({ name: 'readme-example', type: 'module', private: true }));
+    writeFileSync(join(project.dir, 'example.ts'), code);
+    const run = spawnSync(process.execPath, [join(REPO, 'node_modules/tsx/dist/cli.mjs'), 'example.ts'], { cwd: project.dir, env: project.env, encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout.split('\n')).toEqual(expect.arrayContaining(['acme skipped', 'globex skipped', 'initech skipped', 'initech 0002 0']));
+  });
+});
