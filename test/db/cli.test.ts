@@ -99,6 +99,27 @@ describe('the flotilla CLI', () => {
     }
   });
 
+  it('refuses an applied migration deleted from disk, naming it, and applies nothing', async () => {
+    const path = join(project.migrationsDir, '0001_notes.sql');
+    const original = await readFile(path, 'utf8');
+    await import('node:fs/promises').then((fs) => fs.rm(path));
+    try {
+      const unhashed = await cli('migrate', '--all');
+      expect(unhashed.code).toBe(4);
+      expect(unhashed.stderr).toContain('error FLO_SUM_MISMATCH');
+      expect(unhashed.stderr).toContain('recorded but missing: 0001_notes.sql');
+      await cli('migration', 'hash');
+      const result = await cli('migrate', '--all', '--json');
+      expect(result.code).toBe(6);
+      const outcomes = JSON.parse(result.stdout).outcomes;
+      expect(outcomes.map((o: { error: { code: string } }) => o.error.code)).toEqual(['FLO_MIGRATION_MISSING', 'FLO_MIGRATION_MISSING']);
+      expect(outcomes[0].error.message).toContain('0001_notes');
+    } finally {
+      await writeFile(path, original);
+      await cli('migration', 'hash');
+    }
+  });
+
   it.each(['Paris', 'a;drop', 'x', 'a'.repeat(60)])('refuses the slug %j: exit 2, a message, nothing created', async (slug) => {
     const result = await cli('tenant', 'create', slug);
     expect(result.code).toBe(2);

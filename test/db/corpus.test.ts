@@ -2,6 +2,7 @@ import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResolvedConfig } from '../../src/config/config.js';
+import { quoteIdent } from '../../src/core/sql/quote.js';
 import { Flotilla } from '../../src/flotilla.js';
 import { corpusDir, hasCorpus } from '../support/corpus.js';
 import type { TestProject } from '../support/project.js';
@@ -65,7 +66,7 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
     const after = await project.query(database, CATALOG_OUTSIDE, [[...owned, 'pg_toast']]);
     expect(after).toEqual(before);
 
-    const [history] = await project.query(database, `SELECT count(*)::int AS n FROM "${owned[0]}".flotilla_migrations`);
+    const [history] = await project.query(database, `SELECT count(*)::int AS n FROM ${quoteIdent(owned[0]!)}.flotilla_migrations`);
     expect(history).toEqual({ n: 820 });
     const [counts] = await project.query(database, COUNTS, owned);
     expect(counts).toMatchObject({ tables: 83, partitioned: 2, enums: 48, event_tables: 1 });
@@ -109,7 +110,7 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
     expect(outcome.migrations).toHaveLength(20);
     expect([outcome.transactions, outcome.outsideTransaction, outcome.splits]).toEqual([1, 10, []]);
     expect(outcome.rewritten).toBeGreaterThan(0);
-    const [history] = await project.query(project.config.tenants.schemaDatabase, `SELECT count(*)::int AS n FROM "${project.prefix}_trigger_800".flotilla_migrations WHERE remaining = '{}'`);
+    const [history] = await project.query(project.config.tenants.schemaDatabase, `SELECT count(*)::int AS n FROM ${quoteIdent(`${project.prefix}_trigger_800`)}.flotilla_migrations WHERE remaining = '{}'`);
     expect(history).toEqual({ n: 820 });
   });
 });

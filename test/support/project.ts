@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import type { ResolvedConfig } from '../../src/config/config.js';
 import { loadConfig } from '../../src/config/config.js';
 import { withClient } from '../../src/postgres/connect.js';
+import { dropDatabase } from '../../src/postgres/provision.js';
 import { withDatabase } from '../../src/postgres/server-url.js';
 
 export function serverUrl(): string {
@@ -56,7 +57,7 @@ export async function testProject(): Promise<TestProject> {
     async cleanup() {
       await withClient(url, 'postgres', async (admin) => {
         const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}%`]);
-        for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+        for (const { datname } of rows) await dropDatabase(admin, datname);
       });
       await rm(dir, { recursive: true, force: true });
     },
