@@ -176,6 +176,14 @@ async function runStatement({ migration, statement }: ScheduledStatement, contex
 
 function statementError(cause: unknown, migration: ParsedMigration, line: number, sql: string, tenant: string): FlotillaError {
   const pgError = cause as { message?: string; code?: string; position?: string; detail?: string };
+  // No SQLSTATE: the session itself broke (server stopped, network), not the statement.
+  if (!pgError.code || /^(08|57P0)/.test(pgError.code) || /^E[A-Z]+$/.test(pgError.code)) {
+    return new FlotillaError('FLO_CONNECTION_FAILED', `Tenant ${tenant}: the connection was lost at ${migration.path}:${line}: ${pgError.message ?? String(cause)}`, {
+      hint: 'PostgreSQL rolled the open transaction back, so the tenant is as it was before it. Check the server, then run migrate again: it resumes where the tenant is.',
+      meta: { tenant, file: migration.path, line, migration: migration.id, sqlstate: pgError.code ?? null },
+      cause,
+    });
+  }
   const position = Number(pgError.position);
   const errorLine = Number.isFinite(position) && position > 0 ? line + (sql.slice(0, position - 1).match(/\n/g)?.length ?? 0) : line;
   const message = pgError.message ?? String(cause);

@@ -52,12 +52,15 @@ describe('concurrent migrations', () => {
     expect(y!.start.getTime()).toBeLessThan(x!.finish.getTime());
   });
 
-  it('a second migration of a locked tenant gives up after lockWaitMs naming the session that holds it', async () => {
+  it('status reports a locked tenant, and a second migration of it gives up after lockWaitMs naming the session that holds it', async () => {
     await project.write({ '0004_slow_again.sql': 'SELECT pg_sleep(2);' });
     const impatient = await Flotilla.open({ config: { ...project.config, engine: { ...project.config.engine, lockWaitMs: 300 } } });
     try {
       const first = flotilla.migrate({ tenants: ['shared-one'] });
       await waitForLockHolder(project, 'flotilla migrate');
+      const locked = (await flotilla.status()).find((t) => t.slug === 'shared-one')!;
+      expect(locked.problems.map((p) => p.code)).toEqual(['FLO_TENANT_LOCKED']);
+      expect(locked.problems[0]!.message).toMatch(/^locked by session \d+ \(flotilla migrate /);
       const second = await impatient.migrate({ tenants: ['shared-one'] });
       const outcome = second.outcomes[0]!;
       expect(outcome.status).toBe('failed');
