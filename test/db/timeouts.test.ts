@@ -50,4 +50,26 @@ describe('timeouts', () => {
     }
     expect((await flotilla.migrate({ tenants: ['shop'] })).outcomes[0]!.status).toBe('succeeded');
   });
+
+  it('reports a session killed mid-upgrade as a lost connection, with the tenant unchanged, and finishes on the next run', async () => {
+    await project.write({ '0004_slow.sql': 'CREATE TABLE during (id int);\nSELECT pg_sleep(1.5);' });
+    const running = flotilla.migrate({ tenants: ['shop'] });
+    const tenant = await flotilla.getTenant('shop');
+    let killed = false;
+    for (let i = 0; i < 100 && !killed; i++) {
+      const rows = await project.query(tenant.database, `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name LIKE 'flotilla migrate%' AND query LIKE '%pg_sleep%' AND state = 'active'`);
+      killed = rows.length > 0;
+      if (!killed) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(killed).toBe(true);
+    const outcome = (await running).outcomes[0]!;
+    expect(outcome.status).toBe('failed');
+    if (outcome.status === 'failed') {
+      expect(outcome.error.code).toBe('FLO_CONNECTION_FAILED');
+      expect(outcome.error.message).toContain('0004_slow.sql:2');
+    }
+    const during = await flotilla.withTenantClient('shop', async (c) => (await c.query(`SELECT to_regclass('during') AS t`)).rows[0].t);
+    expect(during).toBeNull();
+    expect((await flotilla.migrate({ tenants: ['shop'] })).outcomes[0]!.status).toBe('succeeded');
+  });
 });
