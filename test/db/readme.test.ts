@@ -17,9 +17,20 @@ function example(name: string): string {
 }
 
 let project: TestProject;
+/**
+ * The examples run as a user runs them on a fresh machine: no database URL, so
+ * every command starts the project's own embedded PostgreSQL (in .flotilla/),
+ * with the default tenant names, isolated from the other tests' server.
+ */
+let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   project = await testProject();
-  await import('node:fs/promises').then((fs) => fs.rm(join(project.dir, 'flotilla.config.json')));
+  const fs = await import('node:fs/promises');
+  await fs.rm(join(project.dir, 'flotilla.config.json'));
+  await fs.rm(project.migrationsDir, { recursive: true });
+  // As root, the embedded server runs as the `postgres` user, which must be able to enter the directory.
+  await fs.chmod(project.dir, 0o755);
+  env = { ...process.env, FLOTILLA_DATABASE_URL: '', FLOTILLA_MIGRATIONS_DIR: '' };
 });
 afterAll(() => project?.cleanup());
 
@@ -27,7 +38,7 @@ describe('the README examples', () => {
   it('runs the command-line example as written', () => {
     // `npx flotilla` is this checkout's executable; everything else runs as written.
     const script = `set -euo pipefail\nnpx() { shift; node ${JSON.stringify(join(REPO, 'bin/flotilla.js'))} "$@"; }\n${example('cli')}`;
-    const run = spawnSync('bash', ['-c', script], { cwd: project.dir, env: project.env, encoding: 'utf8' });
+    const run = spawnSync('bash', ['-c', script], { cwd: project.dir, env, encoding: 'utf8' });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/✓ acme: applied 1 migrations .*1 outside the transaction/);
@@ -44,7 +55,7 @@ describe('the README examples', () => {
     // An ES module project, as the example's top-level await needs.
     writeFileSync(join(project.dir, 'package.json'), JSON.stringify({ name: 'readme-example', type: 'module', private: true }));
     writeFileSync(join(project.dir, 'example.ts'), code);
-    const run = spawnSync(process.execPath, [join(REPO, 'node_modules/tsx/dist/cli.mjs'), 'example.ts'], { cwd: project.dir, env: project.env, encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [join(REPO, 'node_modules/tsx/dist/cli.mjs'), 'example.ts'], { cwd: project.dir, env, encoding: 'utf8' });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout.split('\n')).toEqual(expect.arrayContaining(['acme skipped', 'globex skipped', 'initech skipped', 'initech 0002 0']));
