@@ -165,7 +165,7 @@ export class Flotilla {
     const created = { database: false, schemas: [] as string[] };
     try {
       await this.provisionStorage(tenant, server, set, created);
-      await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions({ appliedBy: undefined }));
+      await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions());
       await this.registry.setStatus(tenant.slug, 'active');
       return await this.registry.getTenant(tenant.slug);
     } catch (error) {
@@ -232,7 +232,7 @@ export class Flotilla {
       } else {
         try {
           const result = await migrateTarget(migrationTarget(tenant, servers.get(tenant.server)!, set), set, {
-            ...this.engineOptions({ appliedBy: undefined }),
+            ...this.engineOptions(),
             runId,
             dryRun: options.dryRun,
             allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder,
@@ -296,9 +296,9 @@ export class Flotilla {
     return tenants.map((t) => states.get(t.slug)!);
   }
 
-  private engineOptions(extra: { appliedBy: string | undefined }) {
+  private engineOptions() {
     const { lockWaitMs, lockTimeout, statementTimeout } = this.config.engine;
-    return { lockWaitMs, lockTimeout, statementTimeout, ...(extra.appliedBy ? { appliedBy: extra.appliedBy } : {}) };
+    return { lockWaitMs, lockTimeout, statementTimeout };
   }
 }
 
