@@ -35,6 +35,35 @@ export const configSchema = z.strictObject({
       dataDir: z.string().default('.flotilla/postgres'),
     })
     .prefault({}),
+  lint: z
+    .strictObject({
+      /** Report hard-coded schemas (FN601/FN602); default: when tenants.defaultKind is "schema". */
+      schemaTenants: z.boolean().optional(),
+      /** Tables hold tenant rows in shared tables: each new table needs this column and row-level security. */
+      tenantColumn: z.string().optional(),
+      globalTables: z.array(z.string()).default([]),
+    })
+    .prefault({}),
+  verify: z
+    .strictObject({
+      /** Compare each affected table before commit: rows, tables and column data must not be lost. */
+      enabled: z.boolean().default(true),
+      /** Tables with at most this many rows also get a checksum of their primary keys. */
+      checksumMaxRows: z.number().int().min(0).default(100_000),
+    })
+    .prefault({}),
+  backup: z
+    .strictObject({
+      /** Backup before an upgrade: always, only when risky (default), or never. */
+      policy: z.enum(['always', 'risky', 'never']).default('risky'),
+      strategy: z.enum(['dump', 'snapshot']).default('dump'),
+      /** When a snapshot cannot be taken (open connections, schema tenant), take a dump instead. */
+      fallbackToDump: z.boolean().default(true),
+      dir: z.string().default('.flotilla/backups'),
+      /** Keep this many backups per tenant (older ones are removed after each new one); 0 keeps all. */
+      keep: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
 });
 
 export type FlotillaConfig = z.output<typeof configSchema>;
@@ -76,6 +105,7 @@ export async function loadConfig(
     databaseUrl,
     migrationsDir: isAbsolute(migrationsDir) ? migrationsDir : resolve(projectDir, migrationsDir),
     embedded: { dataDir: resolve(projectDir, config.embedded.dataDir) },
+    backup: { ...config.backup, dir: resolve(projectDir, config.backup.dir) },
     projectDir,
     configFile: file,
   };
@@ -86,7 +116,7 @@ export function validateConfig(raw: unknown, source: string): FlotillaConfig {
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
   throw new FlotillaError('FLO_CONFIG_INVALID', `${source} is invalid:\n  - ${problems.join('\n  - ')}`, {
-    hint: 'Fix each problem listed; allowed keys are databaseUrl, migrationsDir, tenants, engine and embedded (see the README, "Configuration").',
+    hint: 'Fix each problem listed; allowed keys are databaseUrl, migrationsDir, tenants, engine, embedded, lint, verify and backup (see the README, "Configuration").',
     meta: { source, problems },
   });
 }

@@ -1,12 +1,21 @@
 import { FlotillaError } from './errors.js';
 
+/** `-- flotilla:allow CODE[,CODE] reason="…"`: lets one statement do what lint (and verification) would refuse. */
+export interface AllowDirective {
+  readonly line: number;
+  readonly codes: readonly string[];
+  /** Empty when the directive gives no reason, which lint reports as an error. */
+  readonly reason: string;
+}
+
 /** Directives a migration may carry in SQL comments, `-- flotilla:<name>`. */
 export interface Directives {
   /** Run every statement of the file on its own, outside any transaction. */
-  noTransaction: boolean;
+  readonly noTransaction: boolean;
+  readonly allows: readonly AllowDirective[];
 }
 
-const KNOWN = new Set(['no-transaction']);
+const KNOWN = new Set(['no-transaction', 'allow']);
 
 /**
  * Reads `-- flotilla:` comment lines. An unknown name is an error rather than
@@ -14,19 +23,29 @@ const KNOWN = new Set(['no-transaction']);
  * migration runs.
  */
 export function parseDirectives(sql: string, file: string): Directives {
-  const directives: Directives = { noTransaction: false };
-  const lines = sql.split('\n');
-  lines.forEach((text, i) => {
-    const match = /^\s*--\s*flotilla:([\w-]+)/.exec(text);
+  let noTransaction = false;
+  const allows: AllowDirective[] = [];
+  sql.split('\n').forEach((text, i) => {
+    const match = /--\s*flotilla:([\w-]+)(.*)$/.exec(text);
     if (!match) return;
     const name = match[1]!;
     if (!KNOWN.has(name)) {
       throw new FlotillaError('FLO_DIRECTIVE_INVALID', `${file}:${i + 1}: unknown directive "flotilla:${name}".`, {
-        hint: `Known directives: ${[...KNOWN].map((k) => `-- flotilla:${k}`).join(', ')}.`,
+        hint: `Known directives: -- flotilla:no-transaction, -- flotilla:allow <CODE> reason="why this is safe".`,
         meta: { file, line: i + 1, directive: name },
       });
     }
-    if (name === 'no-transaction') directives.noTransaction = true;
+    if (name === 'no-transaction') noTransaction = true;
+    if (name === 'allow') allows.push(parseAllow(match[2] ?? '', i + 1));
   });
-  return directives;
+  return { noTransaction, allows };
+}
+
+function parseAllow(rest: string, line: number): AllowDirective {
+  const reason = /reason\s*=\s*"([^"]*)"/.exec(rest)?.[1]?.trim() ?? '';
+  const codes = rest
+    .replace(/reason\s*=\s*"[^"]*"/, '')
+    .split(/[\s,]+/)
+    .filter((code) => code !== '');
+  return { line, codes, reason };
 }

@@ -28,7 +28,16 @@ export type ErrorCode =
   | 'FLO_SERVER_NOT_FOUND'
   | 'FLO_SERVER_EXISTS'
   | 'FLO_PROVISION_FAILED'
-  | 'FLO_EMBEDDED_FAILED';
+  | 'FLO_EMBEDDED_FAILED'
+  | 'FLO_LINT_REFUSED'
+  | 'FLO_DATA_LOSS'
+  | 'FLO_VERIFY_FAILED'
+  | 'FLO_TOOL_MISSING'
+  | 'FLO_BACKUP_FAILED'
+  | 'FLO_BACKUP_NOT_FOUND'
+  | 'FLO_BACKUP_TAMPERED'
+  | 'FLO_SNAPSHOT_UNAVAILABLE'
+  | 'FLO_RESTORE_FAILED';
 
 /** Exit code per error family; a Record over the union keeps it exhaustive. */
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -58,6 +67,15 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   FLO_SERVER_EXISTS: 9,
   FLO_PROVISION_FAILED: 6,
   FLO_EMBEDDED_FAILED: 8,
+  FLO_LINT_REFUSED: 5,
+  FLO_DATA_LOSS: 6,
+  FLO_VERIFY_FAILED: 6,
+  FLO_TOOL_MISSING: 10,
+  FLO_BACKUP_FAILED: 10,
+  FLO_BACKUP_NOT_FOUND: 9,
+  FLO_BACKUP_TAMPERED: 10,
+  FLO_SNAPSHOT_UNAVAILABLE: 10,
+  FLO_RESTORE_FAILED: 10,
 };
 
 export type ErrorMeta = Record<string, string | number | boolean | null | string[] | ErrorMetaItem[]>;

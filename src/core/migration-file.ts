@@ -13,6 +13,8 @@ export interface MigrationFile {
   readonly path: string;
   readonly sql: string;
   readonly checksum: string;
+  /** `<version>_<name>.verify.sql` (or `verify.sql` in a Prisma folder): queries that must hold before commit. */
+  readonly verify?: { readonly path: string; readonly sql: string };
 }
 
 /** The narrow file-system surface discovery needs; tests may pass their own. */
@@ -59,6 +61,7 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
     });
   }
   const found: MigrationFile[] = [];
+  const verifyFiles = new Map<string, { path: string; sql: string }>();
   for (const entry of entries) {
     if (IGNORED.has(entry.name) || entry.name.startsWith('.')) continue;
     if (entry.isDirectory()) {
@@ -67,10 +70,14 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
       const path = `${entry.name}/migration.sql`;
       const bytes = await fs.readFile(join(dir, path)).catch(() => undefined);
       if (bytes === undefined) continue;
-      found.push(toMigration(match, path, bytes));
+      const verify = await fs.readFile(join(dir, entry.name, 'verify.sql')).catch(() => undefined);
+      found.push({ ...toMigration(match, path, bytes), ...(verify ? { verify: { path: `${entry.name}/verify.sql`, sql: verify.toString('utf8') } } : {}) });
       continue;
     }
-    if (entry.name.endsWith('.verify.sql')) continue;
+    if (entry.name.endsWith('.verify.sql')) {
+      verifyFiles.set(entry.name.slice(0, -'.verify.sql'.length), { path: entry.name, sql: (await fs.readFile(join(dir, entry.name))).toString('utf8') });
+      continue;
+    }
     if (!entry.name.endsWith('.sql')) continue;
     const match = FLAT_FILE.exec(entry.name);
     if (!match) {
@@ -80,6 +87,16 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
       });
     }
     found.push(toMigration(match, entry.name, await fs.readFile(join(dir, entry.name))));
+  }
+  for (const [id, verify] of verifyFiles) {
+    const index = found.findIndex((m) => m.id === id);
+    if (index === -1) {
+      throw new FlotillaError('FLO_MIGRATION_NAME_INVALID', `Verify file ${verify.path} has no migration ${id}.sql beside it.`, {
+        hint: 'Name a verify file after its migration: <version>_<name>.verify.sql next to <version>_<name>.sql.',
+        meta: { file: verify.path },
+      });
+    }
+    found[index] = { ...found[index]!, verify };
   }
   found.sort(compareMigrations);
   for (let i = 1; i < found.length; i++) {

@@ -1,3 +1,4 @@
+import type { AllowDirective } from './directives.js';
 import { parseDirectives } from './directives.js';
 import { FlotillaError } from './errors.js';
 import type { MigrationFile } from './migration-file.js';
@@ -29,6 +30,8 @@ export interface Statement extends RawStatement {
   readonly indexedTable: string | undefined;
   /** May run before an earlier, deferred index build on the same table without changing it. */
   readonly safeBeforeIndexBuild: boolean;
+  /** Allow directives next to the statement (the comment lines just above it, or on its last line). */
+  readonly allows: readonly AllowDirective[];
 }
 
 export interface ParsedMigration extends MigrationFile {
@@ -38,6 +41,10 @@ export interface ParsedMigration extends MigrationFile {
   readonly schemasCreated: readonly string[];
   /** Lines of explicit BEGIN/COMMIT removed because the engine owns the transaction. */
   readonly removedTransactionControl: readonly number[];
+  /** Allow directives that stand next to no statement (lint reports them). */
+  readonly strayAllows: readonly AllowDirective[];
+  /** The verify file's queries: each must return no rows or a single `true` before commit. */
+  readonly verifyStatements: readonly RawStatement[];
 }
 
 export function parseMigration(file: MigrationFile): ParsedMigration {
@@ -45,7 +52,9 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
   const statements: Statement[] = [];
   const removed: number[] = [];
   const schemasCreated: string[] = [];
-  for (const raw of splitStatements(file.sql, file.path)) {
+  const raws = splitStatements(file.sql, file.path);
+  const allowsOf = attachAllows(directives.allows, raws, file.sql);
+  for (const raw of raws) {
     const control = transactionControl(raw.kind, raw.node);
     if (control === 'forbidden') {
       throw new FlotillaError(
@@ -75,8 +84,35 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
       strings: stringConstants(raw.node),
       indexedTable: indexedTable(raw.kind, raw.node),
       safeBeforeIndexBuild: safeBeforeIndexBuild(raw.kind, raw.node),
+      allows: allowsOf.get(raw) ?? [],
     });
   }
-  return { ...file, statements, noTransaction: directives.noTransaction, schemasCreated, removedTransactionControl: removed };
+  const attached = new Set([...allowsOf.values()].flat());
+  const strayAllows = directives.allows.filter((allow) => !attached.has(allow));
+  const verifyStatements = file.verify ? splitStatements(file.verify.sql, file.verify.path) : [];
+  return { ...file, statements, noTransaction: directives.noTransaction, schemasCreated, removedTransactionControl: removed, strayAllows, verifyStatements };
+}
+
+/**
+ * An allow belongs to the statement it stands next to: in the comment lines
+ * directly above it (no other statement in between), or on its last line.
+ */
+function attachAllows(allows: readonly AllowDirective[], raws: readonly RawStatement[], sql: string): Map<RawStatement, AllowDirective[]> {
+  const result = new Map<RawStatement, AllowDirective[]>();
+  if (allows.length === 0) return result;
+  const lines = sql.split('\n');
+  const spans = raws.map((raw) => ({ raw, first: raw.line, last: raw.line + (raw.sql.match(/\n/g)?.length ?? 0) }));
+  for (const allow of allows) {
+    const trailing = spans.find((s) => s.last === allow.line && s.first <= allow.line);
+    let owner = trailing?.raw;
+    if (!owner) {
+      const next = spans.find((s) => s.first > allow.line);
+      // Only comment or blank lines may stand between the directive and the statement.
+      const between = next ? lines.slice(allow.line, next.first - 1) : [];
+      if (next && between.every((text) => /^\s*(--.*)?$/.test(text))) owner = next.raw;
+    }
+    if (owner) result.set(owner, [...(result.get(owner) ?? []), allow]);
+  }
+  return result;
 }
 

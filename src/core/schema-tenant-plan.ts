@@ -18,7 +18,8 @@ export function planForSchemaTenant(
       if (result.rewritten) rewritten++;
       return result;
     });
-    return { ...step, migration: { ...step.migration, statements } };
+    const verifyStatements = step.migration.verifyStatements.map((statement) => rewriteForSchemaTenant(statement, { map, file: step.migration.verify?.path ?? step.migration.path }));
+    return { ...step, migration: { ...step.migration, statements, verifyStatements } };
   });
   return { plan: { ...plan, steps }, rewritten };
 }

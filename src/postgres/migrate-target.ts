@@ -4,7 +4,13 @@ import { FlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { ParsedMigration } from '../core/migration.js';
 import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
+import type { Plan } from '../core/plan.js';
 import type { Phase, ScheduledStatement, Split } from '../core/schedule.js';
+import type { Loss, TableFingerprint } from '../core/verification.js';
+import { affectedRelations, describeLoss, findLosses, planRenames } from '../core/verification.js';
+import type { Finding } from '../lint/lint.js';
+import type { TableInfo } from './fingerprint.js';
+import { affectedTables, fingerprintAfter, fingerprintTable } from './fingerprint.js';
 import { schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
@@ -40,6 +46,10 @@ export interface EngineOptions {
   readonly target?: string;
   /** Plan only: read history, plan and schedule, change nothing. */
   readonly dryRun?: boolean;
+  /** Compare the affected tables before commit (default on). */
+  readonly verify?: { readonly enabled: boolean; readonly checksumMaxRows: number };
+  /** Unallowed lint errors per migration id: a pending migration with any is refused. */
+  readonly lintErrors?: ReadonlyMap<string, readonly Finding[]>;
 }
 
 export interface TargetResult {
@@ -56,6 +66,8 @@ export interface TargetResult {
   readonly outsideTransaction: number;
   readonly splits: readonly Split[];
   readonly durationMs: number;
+  /** Tables compared before commit, and the losses an allow directive accepted. */
+  readonly verification: { readonly tables: number; readonly allowedLosses: readonly Loss[] } | null;
 }
 
 export const ENGINE_DEFAULTS = {
@@ -86,6 +98,7 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
         const applied = await readHistory(client, target.schema);
         const planned = planMigrations(set.migrations, applied, { allowOutOfOrder: options.allowOutOfOrder, target: options.target });
         if (!planned.ok) throw planProblemsToError(planned.problems, target.tenant);
+        refuseLintErrors(planned.plan, options.lintErrors, target.tenant);
         const { plan, rewritten } = target.schemaMap ? planForSchemaTenant(planned.plan, target.schemaMap) : { plan: planned.plan, rewritten: 0 };
         const { phases, splits } = schedule(plan);
         const base = {
@@ -98,13 +111,17 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
           transactions: phases.filter((p) => p.kind === 'transaction').length,
           outsideTransaction: phases.filter((p) => p.kind === 'outside').length,
           splits,
+          verification: null,
         };
         if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
         if (options.dryRun) return { ...base, status: 'planned', durationMs: performance.now() - started };
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
-        const context = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed };
+        const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
+        const verifier = verify.enabled ? new Verifier(client, target, plan, verify.checksumMaxRows) : undefined;
+        const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
+        const context: RunContext = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction };
         for (const phase of phases) await runPhase(phase, context);
-        return { ...base, status: 'succeeded', durationMs: performance.now() - started };
+        return { ...base, status: 'succeeded', durationMs: performance.now() - started, verification: verifier ? verifier.summary() : null };
       },
     );
   } finally {
@@ -118,6 +135,9 @@ interface RunContext {
   readonly runId: string;
   readonly appliedBy: string;
   readonly resumed: ReadonlySet<string>;
+  readonly plan: Plan<ParsedMigration>;
+  readonly verifier: Verifier | undefined;
+  readonly lastTransaction: Phase | undefined;
 }
 
 async function runPhase(phase: Phase, context: RunContext): Promise<void> {
@@ -128,7 +148,10 @@ async function runPhase(phase: Phase, context: RunContext): Promise<void> {
     await client.query('BEGIN');
     try {
       await client.query(`SELECT set_config('search_path', $1, true)`, [quoteIdent(target.schema)]);
+      await context.verifier?.takeBefore();
       for (const item of phase.statements) await runStatement(item, context, durations);
+      if (phase === context.lastTransaction) await runVerifyFiles(context);
+      await context.verifier?.check();
       await record();
       await client.query('COMMIT');
     } catch (error) {
@@ -172,6 +195,100 @@ async function runStatement({ migration, statement }: ScheduledStatement, contex
     throw statementError(cause, migration, statement.line, statement.sql, context.target.tenant);
   }
   durations.set(migration.id, (durations.get(migration.id) ?? 0) + performance.now() - started);
+}
+
+/** Refuses a plan whose pending migrations hold lint errors no directive allows. */
+function refuseLintErrors(plan: Plan<ParsedMigration>, lintErrors: ReadonlyMap<string, readonly Finding[]> | undefined, tenant: string): void {
+  if (!lintErrors) return;
+  const blocking = plan.steps.filter((s) => !s.resumed).flatMap((s) => lintErrors.get(s.migration.id) ?? []);
+  if (blocking.length === 0) return;
+  const list = blocking.slice(0, 5).map((f) => `${f.file}:${f.line} ${f.code} ${f.message}`);
+  throw new FlotillaError(
+    'FLO_LINT_REFUSED',
+    `Tenant ${tenant}: ${blocking.length} lint error${blocking.length > 1 ? 's' : ''} in pending migrations, nothing applied:\n  ${list.join('\n  ')}${blocking.length > 5 ? `\n  … and ${blocking.length - 5} more (flotilla lint)` : ''}`,
+    {
+      hint: 'Change the migration as each finding suggests, or, if it is intended, put -- flotilla:allow <CODE> reason="why" on the line above the statement.',
+      meta: { tenant, findings: blocking.map((f) => ({ code: f.code, file: f.file, line: f.line, message: f.message })) },
+    },
+  );
+}
+
+/** Runs the plan's verify files in the transaction: each query must return no rows or a single `true`. */
+async function runVerifyFiles(context: RunContext): Promise<void> {
+  for (const step of context.plan.steps) {
+    const path = step.migration.verify?.path;
+    for (const query of step.migration.verifyStatements) {
+      let rows: Record<string, unknown>[];
+      try {
+        rows = (await context.client.query(query.sql)).rows;
+      } catch (cause) {
+        throw verifyError(context.target.tenant, `${path}:${query.line}`, (cause as Error).message, cause);
+      }
+      const values = rows.map((row) => Object.values(row));
+      const holds = rows.length === 0 || (rows.length === 1 && values[0]!.length === 1 && values[0]![0] === true);
+      if (!holds) throw verifyError(context.target.tenant, `${path}:${query.line}`, `returned ${JSON.stringify(values.slice(0, 3))}${rows.length > 3 ? ` and ${rows.length - 3} more rows` : ''}`);
+    }
+  }
+}
+
+function verifyError(tenant: string, where: string, what: string, cause?: unknown): FlotillaError {
+  return new FlotillaError('FLO_VERIFY_FAILED', `Tenant ${tenant}: verify query ${where} ${what}; the upgrade was rolled back.`, {
+    hint: 'A verify query must return no rows or a single true. Fix the migration (or the data), or the verify file, and run migrate again.',
+    meta: { tenant, where, result: what },
+    ...(cause ? { cause } : {}),
+  });
+}
+
+/** Takes the affected tables' fingerprint at the start of the transaction and compares it before each commit. */
+class Verifier {
+  private tables: TableInfo[] | undefined;
+  private before: TableFingerprint[] = [];
+  private allowed: Loss[] = [];
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly target: MigrationTarget,
+    private readonly plan: Plan<ParsedMigration>,
+    private readonly checksumMaxRows: number,
+  ) {}
+
+  async takeBefore(): Promise<void> {
+    if (this.tables) return;
+    const schemas = await tenantSchemas(this.client, this.target);
+    this.tables = await affectedTables(this.client, schemas, affectedRelations(this.plan));
+    for (const table of this.tables) this.before.push(await fingerprintTable(this.client, table, this.checksumMaxRows));
+  }
+
+  async check(): Promise<void> {
+    // A table that held no rows cannot lose any: only those with rows are compared.
+    const holding = (this.tables ?? []).filter((_, i) => this.before[i]!.rows > 0);
+    if (holding.length === 0) return;
+    const after = await fingerprintAfter(this.client, holding, planRenames(this.plan), this.checksumMaxRows);
+    const losses = findLosses(this.before, after, this.plan);
+    const refused = losses.filter((l) => l.allowedBecause === null);
+    if (refused.length > 0) {
+      throw new FlotillaError(
+        'FLO_DATA_LOSS',
+        `Tenant ${this.target.tenant}: the upgrade would lose data, so it was rolled back and the tenant is as before:\n  ${refused.map(describeLoss).join('\n  ')}`,
+        {
+          hint: 'If this loss is intended, put -- flotilla:allow <CODE> reason="why" (the code shown) next to the statement that causes it; otherwise fix the migration.',
+          meta: { tenant: this.target.tenant, losses: refused.map((l) => ({ code: l.code, table: l.table, column: l.column ?? null, before: l.before, after: l.after })) },
+        },
+      );
+    }
+    this.allowed = losses;
+  }
+
+  summary(): { tables: number; allowedLosses: Loss[] } {
+    return { tables: this.tables?.length ?? 0, allowedLosses: this.allowed };
+  }
+}
+
+/** The schemas whose tables a tenant owns: its own ones for a schema tenant, every user schema of its database otherwise. */
+async function tenantSchemas(client: pg.Client, target: MigrationTarget): Promise<string[]> {
+  if (target.schemaMap) return [...new Set([target.schema, ...target.schemaMap.values()])];
+  const { rows } = await client.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'`);
+  return rows.map((r) => r.nspname);
 }
 
 function statementError(cause: unknown, migration: ParsedMigration, line: number, sql: string, tenant: string): FlotillaError {

@@ -57,7 +57,12 @@ describe('timeouts', () => {
     const tenant = await flotilla.getTenant('shop');
     let killed = false;
     for (let i = 0; i < 100 && !killed; i++) {
-      const rows = await project.query(tenant.database, `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name LIKE 'flotilla migrate%' AND query LIKE '%pg_sleep%' AND state = 'active'`);
+      // Only this tenant's database: other test files migrate on the same server at the same time.
+      const rows = await project.query(
+        tenant.database,
+        `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name LIKE 'flotilla migrate%' AND query LIKE '%pg_sleep%' AND state = 'active'`,
+      );
       killed = rows.length > 0;
       if (!killed) await new Promise((r) => setTimeout(r, 50));
     }

@@ -1,6 +1,7 @@
 import { sha256 } from '../checksum.js';
 import { FlotillaError } from '../errors.js';
 import type { Statement } from '../migration.js';
+import type { RawStatement } from './parser.js';
 import type { AstNode, AstValue } from './ast.js';
 import { isNode, nameList, stringField, walk } from './ast.js';
 import { deparseStatement, scanTokens } from './parser.js';
@@ -52,10 +53,15 @@ export interface RewriteContext {
   readonly file: string;
 }
 
-/** A statement as a schema tenant runs it; `rewritten` says the SQL differs from the file. */
-export interface TenantStatement extends Statement {
+/** What rewriting added to a statement: `rewritten` says the SQL differs from the file. */
+export interface RewriteResult {
   readonly rewritten: boolean;
+  /** The schemas named in the statement that were mapped to the tenant's own. */
+  readonly schemas: readonly string[];
 }
+
+/** A statement as a schema tenant runs it. */
+export type TenantStatement = Statement & RewriteResult;
 
 /**
  * Rewrites every schema reference of a statement for a schema tenant (parse →
@@ -63,21 +69,22 @@ export interface TenantStatement extends Statement {
  * text and lands in the tenant schema through `search_path`. A reference to a
  * schema the tenant does not own is refused.
  */
-export function rewriteForSchemaTenant(statement: Statement, context: RewriteContext): TenantStatement {
+export function rewriteForSchemaTenant<S extends RawStatement>(statement: S, context: RewriteContext): S & RewriteResult {
   const node = structuredClone(statement.node);
   const rewriter = new Rewriter(context, statement);
   rewriter.rewriteTree(node);
-  if (!rewriter.changed) return { ...statement, rewritten: false };
-  return { ...statement, node, sql: deparseStatement(node), rewritten: true };
+  if (!rewriter.changed) return { ...statement, rewritten: false, schemas: [] };
+  return { ...statement, node, sql: deparseStatement(node), rewritten: true, schemas: [...rewriter.mapped] };
 }
 
 class Rewriter {
   changed = false;
+  readonly mapped = new Set<string>();
   private readonly owned: Set<string>;
 
   constructor(
     private readonly context: RewriteContext,
-    private readonly statement: Statement,
+    private readonly statement: RawStatement,
   ) {
     this.owned = new Set(context.map.values());
   }
@@ -91,6 +98,7 @@ class Rewriter {
     const mapped = this.context.map.get(name);
     if (mapped !== undefined) {
       this.changed = true;
+      this.mapped.add(name);
       return mapped;
     }
     if (SYSTEM_SCHEMAS.has(name) || this.owned.has(name)) return name;
@@ -224,6 +232,7 @@ class Rewriter {
       const name = identifierValue(token.text);
       const mapped = name === undefined ? undefined : this.context.map.get(name);
       if (mapped === undefined) continue;
+      this.mapped.add(name!);
       out += bytes.subarray(copied, token.start).toString('utf8') + quoteIdent(mapped);
       copied = token.end;
     }

@@ -1,0 +1,165 @@
+import type { ParsedMigration, Statement } from './migration.js';
+import type { Plan } from './plan.js';
+import { isNode, stringField, unwrap, walk } from './sql/ast.js';
+
+/** What one table looked like: its rows, the data in each column, and (small tables) which keys it held. */
+export interface TableFingerprint {
+  readonly schema: string;
+  readonly table: string;
+  readonly rows: number;
+  /** Non-NULL values per column. */
+  readonly columns: Readonly<Record<string, number>>;
+  /** 64-bit hashes of the primary keys, for tables up to verify.checksumMaxRows rows with a primary key. */
+  readonly keys: readonly string[] | null;
+}
+
+/** The relations a plan can change: named ones, or every table when some statement's effect cannot be read. */
+export interface AffectedRelations {
+  readonly all: boolean;
+  readonly names: ReadonlySet<string>;
+}
+
+/** Statement kinds whose effects the tree does not show: procedural code, calls, queries that may call functions. */
+const OPAQUE = new Set(['DoStmt', 'CallStmt', 'SelectStmt', 'CreateFunctionStmt', 'CreateTrigStmt', 'ExecuteStmt', 'RuleStmt']);
+
+export function affectedRelations(plan: Plan<ParsedMigration>): AffectedRelations {
+  const names = new Set<string>();
+  let all = false;
+  for (const step of plan.steps) {
+    for (const index of step.statements) {
+      const statement = step.migration.statements[index]!;
+      if (OPAQUE.has(statement.kind) || containsFunctionCall(statement)) all = true;
+      for (const name of statement.touches) names.add(name);
+    }
+  }
+  return { all, names };
+}
+
+/** DML with a function call may run anything (a trigger-like helper, a DELETE inside a function). */
+function containsFunctionCall(statement: Statement): boolean {
+  if (!['InsertStmt', 'UpdateStmt', 'DeleteStmt'].includes(statement.kind)) return false;
+  let found = false;
+  walk(statement.node, (node) => {
+    const call = node.FuncCall;
+    if (!isNode(call) || !Array.isArray(call.funcname)) return;
+    const last = call.funcname[call.funcname.length - 1];
+    const name = isNode(last) && isNode(last.String) ? String(last.String.sval) : '';
+    if (!SAFE_FUNCTIONS.has(name)) found = true;
+  });
+  return found;
+}
+
+/** Built-in functions that change no table: common in back-fills. */
+const SAFE_FUNCTIONS = new Set(['now', 'coalesce', 'lower', 'upper', 'trim', 'concat', 'length', 'substring', 'replace', 'gen_random_uuid', 'md5', 'array_replace', 'jsonb_build_object', 'json_build_object', 'to_jsonb', 'nullif', 'greatest', 'least', 'round', 'floor', 'ceil', 'abs', 'date_trunc', 'random', 'array_agg', 'count', 'max', 'min', 'sum', 'row_number']);
+
+/** Table and column renames in plan order: old name → new name. */
+export interface Renames {
+  readonly tables: ReadonlyMap<string, string>;
+  /** Keyed by `<table>.<column>` with the table's name before the plan. */
+  readonly columns: ReadonlyMap<string, string>;
+}
+
+export function planRenames(plan: Plan<ParsedMigration>): Renames {
+  const tables = new Map<string, string>();
+  const columns = new Map<string, string>();
+  const originalOf = (name: string) => [...tables.entries()].find(([, now]) => now === name)?.[0] ?? name;
+  for (const step of plan.steps) {
+    for (const index of step.statements) {
+      const statement = step.migration.statements[index]!;
+      if (statement.kind !== 'RenameStmt') continue;
+      const body = unwrap(statement.node);
+      const relation = isNode(body.relation) ? stringField(body.relation, 'relname') : undefined;
+      const newname = stringField(body, 'newname');
+      if (!relation || !newname) continue;
+      if (body.renameType === 'OBJECT_TABLE') tables.set(originalOf(relation), newname);
+      if (body.renameType === 'OBJECT_COLUMN') {
+        const subname = stringField(body, 'subname');
+        if (!subname) continue;
+        const table = originalOf(relation);
+        const original = [...columns.entries()].find(([key, now]) => key.startsWith(`${table}.`) && now === subname)?.[0] ?? `${table}.${subname}`;
+        columns.set(original, newname);
+      }
+    }
+  }
+  return { tables, columns };
+}
+
+export type LossKind = 'table' | 'rows' | 'column';
+
+export interface Loss {
+  readonly kind: LossKind;
+  readonly code: 'FV701' | 'FV702' | 'FV703';
+  readonly table: string;
+  readonly column?: string;
+  readonly before: number;
+  /** null: the table or column is gone. */
+  readonly after: number | null;
+  readonly allowedBecause: string | null;
+}
+
+/** Codes of an allow directive that accept each kind of loss, on a statement that touches the table. */
+const ACCEPTED: Record<LossKind, readonly string[]> = {
+  table: ['FV702', 'FD102', 'FD101'],
+  rows: ['FV701', 'FD104', 'FD105', 'FD102'],
+  column: ['FV703', 'FD103', 'FD106'],
+};
+
+/**
+ * Compares the fingerprints taken before and after the plan's statements (in
+ * the same transaction). Renamed tables and columns are followed. A loss is
+ * allowed only by an allow directive, with a reason, on a statement of the plan
+ * that touches that table.
+ */
+export function findLosses(
+  before: readonly TableFingerprint[],
+  after: ReadonlyMap<string, TableFingerprint | null>,
+  plan: Plan<ParsedMigration>,
+): Loss[] {
+  const losses: Omit<Loss, 'allowedBecause'>[] = [];
+  const renames = planRenames(plan);
+  for (const old of before) {
+    const now = after.get(`${old.schema}.${old.table}`);
+    if (now === undefined) continue;
+    if (now === null) {
+      losses.push({ kind: 'table', code: 'FV702', table: old.table, before: old.rows, after: null });
+      continue;
+    }
+    const lostKeys = old.keys && now.keys ? countMissing(old.keys, now.keys) : 0;
+    if (now.rows < old.rows || lostKeys > 0) losses.push({ kind: 'rows', code: 'FV701', table: old.table, before: old.rows, after: now.rows - (now.rows < old.rows ? 0 : lostKeys) });
+    for (const [column, values] of Object.entries(old.columns)) {
+      if (values === 0) continue;
+      const renamed = renames.columns.get(`${old.table}.${column}`) ?? column;
+      const remaining = now.columns[renamed];
+      if (remaining === undefined || remaining < values) {
+        losses.push({ kind: 'column', code: 'FV703', table: old.table, column, before: values, after: remaining ?? null });
+      }
+    }
+  }
+  return losses.map((loss) => ({ ...loss, allowedBecause: allowanceFor(loss, plan, renames) }));
+}
+
+function countMissing(before: readonly string[], after: readonly string[]): number {
+  const present = new Set(after);
+  return before.filter((key) => !present.has(key)).length;
+}
+
+function allowanceFor(loss: Omit<Loss, 'allowedBecause'>, plan: Plan<ParsedMigration>, renames: Renames): string | null {
+  const names = new Set([loss.table, renames.tables.get(loss.table) ?? loss.table]);
+  for (const step of plan.steps) {
+    for (const index of step.statements) {
+      const statement = step.migration.statements[index]!;
+      const touchesTable = statement.touches.some((name) => names.has(name)) || (loss.kind === 'table' && statement.kind === 'DropStmt' && unwrap(statement.node).removeType === 'OBJECT_SCHEMA');
+      if (!touchesTable) continue;
+      const allow = statement.allows.find((a) => a.reason !== '' && a.codes.some((code) => ACCEPTED[loss.kind].includes(code)));
+      if (allow) return allow.reason;
+    }
+  }
+  return null;
+}
+
+export function describeLoss(loss: Loss): string {
+  const what = loss.column ? `${loss.table}.${loss.column}` : loss.table;
+  const after = loss.after === null ? (loss.kind === 'table' ? 'table gone' : 'column gone') : String(loss.after);
+  const unit = loss.kind === 'column' ? 'values' : 'rows';
+  return `${what}: ${loss.before} ${unit} before, ${after}${loss.after === null ? '' : ` ${unit}`} after (${loss.code})`;
+}
