@@ -22,6 +22,8 @@ import { databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
 import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
+import type { LintReport } from './lint/lint.js';
+import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 
 export const MAIN_SERVER = 'main';
 const CONTROL_MIGRATIONS = fileURLToPath(new URL('./registry/migrations', import.meta.url));
@@ -222,6 +224,8 @@ export class Flotilla {
     const set = await this.migrations();
     const selected = options.all ? await this.registry.listTenants() : await Promise.all((options.tenants ?? []).map((slug) => this.registry.getTenant(slug)));
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
+    const schemaTenants = this.config.lint.schemaTenants ?? selected.some((t) => t.kind === 'schema');
+    const lintErrors = blockingFindings(lintSet(set, lintOptions(this.config, schemaTenants)));
     const runId = randomUUID();
     const outcomes: TenantOutcome[] = [];
     for (const tenant of selected) {
@@ -233,6 +237,7 @@ export class Flotilla {
         try {
           const result = await migrateTarget(migrationTarget(tenant, servers.get(tenant.server)!, set), set, {
             ...this.engineOptions(),
+            lintErrors,
             runId,
             dryRun: options.dryRun,
             allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder,
@@ -296,9 +301,17 @@ export class Flotilla {
     return tenants.map((t) => states.get(t.slug)!);
   }
 
+  /** Lints the migrations directory; tenancy rules apply when schema tenants exist (or the config says so). */
+  async lint(): Promise<LintReport> {
+    const set = await this.migrations();
+    const tenants = await this.registry.listTenants();
+    const schemaTenants = this.config.lint.schemaTenants ?? (tenants.some((t) => t.kind === 'schema') || this.config.tenants.defaultKind === 'schema');
+    return lintSet(set, lintOptions(this.config, schemaTenants));
+  }
+
   private engineOptions() {
     const { lockWaitMs, lockTimeout, statementTimeout } = this.config.engine;
-    return { lockWaitMs, lockTimeout, statementTimeout };
+    return { lockWaitMs, lockTimeout, statementTimeout, verify: this.config.verify };
   }
 }
 

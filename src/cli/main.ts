@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerLintCommand } from './commands/lint.js';
 import { registerMigrateCommands } from './commands/migrate.js';
 import { registerProjectCommands } from './commands/project.js';
 import { registerServerCommands } from './commands/servers.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerProjectCommands(program, globals);
   registerTenantCommands(program, globals);
   registerServerCommands(program, globals);
+  registerLintCommand(program, globals);
   registerMigrateCommands(program, globals);
   registerDemoCommand(program);
   return program;
