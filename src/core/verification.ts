@@ -126,11 +126,14 @@ export function findLosses(
     }
     const lostKeys = old.keys && now.keys ? countMissing(old.keys, now.keys) : 0;
     if (now.rows < old.rows || lostKeys > 0) losses.push({ kind: 'rows', code: 'FV701', table: old.table, before: old.rows, after: now.rows - (now.rows < old.rows ? 0 : lostKeys) });
+    // Removed rows take their values with them: a column lost data only when it is
+    // gone, or when it lost more values than the table lost rows (values set to NULL).
+    const rowsLost = Math.max(0, old.rows - now.rows);
     for (const [column, values] of Object.entries(old.columns)) {
       if (values === 0) continue;
       const renamed = renames.columns.get(`${old.table}.${column}`) ?? column;
       const remaining = now.columns[renamed];
-      if (remaining === undefined || remaining < values) {
+      if (remaining === undefined || values - remaining > rowsLost) {
         losses.push({ kind: 'column', code: 'FV703', table: old.table, column, before: values, after: remaining ?? null });
       }
     }
@@ -159,7 +162,7 @@ function allowanceFor(loss: Omit<Loss, 'allowedBecause'>, plan: Plan<ParsedMigra
 
 export function describeLoss(loss: Loss): string {
   const what = loss.column ? `${loss.table}.${loss.column}` : loss.table;
-  const after = loss.after === null ? (loss.kind === 'table' ? 'table gone' : 'column gone') : String(loss.after);
   const unit = loss.kind === 'column' ? 'values' : 'rows';
-  return `${what}: ${loss.before} ${unit} before, ${after}${loss.after === null ? '' : ` ${unit}`} after (${loss.code})`;
+  const after = loss.after === null ? `${loss.kind} gone` : `${loss.after} ${unit} after`;
+  return `${what}: ${loss.before} ${unit} before, ${after} (${loss.code})`;
 }
