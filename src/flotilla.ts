@@ -23,6 +23,7 @@ import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
 import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
 import type { LintReport } from './lint/lint.js';
+import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
 import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 
 export const MAIN_SERVER = 'main';
@@ -165,15 +166,19 @@ export class Flotilla {
     const place = placeTenant(input.slug, kind, this.config.tenants);
     const tenant = await this.registry.insertTenant({ slug: input.slug, name: input.name ?? input.slug, kind, server: server.name, ...place, plan: input.plan, settings: input.settings });
     const created = { database: false, schemas: [] as string[] };
+    const started = performance.now();
+    const audit = { command: 'tenant create', arguments: { ...input, kind }, tenant: tenant.slug };
     try {
       await this.provisionStorage(tenant, server, set, created);
-      await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions());
+      const result = await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions());
       await this.registry.setStatus(tenant.slug, 'active');
+      await this.registry.audit.record({ ...audit, versionAfter: result.toVersion, outcome: 'succeeded', durationMs: performance.now() - started, runId: null });
       return await this.registry.getTenant(tenant.slug);
     } catch (error) {
       await this.removeStorage(tenant, server, created).catch(() => undefined);
       await this.registry.deleteTenant(tenant.slug);
       const cause = isFlotillaError(error) ? error : undefined;
+      await this.registry.audit.record({ ...audit, outcome: 'failed', errorCode: cause?.code ?? 'FLO_PROVISION_FAILED', errorMessage: (error as Error).message, durationMs: performance.now() - started });
       throw new FlotillaError(
         'FLO_PROVISION_FAILED',
         `Tenant ${tenant.slug} was not created: ${(cause?.message ?? (error as Error).message).replace(/\.$/, '')}. Its ${kind === 'database' ? 'database' : 'schema'} was removed and it is not registered.`,
@@ -221,8 +226,18 @@ export class Flotilla {
 
   /** Migrates the selected tenants one after another; a result per tenant, never a throw for one tenant's failure. */
   async migrate(options: MigrateOptions): Promise<MigrateReport> {
-    const set = await this.migrations();
-    const selected = options.all ? await this.registry.listTenants() : await Promise.all((options.tenants ?? []).map((slug) => this.registry.getTenant(slug)));
+    const started = performance.now();
+    let set: MigrationSet;
+    let selected: Tenant[];
+    try {
+      set = await this.migrations();
+      selected = options.all ? await this.registry.listTenants() : await Promise.all((options.tenants ?? []).map((slug) => this.registry.getTenant(slug)));
+    } catch (error) {
+      // Refused before any tenant was touched: still on the record.
+      const code = isFlotillaError(error) ? error.code : null;
+      await this.registry.audit.record({ command: 'migrate', arguments: { tenants: options.tenants, all: options.all, dryRun: options.dryRun }, outcome: 'failed', errorCode: code, errorMessage: (error as Error).message, durationMs: performance.now() - started });
+      throw error;
+    }
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
     const schemaTenants = this.config.lint.schemaTenants ?? selected.some((t) => t.kind === 'schema');
     const lintErrors = blockingFindings(lintSet(set, lintOptions(this.config, schemaTenants)));
@@ -249,6 +264,7 @@ export class Flotilla {
         }
       }
       outcomes.push(outcome);
+      await this.registry.audit.record(auditOfOutcome(outcome, { runId, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder === true }));
       options.onTenant?.(outcome);
     }
     return {
@@ -301,6 +317,11 @@ export class Flotilla {
     return tenants.map((t) => states.get(t.slug)!);
   }
 
+  /** The audit trail, oldest first. */
+  audit(filter: { tenant?: string; since?: Date; limit?: number } = {}): Promise<AuditEvent[]> {
+    return this.registry.audit.list(filter);
+  }
+
   /** Lints the migrations directory; tenancy rules apply when schema tenants exist (or the config says so). */
   async lint(): Promise<LintReport> {
     const set = await this.migrations();
@@ -313,6 +334,13 @@ export class Flotilla {
     const { lockWaitMs, lockTimeout, statementTimeout } = this.config.engine;
     return { lockWaitMs, lockTimeout, statementTimeout, verify: this.config.verify };
   }
+}
+
+function auditOfOutcome(outcome: TenantOutcome, context: { runId: string; dryRun: boolean; allowOutOfOrder: boolean }): AuditEventInput {
+  const base = { command: 'migrate', arguments: { dryRun: context.dryRun, allowOutOfOrder: context.allowOutOfOrder }, tenant: outcome.tenant, durationMs: outcome.durationMs, runId: context.runId };
+  if (outcome.status === 'failed') return { ...base, outcome: 'failed', errorCode: outcome.error.code, errorMessage: outcome.error.message };
+  if ('reason' in outcome) return { ...base, outcome: 'skipped', errorMessage: outcome.reason };
+  return { ...base, outcome: outcome.status, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion };
 }
 
 function baseState(tenant: Tenant, extra: Partial<TenantState>): TenantState {

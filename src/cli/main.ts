@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerAuditCommand } from './commands/audit.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerLintCommand } from './commands/lint.js';
 import { registerMigrateCommands } from './commands/migrate.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerServerCommands(program, globals);
   registerLintCommand(program, globals);
   registerMigrateCommands(program, globals);
+  registerAuditCommand(program, globals);
   registerDemoCommand(program);
   return program;
 }

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { AuditLog } from '../audit/audit-log.js';
 import { FlotillaError } from '../core/errors.js';
 import { withDatabase } from '../postgres/server-url.js';
 import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
@@ -27,7 +28,12 @@ const TENANT_COLUMNS = `t.id, t.slug, t.name, t.kind, t.server, t.database_name,
 
 /** The control plane's tables, through one small pool on the control database. */
 export class Registry {
-  private constructor(private readonly pool: pg.Pool) {}
+  /** The append-only audit trail, on the same pool. */
+  readonly audit: AuditLog;
+
+  private constructor(private readonly pool: pg.Pool) {
+    this.audit = new AuditLog(pool);
+  }
 
   static open(serverUrl: string, controlDatabase: string): Registry {
     const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: 'flotilla registry' });

@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { parseSince } from '../../audit/audit-log.js';
+import { FlotillaError } from '../../core/errors.js';
+import type { GlobalOptions } from '../context.js';
+import { withFlotilla } from '../context.js';
+import { line, printJson, printTable } from '../output.js';
+
+export function registerAuditCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('audit')
+    .description('the append-only record of every tenant create, migrate, backup and restore')
+    .option('--tenant <slug>', 'only this tenant')
+    .option('--since <when>', 'only since then: an ISO date or a duration such as 2h, 3d')
+    .option('--limit <n>', 'at most this many events (newest)', '1000')
+    .option('--json', 'print JSON')
+    .action(async (options: { tenant?: string; since?: string; limit: string; json?: boolean }) => {
+      const since = options.since === undefined ? undefined : parseSince(options.since);
+      if (options.since !== undefined && !since) {
+        throw new FlotillaError('FLO_USAGE', `--since ${JSON.stringify(options.since)} is neither a date nor a duration.`, {
+          hint: 'Use an ISO date (2026-11-21 or 2026-11-21T08:00:00Z) or a duration such as 30min, 2h, 3d, 1w.',
+        });
+      }
+      await withFlotilla(globals(), async (flotilla) => {
+        const events = await flotilla.audit({ tenant: options.tenant, since, limit: Number(options.limit) });
+        if (options.json) return printJson(events);
+        if (events.length === 0) return line('No events.');
+        printTable(
+          ['at', 'who', 'command', 'tenant', 'version', 'outcome', 'ms', 'backup', 'error'],
+          events.map((e) => [e.at, e.actor, e.command, e.tenant, e.versionBefore === e.versionAfter ? e.versionAfter : `${e.versionBefore ?? '-'} → ${e.versionAfter ?? '-'}`, e.outcome, e.durationMs, e.backupId?.slice(0, 8) ?? null, e.errorCode ? `${e.errorCode}: ${e.errorMessage?.split('\n')[0]}` : null]),
+        );
+      });
+    });
+}
