@@ -15,7 +15,7 @@ import { connect, withClient } from './postgres/connect.js';
 import type { EmbeddedServer } from './postgres/embedded.js';
 import { startEmbedded } from './postgres/embedded.js';
 import { historyExists, readHistory } from './postgres/history.js';
-import type { TargetResult } from './postgres/migrate-target.js';
+import type { EngineOptions, MigrationTarget, TargetResult } from './postgres/migrate-target.js';
 import { migrateTarget } from './postgres/migrate-target.js';
 import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, schemaExists } from './postgres/provision.js';
 import { databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.js';
@@ -24,6 +24,9 @@ import type { Server, Tenant, TenantKind } from './registry/types.js';
 import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
 import type { LintReport } from './lint/lint.js';
 import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
+import { BackupService } from './backup/backup-service.js';
+import { RISKY_FAMILIES } from './lint/codes.js';
+import type { Backup, BackupStrategy } from './backup/catalog.js';
 import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 
 export const MAIN_SERVER = 'main';
@@ -50,8 +53,15 @@ export interface MigrateOptions {
   readonly onTenant?: (outcome: TenantOutcome) => void;
 }
 
+/** Why a backup was (or, in a dry run, would be) taken before a tenant's upgrade. */
+export interface BackupDecision {
+  readonly reasons: readonly string[];
+  /** The backup taken; null in a dry run. */
+  readonly id: string | null;
+}
+
 export type TenantOutcome =
-  | ({ readonly status: 'succeeded' | 'skipped' | 'planned' } & TargetResult)
+  | ({ readonly status: 'succeeded' | 'skipped' | 'planned'; readonly backup: BackupDecision | null } & TargetResult)
   | { readonly tenant: string; readonly status: 'failed'; readonly error: FlotillaError; readonly durationMs: number }
   | { readonly tenant: string; readonly status: 'skipped'; readonly reason: string; readonly durationMs: number };
 
@@ -86,12 +96,16 @@ export interface TenantState {
  * migrates them. The CLI is a thin layer over these methods.
  */
 export class Flotilla {
+  private readonly backups: BackupService;
+
   private constructor(
     readonly config: ResolvedConfig,
     readonly registry: Registry,
     private readonly serverUrl: string,
     private readonly embedded: EmbeddedServer | undefined,
-  ) {}
+  ) {
+    this.backups = new BackupService(registry, config.backup, config.tenants);
+  }
 
   /** Opens the control plane (creating and migrating it on first use), on the configured server or the embedded one. */
   static async open(options: { config?: ResolvedConfig; cwd?: string; configFile?: string } = {}): Promise<Flotilla> {
@@ -240,7 +254,8 @@ export class Flotilla {
     }
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
     const schemaTenants = this.config.lint.schemaTenants ?? selected.some((t) => t.kind === 'schema');
-    const lintErrors = blockingFindings(lintSet(set, lintOptions(this.config, schemaTenants)));
+    const lintReport = lintSet(set, lintOptions(this.config, schemaTenants));
+    const lintErrors = blockingFindings(lintReport);
     const runId = randomUUID();
     const outcomes: TenantOutcome[] = [];
     for (const tenant of selected) {
@@ -250,14 +265,17 @@ export class Flotilla {
         outcome = { tenant: tenant.slug, status: 'skipped', reason: `tenant is ${tenant.status}`, durationMs: 0 };
       } else {
         try {
-          const result = await migrateTarget(migrationTarget(tenant, servers.get(tenant.server)!, set), set, {
-            ...this.engineOptions(),
-            lintErrors,
-            runId,
-            dryRun: options.dryRun,
-            allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder,
-          });
-          outcome = result;
+          const server = servers.get(tenant.server)!;
+          const engine = { ...this.engineOptions(), lintErrors, runId, allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder };
+          const target = migrationTarget(tenant, server, set);
+          const reasons = await this.backupReasons(target, set, engine, lintReport);
+          let backup: BackupDecision | null = null;
+          if (reasons) {
+            const taken = options.dryRun ? null : await this.backups.backup(tenant, server, set, { reason: `before migrate: ${reasons.join('; ')}`, runId });
+            backup = { reasons, id: taken?.id ?? null };
+          }
+          const result = await migrateTarget(target, set, { ...engine, dryRun: options.dryRun });
+          outcome = { ...result, backup };
         } catch (error) {
           if (!isFlotillaError(error)) throw error;
           outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
@@ -317,6 +335,45 @@ export class Flotilla {
     return tenants.map((t) => states.get(t.slug)!);
   }
 
+  /** Backs a tenant up now (`flotilla backup <slug>`), recorded in the catalog and the audit trail. */
+  async backup(slug: string, options: { strategy?: BackupStrategy; keep?: number } = {}): Promise<Backup> {
+    const started = performance.now();
+    const audit = { command: 'backup', arguments: { slug, ...options }, tenant: slug };
+    try {
+      const tenant = await this.registry.getTenant(slug);
+      const server = await this.registry.getServer(tenant.server);
+      const backup = await this.backups.backup(tenant, server, await this.migrations(), { ...options, reason: 'manual' });
+      await this.registry.audit.record({ ...audit, outcome: 'succeeded', versionBefore: backup.schemaVersion, versionAfter: backup.schemaVersion, backupId: backup.id, durationMs: performance.now() - started });
+      return backup;
+    } catch (error) {
+      await this.registry.audit.record({ ...audit, outcome: 'failed', errorCode: isFlotillaError(error) ? error.code : null, errorMessage: (error as Error).message, durationMs: performance.now() - started });
+      throw error;
+    }
+  }
+
+  listBackups(slug?: string): Promise<Backup[]> {
+    return this.registry.backups.list(slug);
+  }
+
+  /** Removes a tenant's backups beyond the newest `keep`. */
+  async pruneBackups(slug: string, keep: number): Promise<Backup[]> {
+    return this.backups.prune(slug, keep, await this.registry.listServers());
+  }
+
+  /** Restores a backup into its tenant (offline meanwhile), or into a new tenant with `as`. */
+  async restore(slug: string, backupId: string, options: { as?: string } = {}): Promise<{ backup: Backup; tenant: Tenant }> {
+    const started = performance.now();
+    const audit = { command: 'restore', arguments: { slug, backup: backupId, as: options.as }, tenant: options.as ?? slug };
+    try {
+      const result = await this.backups.restore(backupId, slug, options);
+      await this.registry.audit.record({ ...audit, outcome: 'succeeded', versionAfter: result.backup.schemaVersion, backupId: result.backup.id, durationMs: performance.now() - started });
+      return result;
+    } catch (error) {
+      await this.registry.audit.record({ ...audit, outcome: 'failed', errorCode: isFlotillaError(error) ? error.code : null, errorMessage: (error as Error).message, durationMs: performance.now() - started });
+      throw error;
+    }
+  }
+
   /** The audit trail, oldest first. */
   audit(filter: { tenant?: string; since?: Date; limit?: number } = {}): Promise<AuditEvent[]> {
     return this.registry.audit.list(filter);
@@ -330,6 +387,26 @@ export class Flotilla {
     return lintSet(set, lintOptions(this.config, schemaTenants));
   }
 
+  /**
+   * Whether the backup policy asks for a backup before this tenant's upgrade, and
+   * why: `always`; or `risky` when a pending migration has a destructive or
+   * data-dependent lint finding (allowed or not) or a statement runs outside the
+   * transaction. Null: no backup.
+   */
+  private async backupReasons(target: MigrationTarget, set: MigrationSet, engine: EngineOptions, lint: LintReport): Promise<string[] | null> {
+    const policy = this.config.backup.policy;
+    if (policy === 'never') return null;
+    const planned = await migrateTarget(target, set, { ...engine, dryRun: true }).catch(() => undefined);
+    // Nothing to apply, or a plan that will be refused anyway: no backup needed.
+    if (!planned || planned.status !== 'planned') return null;
+    if (planned.migrations.some((id) => (engine.lintErrors?.get(id)?.length ?? 0) > 0)) return null;
+    if (policy === 'always') return ['policy: always'];
+    const pending = new Set(planned.migrations);
+    const risky = lint.findings.filter((f) => pending.has(f.migration) && RISKY_FAMILIES.has(f.family)).map((f) => `${f.code} at ${f.file}:${f.line}`);
+    if (planned.outsideTransaction > 0) risky.push(`${planned.outsideTransaction} statement(s) outside the transaction`);
+    return risky.length > 0 ? risky : null;
+  }
+
   private engineOptions() {
     const { lockWaitMs, lockTimeout, statementTimeout } = this.config.engine;
     return { lockWaitMs, lockTimeout, statementTimeout, verify: this.config.verify };
@@ -340,7 +417,7 @@ function auditOfOutcome(outcome: TenantOutcome, context: { runId: string; dryRun
   const base = { command: 'migrate', arguments: { dryRun: context.dryRun, allowOutOfOrder: context.allowOutOfOrder }, tenant: outcome.tenant, durationMs: outcome.durationMs, runId: context.runId };
   if (outcome.status === 'failed') return { ...base, outcome: 'failed', errorCode: outcome.error.code, errorMessage: outcome.error.message };
   if ('reason' in outcome) return { ...base, outcome: 'skipped', errorMessage: outcome.reason };
-  return { ...base, outcome: outcome.status, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion };
+  return { ...base, outcome: outcome.status, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion, backupId: outcome.backup?.id ?? null };
 }
 
 function baseState(tenant: Tenant, extra: Partial<TenantState>): TenantState {

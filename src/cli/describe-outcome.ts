@@ -1,3 +1,4 @@
+import { describeLoss } from '../core/verification.js';
 import type { TenantOutcome } from '../flotilla.js';
 
 /** One line (or a few) per tenant, as `migrate` prints them live. */
@@ -15,6 +16,9 @@ export function describeOutcome(outcome: TenantOutcome): string {
         outcome.rewritten ? `${outcome.rewritten} statements rewritten for the tenant schema` : '',
         outcome.outsideTransaction ? `${outcome.outsideTransaction} outside the transaction` : '',
         outcome.splits.length ? `${outcome.splits.length} commit points: ${outcome.splits.map((s) => `${s.before} (${s.reason})`).join('; ')}` : '',
+        outcome.backup ? `${outcome.backup.id ? `backup ${outcome.backup.id.slice(0, 8)} taken first` : 'would take a backup first'} (${outcome.backup.reasons.slice(0, 3).join(', ')}${outcome.backup.reasons.length > 3 ? ', …' : ''})` : '',
+        outcome.verification && outcome.verification.tables > 0 ? `${outcome.verification.tables} tables verified` : '',
+        ...(outcome.verification?.allowedLosses ?? []).map((l) => `allowed: ${describeLoss(l)} — ${l.allowedBecause}`),
       ].filter(Boolean);
       const list = outcome.status === 'planned' ? `\n    ${outcome.migrations.join('\n    ')}` : '';
       return `✓ ${outcome.tenant}: ${verb} ${outcome.migrations.length} migrations (${outcome.statements} statements, ${outcome.fromVersion ?? 'empty'} → ${outcome.toVersion}) in ${ms}${extra.length ? `; ${extra.join('; ')}` : ''}${list}`;

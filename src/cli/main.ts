@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommand } from './commands/audit.js';
+import { registerBackupCommands } from './commands/backups.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerLintCommand } from './commands/lint.js';
 import { registerMigrateCommands } from './commands/migrate.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerServerCommands(program, globals);
   registerLintCommand(program, globals);
   registerMigrateCommands(program, globals);
+  registerBackupCommands(program, globals);
   registerAuditCommand(program, globals);
   registerDemoCommand(program);
   return program;

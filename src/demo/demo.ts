@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,13 +61,17 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
     say(base.databaseUrl ? `PostgreSQL: ${databaseOf(serverUrl) ? 'the configured server' : serverUrl}` : `PostgreSQL: embedded, data in ${base.embedded.dataDir}`);
     const workDir = join(base.embedded.dataDir, '..', 'demo');
     const migrationsDir = join(workDir, 'migrations');
-    await resetDemo(serverUrl, migrationsDir);
+    await resetDemo(serverUrl, workDir);
     await copyMigrations(join(EXAMPLE, 'migrations'), migrationsDir);
+    // Backups need pg_dump for the schema tenant; a bare machine may lack it, and the demo must still run.
+    const canDump = spawnSync('pg_dump', ['--version']).status === 0;
+    if (!canDump) say('pg_dump is not installed: this demo runs without backups (apt-get install postgresql-client-15 to see them)');
     const config: ResolvedConfig = {
       ...base,
       databaseUrl: withDatabase(serverUrl, CONTROL_DATABASE),
       migrationsDir,
       tenants: { ...base.tenants, databasePrefix: 'demo_', schemaPrefix: 'demo_', schemaDatabase: 'flotilla_demo_tenants' },
+      backup: { ...base.backup, policy: canDump ? 'risky' : 'never', strategy: 'snapshot', dir: join(workDir, 'backups') },
     };
     let flotilla = await Flotilla.open({ config });
     try {
@@ -100,11 +105,19 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
   }
 }
 
-async function resetDemo(serverUrl: string, migrationsDir: string): Promise<void> {
-  await rm(migrationsDir, { recursive: true, force: true });
+async function resetDemo(serverUrl: string, workDir: string): Promise<void> {
+  await rm(workDir, { recursive: true, force: true });
   await withClient(serverUrl, databaseOf(serverUrl) ?? 'postgres', async (admin) => {
-    for (const db of [CONTROL_DATABASE, 'flotilla_demo_tenants', ...DEMO_TENANTS.map((t) => `demo_${t.slug}`)]) await dropDatabase(admin, db);
+    const snapshots = (await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'flotilla\\_snap\\_%'`)).rows.map((r) => r.datname);
+    const demoSnapshots = await demoSnapshotNames(serverUrl, snapshots);
+    for (const db of [CONTROL_DATABASE, 'flotilla_demo_tenants', ...DEMO_TENANTS.map((t) => `demo_${t.slug}`), ...demoSnapshots]) await dropDatabase(admin, db);
   });
+}
+
+/** Snapshot databases the previous demo run recorded in its own catalog. */
+async function demoSnapshotNames(serverUrl: string, candidates: string[]): Promise<string[]> {
+  if (candidates.length === 0) return [];
+  return withClient(serverUrl, CONTROL_DATABASE, async (client) => (await client.query<{ location: string }>(`SELECT location FROM flotilla.backups WHERE strategy = 'snapshot'`)).rows.map((r) => r.location)).catch(() => []);
 }
 
 async function copyMigrations(from: string, to: string): Promise<void> {

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { AuditLog } from '../audit/audit-log.js';
+import { BackupCatalog } from '../backup/catalog.js';
 import { FlotillaError } from '../core/errors.js';
 import { withDatabase } from '../postgres/server-url.js';
 import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
@@ -30,9 +31,11 @@ const TENANT_COLUMNS = `t.id, t.slug, t.name, t.kind, t.server, t.database_name,
 export class Registry {
   /** The append-only audit trail, on the same pool. */
   readonly audit: AuditLog;
+  readonly backups: BackupCatalog;
 
   private constructor(private readonly pool: pg.Pool) {
     this.audit = new AuditLog(pool);
+    this.backups = new BackupCatalog(pool);
   }
 
   static open(serverUrl: string, controlDatabase: string): Registry {

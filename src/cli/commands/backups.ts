@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import type { Backup } from '../../backup/catalog.js';
+import { FlotillaError } from '../../core/errors.js';
+import type { GlobalOptions } from '../context.js';
+import { withFlotilla } from '../context.js';
+import { line, printJson, printTable } from '../output.js';
+
+export function registerBackupCommands(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('backup')
+    .usage('<slug> [--strategy dump|snapshot] [--keep N] | list [<slug>]')
+    .description('back a tenant up now (`backup <slug>`), or list backups (`backup list [<slug>]`)')
+    .argument('<slug-or-list>', 'a tenant slug, or "list"')
+    .argument('[slug]', 'with list: only this tenant')
+    .addOption(new Option('--strategy <strategy>', 'dump (pg_dump) or snapshot (CREATE DATABASE … TEMPLATE, database tenants)').choices(['dump', 'snapshot']))
+    .option('--keep <n>', 'afterwards keep only the newest N backups of the tenant')
+    .option('--json', 'print JSON')
+    .action(async (first: string, second: string | undefined, options: { strategy?: 'dump' | 'snapshot'; keep?: string; json?: boolean }) => {
+      await withFlotilla(globals(), async (flotilla) => {
+        if (first === 'list') {
+          const backups = await flotilla.listBackups(second);
+          if (options.json) return printJson(backups);
+          if (backups.length === 0) return line('No backups.');
+          printTable(['id', 'tenant', 'strategy', 'version', 'size', 'rows', 'reason', 'taken'], backups.map(backupRow));
+          return;
+        }
+        if (second !== undefined) throw new FlotillaError('FLO_USAGE', `Unexpected argument ${second}.`, { hint: 'Use `flotilla backup <slug>` or `flotilla backup list [<slug>]`.' });
+        const keep = options.keep === undefined ? undefined : Number(options.keep);
+        if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1)) throw new FlotillaError('FLO_USAGE', `--keep ${options.keep} is not a whole number of at least 1.`, { hint: 'For example --keep 5.' });
+        const backup = await flotilla.backup(first, { strategy: options.strategy, keep });
+        if (options.json) return printJson(backup);
+        line(`Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatSize(backup.sizeBytes)}, ${totalRows(backup)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`);
+        line(`  ${backup.location}`);
+      });
+    });
+
+  program
+    .command('restore <slug>')
+    .description('restore a backup into its tenant (offline meanwhile) or into a new tenant; the row counts must match the backup')
+    .requiredOption('--backup <id>', 'backup id (or its first 8 characters) from `flotilla backup list`')
+    .option('--as <new-slug>', 'restore into a new tenant instead')
+    .option('--json', 'print JSON')
+    .action(async (slug: string, options: { backup: string; as?: string; json?: boolean }) => {
+      await withFlotilla(globals(), async (flotilla) => {
+        const result = await flotilla.restore(slug, options.backup, { as: options.as });
+        if (options.json) return printJson(result);
+        line(`Restored backup ${result.backup.id.slice(0, 8)} into tenant ${result.tenant.slug} (version ${result.backup.schemaVersion ?? '-'}): ${totalRows(result.backup)} rows in ${Object.keys(result.backup.rowCounts).length} tables, counts checked.`);
+      });
+    });
+}
+
+function backupRow(b: Backup): (string | number | null)[] {
+  return [b.id.slice(0, 8), b.tenant, b.strategy, b.schemaVersion, formatSize(b.sizeBytes), totalRows(b), b.reason.length > 40 ? `${b.reason.slice(0, 37)}...` : b.reason, b.createdAt];
+}
+
+function totalRows(b: Backup): number {
+  return Object.values(b.rowCounts).reduce((n, v) => n + v, 0);
+}
+
+function formatSize(bytes: number): string {
+  return bytes > 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} kB`;
+}

@@ -1,0 +1,52 @@
+import { spawn, spawnSync } from 'node:child_process';
+import type pg from 'pg';
+import { FlotillaError } from '../core/errors.js';
+
+/** How to get the client tools of a PostgreSQL major version. */
+function installHint(major: number): string {
+  return `Install the PostgreSQL ${major} client tools: on Debian/Ubuntu \`apt-get install postgresql-client-${major}\`, on macOS \`brew install postgresql@${major}\`; then make sure the tool is on PATH.`;
+}
+
+export async function serverMajor(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
+  return Math.floor(Number(rows[0]!.v) / 10000);
+}
+
+/**
+ * Checks that a client tool (pg_dump, pg_restore) is on PATH and not older than
+ * the server: an older pg_dump refuses to dump a newer server, and a restore
+ * needs the matching pg_restore.
+ */
+export function requireTool(name: 'pg_dump' | 'pg_restore', serverMajorVersion: number): void {
+  const run = spawnSync(name, ['--version'], { encoding: 'utf8' });
+  if (run.error || run.status !== 0) {
+    throw new FlotillaError('FLO_TOOL_MISSING', `${name} is not installed (it is not on PATH), so no dump can be ${name === 'pg_dump' ? 'taken' : 'restored'}.`, {
+      hint: installHint(serverMajorVersion),
+      meta: { tool: name, serverMajor: serverMajorVersion },
+    });
+  }
+  const major = Number(/(\d+)(?:\.\d+)?/.exec(run.stdout)?.[1]);
+  if (!(major >= serverMajorVersion)) {
+    throw new FlotillaError('FLO_TOOL_MISSING', `${name} ${major} is older than the server (PostgreSQL ${serverMajorVersion}).`, {
+      hint: installHint(serverMajorVersion),
+      meta: { tool: name, toolMajor: major, serverMajor: serverMajorVersion },
+    });
+  }
+}
+
+/** Runs a client tool with the password in the environment (never on the command line). */
+export function runTool(name: 'pg_dump' | 'pg_restore', args: readonly string[], serverUrl: string): Promise<{ code: number; stderr: string }> {
+  const url = new URL(serverUrl);
+  const password = decodeURIComponent(url.password);
+  url.password = '';
+  return new Promise((resolve, reject) => {
+    const child = spawn(name, [...args, '--dbname', url.toString()], {
+      env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
+}
