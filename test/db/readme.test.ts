@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RULES } from '../../src/lint/codes.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -33,6 +34,16 @@ beforeAll(async () => {
   env = { ...process.env, FLOTILLA_DATABASE_URL: '', FLOTILLA_MIGRATIONS_DIR: '' };
 });
 afterAll(() => project?.cleanup());
+
+describe('the README reference', () => {
+  it('lists exactly the lint codes Flotilla uses, with their severity and family', () => {
+    const table = /<!-- lint-codes -->\n([\s\S]*?)\n<!-- \/lint-codes -->/.exec(README)![1]!;
+    const rows = table.split('\n').slice(2).map((row) => row.split('|').map((cell) => cell.trim()).filter(Boolean));
+    expect(rows.map(([code, severity, family]) => [code!.replaceAll('`', ''), severity, family])).toEqual(
+      Object.entries(RULES).map(([code, rule]) => [code, rule.severity, rule.family]),
+    );
+  });
+});
 
 describe('the README examples', () => {
   it('runs the command-line example as written', () => {
