@@ -55,9 +55,13 @@ export async function testProject(): Promise<TestProject> {
     },
     query: (database, sql, params) => withClient(url, database, async (client) => (await client.query(sql, params)).rows),
     async cleanup() {
+      // Snapshot backups are databases named by Flotilla, not by the prefix: find them in this project's catalog.
+      const snapshots = await withClient(url, `${prefix}_control`, async (client) =>
+        (await client.query<{ location: string }>(`SELECT location FROM flotilla.backups WHERE strategy = 'snapshot'`)).rows.map((r) => r.location),
+      ).catch(() => [] as string[]);
       await withClient(url, 'postgres', async (admin) => {
         const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}%`]);
-        for (const { datname } of rows) await dropDatabase(admin, datname);
+        for (const datname of [...snapshots, ...rows.map((r) => r.datname)]) await dropDatabase(admin, datname);
       });
       await rm(dir, { recursive: true, force: true });
     },
