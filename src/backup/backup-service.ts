@@ -189,7 +189,17 @@ export class BackupService {
     await withClient(server.url, adminDatabase(server), async (admin) => {
       const old = `flotilla_old_${short}`;
       await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [tenant.database]);
-      await admin.query(`ALTER DATABASE ${quoteIdent(tenant.database)} RENAME TO ${quoteIdent(old)}`);
+      try {
+        await admin.query(`ALTER DATABASE ${quoteIdent(tenant.database)} RENAME TO ${quoteIdent(old)}`);
+      } catch (cause) {
+        // Someone reconnected in between: the tenant is untouched; remove the copy.
+        await dropDatabase(admin, scratch);
+        throw new FlotillaError('FLO_RESTORE_FAILED', `Could not swap the restored copy in: ${(cause as Error).message}`, {
+          hint: 'Sessions keep reconnecting to the tenant database: stop the application for this tenant and run the restore again. Nothing was replaced.',
+          meta: { backup: backup.id, tenant: tenant.slug },
+          cause,
+        });
+      }
       await admin.query(`ALTER DATABASE ${quoteIdent(scratch)} RENAME TO ${quoteIdent(tenant.database)}`);
       await dropDatabase(admin, old);
     });

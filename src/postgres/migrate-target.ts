@@ -16,7 +16,7 @@ import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
 import { withTenantLock } from './advisory-lock.js';
 import { connect } from './connect.js';
-import { ensureHistoryTable, readHistory, recordHistory } from './history.js';
+import { ensureHistoryTable, historyExists, readHistory, recordHistory } from './history.js';
 import { dropInvalidIndex, indexState } from './index-state.js';
 
 /** Where one tenant's schema lives. */
@@ -94,8 +94,9 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
       async () => {
         if (target.createSchema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
         else await assertSchemaExists(client, target);
-        await ensureHistoryTable(client, target.schema);
-        const applied = await readHistory(client, target.schema);
+        // A dry run changes nothing, not even the history table of a tenant that has none yet.
+        if (!options.dryRun) await ensureHistoryTable(client, target.schema);
+        const applied = options.dryRun && !(await historyExists(client, target.schema)) ? [] : await readHistory(client, target.schema);
         const planned = planMigrations(set.migrations, applied, { allowOutOfOrder: options.allowOutOfOrder, target: options.target });
         if (!planned.ok) throw planProblemsToError(planned.problems, target.tenant);
         refuseLintErrors(planned.plan, options.lintErrors, target.tenant);
