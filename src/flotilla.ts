@@ -22,7 +22,7 @@ import { databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
 import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
-import type { LintReport } from './lint/lint.js';
+import type { Finding, LintReport } from './lint/lint.js';
 import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
 import { BackupService } from './backup/backup-service.js';
 import { RISKY_FAMILIES } from './lint/codes.js';
@@ -71,6 +71,13 @@ export interface MigrateReport {
   readonly succeeded: number;
   readonly failed: number;
   readonly skipped: number;
+}
+
+interface UpgradeContext {
+  readonly set: MigrationSet;
+  readonly servers: ReadonlyMap<string, Server>;
+  readonly lint: LintReport;
+  readonly lintErrors: ReadonlyMap<string, readonly Finding[]>;
 }
 
 export interface StatusProblem {
@@ -252,37 +259,12 @@ export class Flotilla {
       await this.registry.audit.record({ command: 'migrate', arguments: { tenants: options.tenants, all: options.all, dryRun: options.dryRun }, outcome: 'failed', errorCode: code, errorMessage: (error as Error).message, durationMs: performance.now() - started });
       throw error;
     }
-    const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
-    const schemaTenants = this.config.lint.schemaTenants ?? selected.some((t) => t.kind === 'schema');
-    const lintReport = lintSet(set, lintOptions(this.config, schemaTenants));
-    const lintErrors = blockingFindings(lintReport);
+    const context = await this.upgradeContext(set, selected);
     const runId = randomUUID();
     const outcomes: TenantOutcome[] = [];
     for (const tenant of selected) {
-      const started = performance.now();
-      let outcome: TenantOutcome;
-      if (tenant.status !== 'active') {
-        outcome = { tenant: tenant.slug, status: 'skipped', reason: `tenant is ${tenant.status}`, durationMs: 0 };
-      } else {
-        try {
-          const server = servers.get(tenant.server)!;
-          const engine = { ...this.engineOptions(), lintErrors, runId, allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder };
-          const target = migrationTarget(tenant, server, set);
-          const reasons = await this.backupReasons(target, set, engine, lintReport);
-          let backup: BackupDecision | null = null;
-          if (reasons) {
-            const taken = options.dryRun ? null : await this.backups.backup(tenant, server, set, { reason: `before migrate: ${reasons.join('; ')}`, runId });
-            backup = { reasons, id: taken?.id ?? null };
-          }
-          const result = await migrateTarget(target, set, { ...engine, dryRun: options.dryRun });
-          outcome = { ...result, backup };
-        } catch (error) {
-          if (!isFlotillaError(error)) throw error;
-          outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
-        }
-      }
+      const outcome = await this.upgradeTenant(tenant, context, { runId, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder });
       outcomes.push(outcome);
-      await this.registry.audit.record(auditOfOutcome(outcome, { runId, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder === true }));
       options.onTenant?.(outcome);
     }
     return {
@@ -292,6 +274,48 @@ export class Flotilla {
       failed: outcomes.filter((o) => o.status === 'failed').length,
       skipped: outcomes.filter((o) => o.status === 'skipped').length,
     };
+  }
+
+  /** What every tenant upgrade of one command shares: the migrations, their lint, the servers. */
+  private async upgradeContext(set: MigrationSet, tenants: readonly Tenant[]): Promise<UpgradeContext> {
+    const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
+    const schemaTenants = this.config.lint.schemaTenants ?? tenants.some((t) => t.kind === 'schema');
+    const lint = lintSet(set, lintOptions(this.config, schemaTenants));
+    return { set, servers, lint, lintErrors: blockingFindings(lint) };
+  }
+
+  /**
+   * One tenant's upgrade: the lint gate, a backup when the policy asks for one,
+   * the engine (all-or-nothing, verified), and its audit event. Never throws for
+   * the tenant's own failure.
+   */
+  private async upgradeTenant(tenant: Tenant, context: UpgradeContext, options: { runId: string; dryRun: boolean; allowOutOfOrder?: boolean; target?: string }): Promise<TenantOutcome> {
+    const started = performance.now();
+    let outcome: TenantOutcome;
+    // A rollout marks the tenant `upgrading` when it claims it.
+    if (tenant.status !== 'active' && tenant.status !== 'upgrading') {
+      outcome = { tenant: tenant.slug, status: 'skipped', reason: `tenant is ${tenant.status}`, durationMs: 0 };
+    } else {
+      try {
+        const { set, lint, lintErrors } = context;
+        const server = context.servers.get(tenant.server)!;
+        const engine = { ...this.engineOptions(), lintErrors, runId: options.runId, target: options.target, allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder };
+        const target = migrationTarget(tenant, server, set);
+        const reasons = await this.backupReasons(target, set, engine, lint);
+        let backup: BackupDecision | null = null;
+        if (reasons) {
+          const taken = options.dryRun ? null : await this.backups.backup(tenant, server, set, { reason: `before migrate: ${reasons.join('; ')}`, runId: options.runId });
+          backup = { reasons, id: taken?.id ?? null };
+        }
+        const result = await migrateTarget(target, set, { ...engine, dryRun: options.dryRun });
+        outcome = { ...result, backup };
+      } catch (error) {
+        if (!isFlotillaError(error)) throw error;
+        outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
+      }
+    }
+    await this.registry.audit.record(auditOfOutcome(outcome, { runId: options.runId, dryRun: options.dryRun, allowOutOfOrder: options.allowOutOfOrder === true }));
+    return outcome;
   }
 
   /** Every tenant with its version, pending count and problems; one connection per tenant database. */

@@ -1,7 +1,7 @@
 export const TENANT_KINDS = ['database', 'schema'] as const;
 export type TenantKind = (typeof TENANT_KINDS)[number];
 
-export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'archived', 'restoring'] as const;
+export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'archived', 'restoring', 'upgrading'] as const;
 export type TenantStatus = (typeof TENANT_STATUSES)[number];
 
 export interface Server {

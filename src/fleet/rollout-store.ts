@@ -1,0 +1,325 @@
+import type pg from 'pg';
+
+/** First key of a runner's liveness lock (session-level, held while the runner lives). */
+export const RUNNER_LOCK_NAMESPACE = 0x464c5452;
+/** First key of the transaction lock that serializes claims on one rollout. */
+const CLAIM_LOCK_NAMESPACE = 0x464c5443;
+
+export type RolloutStatus = 'running' | 'halted' | 'finished' | 'cancelled';
+export type TenantState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+
+export interface RolloutOptions {
+  readonly canary?: string;
+  readonly canaryCheck?: string;
+  readonly waveSize?: number;
+  readonly concurrency: number;
+  readonly maxFailures?: string;
+  readonly order?: string;
+  /** Failures tolerated, resolved from maxFailures when the rollout was created. */
+  readonly budget?: number;
+}
+
+export interface RolloutCounts {
+  readonly total: number;
+  readonly pending: number;
+  readonly running: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly skipped: number;
+}
+
+export interface Rollout {
+  readonly id: string;
+  readonly status: RolloutStatus;
+  readonly target: string | null;
+  readonly options: RolloutOptions;
+  readonly selection: Record<string, unknown>;
+  readonly startedBy: string;
+  readonly haltReason: string | null;
+  readonly canaryCheck: string | null;
+  readonly createdAt: string;
+  readonly finishedAt: string | null;
+  readonly counts: RolloutCounts;
+  /** The wave now running (lowest wave with unfinished tenants); null when none. */
+  readonly currentWave: number | null;
+}
+
+export interface RolloutTenant {
+  readonly tenant: string;
+  readonly server: string;
+  readonly wave: number;
+  readonly position: number;
+  readonly state: TenantState;
+  readonly attempts: number;
+  readonly runner: string | null;
+  readonly versionBefore: string | null;
+  readonly versionAfter: string | null;
+  readonly errorCode: string | null;
+  readonly errorMessage: string | null;
+  readonly backupId: string | null;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+}
+
+export type Claim =
+  | { readonly kind: 'tenant'; readonly tenant: string; readonly server: string; readonly wave: number; readonly attempts: number }
+  | { readonly kind: 'canary-check'; readonly tenants: readonly string[]; readonly command: string }
+  | { readonly kind: 'wait' }
+  | { readonly kind: 'done'; readonly status: RolloutStatus };
+
+/** Rollouts and their tenants in the control database; every runner coordinates through these rows. */
+export class RolloutStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async create(input: {
+    target: string | null;
+    options: RolloutOptions;
+    selection: Record<string, unknown>;
+    startedBy: string;
+    tenants: readonly { tenant: string; server: string; wave: number; position: number; state: 'pending' | 'skipped'; versionBefore: string | null }[];
+  }): Promise<string> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ id: string }>(
+        `INSERT INTO flotilla.rollouts (status, target, options, selection, started_by) VALUES ('running', $1, $2, $3, $4) RETURNING id`,
+        [input.target, JSON.stringify(input.options), JSON.stringify(input.selection), input.startedBy],
+      );
+      const id = rows[0]!.id;
+      const t = input.tenants;
+      await client.query(
+        `INSERT INTO flotilla.rollout_tenants (rollout_id, tenant, server, wave, position, state, version_before, version_after, finished_at)
+         SELECT $1, u.tenant, u.server, u.wave, u.position, u.state, u.version, CASE WHEN u.state = 'skipped' THEN u.version END, CASE WHEN u.state = 'skipped' THEN clock_timestamp() END
+           FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[]) AS u(tenant, server, wave, position, state, version)`,
+        [id, t.map((x) => x.tenant), t.map((x) => x.server), t.map((x) => x.wave), t.map((x) => x.position), t.map((x) => x.state), t.map((x) => x.versionBefore)],
+      );
+      await client.query('COMMIT');
+      return id;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async get(id: string): Promise<Rollout | undefined> {
+    const { rows } = await this.pool.query(
+      `SELECT r.*, c.* FROM flotilla.rollouts r,
+         LATERAL (SELECT count(*)::int AS total,
+                         count(*) FILTER (WHERE state = 'pending')::int AS pending,
+                         count(*) FILTER (WHERE state = 'running')::int AS running,
+                         count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded,
+                         count(*) FILTER (WHERE state = 'failed')::int AS failed,
+                         count(*) FILTER (WHERE state = 'skipped')::int AS skipped,
+                         min(wave) FILTER (WHERE state IN ('pending', 'running')) AS current_wave
+                    FROM flotilla.rollout_tenants WHERE rollout_id = r.id) c
+        WHERE r.id::text = $1 OR r.id::text LIKE $1 || '%'`,
+      [id.toLowerCase()],
+    );
+    return rows.length === 1 ? toRollout(rows[0]) : undefined;
+  }
+
+  async list(limit = 50): Promise<Rollout[]> {
+    const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM flotilla.rollouts ORDER BY created_at DESC LIMIT $1', [limit]);
+    return (await Promise.all(rows.map((r) => this.get(r.id)))).filter((r): r is Rollout => r !== undefined);
+  }
+
+  async tenants(id: string): Promise<RolloutTenant[]> {
+    const { rows } = await this.pool.query(`SELECT * FROM flotilla.rollout_tenants WHERE rollout_id = $1 ORDER BY position`, [id]);
+    return rows.map((r) => ({
+      tenant: r.tenant,
+      server: r.server,
+      wave: r.wave,
+      position: r.position,
+      state: r.state,
+      attempts: r.attempts,
+      runner: r.runner,
+      versionBefore: r.version_before,
+      versionAfter: r.version_after,
+      errorCode: r.error_code,
+      errorMessage: r.error_message,
+      backupId: r.backup_id,
+      startedAt: r.started_at?.toISOString() ?? null,
+      finishedAt: r.finished_at?.toISOString() ?? null,
+    }));
+  }
+
+  async setStatus(id: string, status: RolloutStatus, haltReason: string | null = null, onlyIf: RolloutStatus[] = ['running']): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `UPDATE flotilla.rollouts SET status = $2, halt_reason = coalesce($3, halt_reason), updated_at = clock_timestamp(),
+              finished_at = CASE WHEN $2 IN ('finished', 'cancelled') THEN clock_timestamp() ELSE finished_at END
+        WHERE id = $1 AND status = ANY($4)`,
+      [id, status, haltReason, onlyIf],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  /**
+   * The next piece of work for a runner, decided under a lock on the rollout so
+   * that runners never take the same tenant and per-server limits hold across
+   * runners: a tenant of the current wave (a later wave starts only when every
+   * earlier tenant is done, and after the canary check), the canary check, a
+   * wait, or done.
+   */
+  async claim(id: string, runner: { name: string; key: number }, serverLimits: ReadonlyMap<string, number>): Promise<Claim> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [CLAIM_LOCK_NAMESPACE, id]);
+      const rollout = (await client.query('SELECT status, options, canary_check FROM flotilla.rollouts WHERE id = $1', [id])).rows[0];
+      if (!rollout || rollout.status !== 'running') {
+        await client.query('COMMIT');
+        return { kind: 'done', status: rollout?.status ?? 'cancelled' };
+      }
+      const wave = (await client.query<{ wave: number | null }>(`SELECT min(wave) AS wave FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state IN ('pending', 'running')`, [id])).rows[0]!.wave;
+      if (wave === null) {
+        await client.query(`UPDATE flotilla.rollouts SET status = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = $1`, [id]);
+        await client.query('COMMIT');
+        return { kind: 'done', status: 'finished' };
+      }
+      const command = (rollout.options as RolloutOptions).canaryCheck;
+      if (wave > 0 && command && rollout.canary_check !== 'passed') {
+        const canaries = (await client.query<{ tenant: string }>(`SELECT tenant FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND wave = 0 ORDER BY position`, [id])).rows.map((r) => r.tenant);
+        if (canaries.length > 0 && rollout.canary_check === null) {
+          await client.query(`UPDATE flotilla.rollouts SET canary_check = 'running' WHERE id = $1`, [id]);
+          await client.query('COMMIT');
+          return { kind: 'canary-check', tenants: canaries, command };
+        }
+        if (canaries.length > 0) {
+          await client.query('COMMIT');
+          return { kind: 'wait' };
+        }
+      }
+      const limits = [...serverLimits];
+      const { rows } = await client.query<{ tenant: string; server: string; attempts: number }>(
+        `WITH running AS (
+           SELECT server, count(*) AS n FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state = 'running' GROUP BY server),
+         limits AS (SELECT * FROM unnest($3::text[], $4::int[]) AS l(server, n))
+         SELECT rt.tenant, rt.server, rt.attempts FROM flotilla.rollout_tenants rt
+           LEFT JOIN running r ON r.server = rt.server LEFT JOIN limits l ON l.server = rt.server
+          WHERE rt.rollout_id = $1 AND rt.state = 'pending' AND rt.wave = $2 AND coalesce(r.n, 0) < coalesce(l.n, 4)
+          ORDER BY rt.position FOR UPDATE OF rt SKIP LOCKED LIMIT 1`,
+        [id, wave, limits.map(([s]) => s), limits.map(([, n]) => n)],
+      );
+      const row = rows[0];
+      if (!row) {
+        await client.query('COMMIT');
+        return { kind: 'wait' };
+      }
+      await client.query(
+        `UPDATE flotilla.rollout_tenants rt SET state = 'running', runner = $3, runner_key = $4, attempts = attempts + 1, started_at = clock_timestamp(),
+                previous_status = (SELECT status FROM flotilla.tenants WHERE slug = rt.tenant)
+          WHERE rollout_id = $1 AND tenant = $2`,
+        [id, row.tenant, runner.name, runner.key],
+      );
+      // The runtime answers 503 for this tenant alone while it is upgraded.
+      await client.query(`UPDATE flotilla.tenants SET status = 'upgrading', updated_at = now() WHERE slug = $1 AND status = 'active'`, [row.tenant]);
+      await client.query('COMMIT');
+      return { kind: 'tenant', tenant: row.tenant, server: row.server, wave, attempts: row.attempts + 1 };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async finish(
+    id: string,
+    tenant: string,
+    result: { state: 'succeeded' | 'failed' | 'skipped'; versionBefore: string | null; versionAfter: string | null; errorCode?: string | null; errorMessage?: string | null; backupId?: string | null },
+  ): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ previous_status: string | null }>(
+        `UPDATE flotilla.rollout_tenants SET state = $3, version_before = coalesce($4, version_before), version_after = $5, error_code = $6, error_message = $7,
+                backup_id = $8, finished_at = clock_timestamp()
+          WHERE rollout_id = $1 AND tenant = $2 RETURNING previous_status`,
+        [id, tenant, result.state, result.versionBefore, result.versionAfter, result.errorCode ?? null, result.errorMessage ?? null, result.backupId ?? null],
+      );
+      await restoreStatus(client, tenant, rows[0]?.previous_status ?? null);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+  }
+
+  async setCanaryCheck(id: string, result: 'passed' | 'failed'): Promise<void> {
+    await this.pool.query('UPDATE flotilla.rollouts SET canary_check = $2, updated_at = clock_timestamp() WHERE id = $1', [id, result]);
+  }
+
+  /**
+   * Puts back to pending the tenants a dead runner left `running` (its liveness
+   * lock is gone), restoring their registry status; the engine rechecks each
+   * against its own history, so nothing is applied twice. With `retry`, also
+   * failed tenants (by error code, or all).
+   */
+  async recover(id: string, retry: 'transient' | 'all' | 'none'): Promise<{ reset: string[]; retried: string[] }> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const reset = await client.query<{ tenant: string; previous_status: string | null }>(
+        `UPDATE flotilla.rollout_tenants rt SET state = 'pending', runner = NULL, runner_key = NULL
+          WHERE rollout_id = $1 AND state = 'running'
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                              AND l.classid = $2::int::oid AND l.objid = rt.runner_key::oid AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+          RETURNING tenant, previous_status`,
+        [id, RUNNER_LOCK_NAMESPACE],
+      );
+      for (const row of reset.rows) await restoreStatus(client, row.tenant, row.previous_status);
+      const codes = retry === 'all' ? null : retry === 'transient' ? ['FLO_CONNECTION_FAILED', 'FLO_TENANT_LOCKED'] : [];
+      const retried = await client.query<{ tenant: string }>(
+        `UPDATE flotilla.rollout_tenants SET state = 'pending', runner = NULL, runner_key = NULL
+          WHERE rollout_id = $1 AND state = 'failed' AND ($2::text[] IS NULL OR error_code = ANY($2)) RETURNING tenant`,
+        [id, codes],
+      );
+      await client.query('COMMIT');
+      return { reset: reset.rows.map((r) => r.tenant), retried: retried.rows.map((r) => r.tenant) };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Whether any runner holding work on this rollout is still alive. */
+  async liveRunners(id: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `SELECT count(DISTINCT rt.runner_key)::int AS n FROM flotilla.rollout_tenants rt JOIN pg_locks l
+          ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $2::int::oid AND l.objid = rt.runner_key::oid
+       WHERE rt.rollout_id = $1 AND rt.state = 'running'`,
+      [id, RUNNER_LOCK_NAMESPACE],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /** Rollouts that did not finish (running with no live runner, or halted), newest first. */
+  async unfinished(): Promise<Rollout[]> {
+    const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM flotilla.rollouts WHERE status IN ('running', 'halted') ORDER BY created_at DESC`);
+    return (await Promise.all(rows.map((r) => this.get(r.id)))).filter((r): r is Rollout => r !== undefined);
+  }
+}
+
+async function restoreStatus(client: pg.PoolClient, tenant: string, previous: string | null): Promise<void> {
+  await client.query(`UPDATE flotilla.tenants SET status = coalesce($2, 'active'), updated_at = now() WHERE slug = $1 AND status = 'upgrading'`, [tenant, previous === 'upgrading' ? 'active' : previous]);
+}
+
+function toRollout(r: Record<string, unknown>): Rollout {
+  return {
+    id: String(r.id),
+    status: r.status as RolloutStatus,
+    target: (r.target as string | null) ?? null,
+    options: r.options as RolloutOptions,
+    selection: r.selection as Record<string, unknown>,
+    startedBy: String(r.started_by),
+    haltReason: (r.halt_reason as string | null) ?? null,
+    canaryCheck: (r.canary_check as string | null) ?? null,
+    createdAt: (r.created_at as Date).toISOString(),
+    finishedAt: r.finished_at ? (r.finished_at as Date).toISOString() : null,
+    counts: { total: r.total as number, pending: r.pending as number, running: r.running as number, succeeded: r.succeeded as number, failed: r.failed as number, skipped: r.skipped as number },
+    currentWave: (r.current_wave as number | null) ?? null,
+  };
+}

@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { hostname } from 'node:os';
+import type pg from 'pg';
+import type { TenantOutcome } from '../flotilla.js';
+import type { EventSink } from './events.js';
+import type { Rollout, RolloutStore } from './rollout-store.js';
+import { RUNNER_LOCK_NAMESPACE } from './rollout-store.js';
+
+export interface RunnerDeps {
+  readonly store: RolloutStore;
+  /** A session of the control database held for the runner's life: its lock tells others it is alive. */
+  readonly livenessClient: pg.Client;
+  readonly serverLimits: ReadonlyMap<string, number>;
+  /** Upgrades one tenant (lint, backup by policy, migrate, verify); never throws for the tenant's own failure. */
+  upgrade(tenant: string, rolloutId: string): Promise<TenantOutcome>;
+}
+
+export interface RunnerOptions {
+  /** Tenants this runner upgrades at once. */
+  readonly concurrency: number;
+  readonly emit: EventSink;
+  /** Failures tolerated before the rollout halts. */
+  readonly budget?: number;
+}
+
+const WAIT_MS = 100;
+
+/**
+ * One runner working on a rollout until nothing is left for it: several can
+ * work on the same rollout at once, from any machine, coordinating only through
+ * the control database.
+ */
+export async function runRollout(deps: RunnerDeps, rolloutId: string, options: RunnerOptions): Promise<void> {
+  const runner = { name: `${hostname()}:${process.pid}:${randomInt(1e6)}`, key: randomInt(1, 2 ** 31 - 1) };
+  await deps.livenessClient.query('SELECT pg_advisory_lock($1, $2)', [RUNNER_LOCK_NAMESPACE, runner.key]);
+  const wavesSeen = new Set<number>();
+  try {
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        const claim = await deps.store.claim(rolloutId, runner, deps.serverLimits);
+        if (claim.kind === 'done') return;
+        if (claim.kind === 'wait') {
+          await new Promise((r) => setTimeout(r, WAIT_MS));
+          continue;
+        }
+        if (claim.kind === 'canary-check') {
+          const exitCode = await runCanaryCheck(claim.command, claim.tenants);
+          const passed = exitCode === 0;
+          await deps.store.setCanaryCheck(rolloutId, passed ? 'passed' : 'failed');
+          options.emit({ event: 'canary.check', rollout: rolloutId, tenants: [...claim.tenants], passed, exitCode });
+          if (!passed) await halt(deps, rolloutId, options, `canary check \`${claim.command}\` exited with ${exitCode}`);
+          continue;
+        }
+        if (!wavesSeen.has(claim.wave)) {
+          wavesSeen.add(claim.wave);
+          options.emit({ event: 'wave.started', rollout: rolloutId, wave: claim.wave, runner: runner.name });
+        }
+        options.emit({ event: 'tenant.started', rollout: rolloutId, tenant: claim.tenant, server: claim.server, wave: claim.wave, attempt: claim.attempts, runner: runner.name });
+        const outcome = await deps.upgrade(claim.tenant, rolloutId);
+        await record(deps, rolloutId, outcome, runner.name, options);
+        if (outcome.status === 'failed') await checkFailures(deps, rolloutId, claim.wave, claim.tenant, options);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, worker));
+  } finally {
+    await deps.livenessClient.query('SELECT pg_advisory_unlock($1, $2)', [RUNNER_LOCK_NAMESPACE, runner.key]).catch(() => undefined);
+  }
+}
+
+async function record(deps: RunnerDeps, rolloutId: string, outcome: TenantOutcome, runner: string, options: RunnerOptions): Promise<void> {
+  if (outcome.status === 'failed') {
+    await deps.store.finish(rolloutId, outcome.tenant, { state: 'failed', versionBefore: null, versionAfter: null, errorCode: outcome.error.code, errorMessage: outcome.error.message });
+    options.emit({ event: 'tenant.failed', rollout: rolloutId, tenant: outcome.tenant, code: outcome.error.code, message: outcome.error.message, durationMs: Math.round(outcome.durationMs), runner });
+  } else if ('reason' in outcome) {
+    await deps.store.finish(rolloutId, outcome.tenant, { state: 'skipped', versionBefore: null, versionAfter: null, errorMessage: outcome.reason });
+    options.emit({ event: 'tenant.skipped', rollout: rolloutId, tenant: outcome.tenant, reason: outcome.reason, durationMs: Math.round(outcome.durationMs), runner });
+  } else {
+    const state = outcome.status === 'succeeded' ? 'succeeded' : 'skipped';
+    await deps.store.finish(rolloutId, outcome.tenant, { state, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'succeeded' ? outcome.toVersion : outcome.fromVersion, backupId: outcome.backup?.id ?? null });
+    if (state === 'succeeded') {
+      options.emit({ event: 'tenant.succeeded', rollout: rolloutId, tenant: outcome.tenant, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations.length, durationMs: Math.round(outcome.durationMs), backup: outcome.backup?.id ?? null, runner });
+    } else {
+      options.emit({ event: 'tenant.skipped', rollout: rolloutId, tenant: outcome.tenant, reason: `already at ${outcome.toVersion ?? 'the target'}`, durationMs: Math.round(outcome.durationMs), runner });
+    }
+  }
+}
+
+/** A failed canary halts the rollout; so does exceeding the failure budget. */
+async function checkFailures(deps: RunnerDeps, rolloutId: string, wave: number, tenant: string, options: RunnerOptions): Promise<void> {
+  if (wave === 0) {
+    await halt(deps, rolloutId, options, `canary tenant ${tenant} failed`);
+    return;
+  }
+  if (options.budget === undefined) return;
+  const rollout = (await deps.store.get(rolloutId)) as Rollout;
+  if (rollout.counts.failed > options.budget) {
+    await halt(deps, rolloutId, options, `failure budget exceeded: ${rollout.counts.failed} tenants failed, at most ${options.budget} allowed`);
+  }
+}
+
+async function halt(deps: RunnerDeps, rolloutId: string, options: RunnerOptions, reason: string): Promise<void> {
+  if (await deps.store.setStatus(rolloutId, 'halted', reason)) options.emit({ event: 'rollout.halted', rollout: rolloutId, reason });
+}
+
+/** Runs the canary check with the canary slugs as arguments (and in FLOTILLA_CANARY_TENANTS); its exit code decides. */
+function runCanaryCheck(command: string, tenants: readonly string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(command, tenants, { shell: true, stdio: ['ignore', 2, 2], env: { ...process.env, FLOTILLA_CANARY_TENANTS: tenants.join(',') } });
+    child.on('error', () => resolve(null));
+    child.on('close', (code) => resolve(code));
+  });
+}

@@ -1,0 +1,48 @@
+import { FlotillaError } from '../core/errors.js';
+
+export interface WavePlacement {
+  readonly tenant: string;
+  /** 0 is the canary wave. */
+  readonly wave: number;
+  readonly position: number;
+}
+
+/**
+ * Canary first (`3`, `5%` or `acme,globex`), then the rest in waves of
+ * `waveSize` (one wave when not given), keeping the given order. Pure.
+ */
+export function assignWaves(ordered: readonly string[], options: { canary?: string; waveSize?: number }): WavePlacement[] {
+  const canary = new Set(canaryTenants(ordered, options.canary));
+  const rest = ordered.filter((t) => !canary.has(t));
+  const size = options.waveSize && options.waveSize > 0 ? options.waveSize : Math.max(1, rest.length);
+  const placements: WavePlacement[] = [];
+  let position = 0;
+  for (const tenant of ordered) if (canary.has(tenant)) placements.push({ tenant, wave: 0, position: position++ });
+  rest.forEach((tenant, i) => placements.push({ tenant, wave: 1 + Math.floor(i / size), position: position++ }));
+  return placements;
+}
+
+function canaryTenants(ordered: readonly string[], spec: string | undefined): string[] {
+  if (spec === undefined || spec === '' || spec === '0') return [];
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(spec);
+  if (percent) return ordered.slice(0, Math.max(1, Math.ceil((Number(percent[1]) / 100) * ordered.length)));
+  if (/^\d+$/.test(spec)) return ordered.slice(0, Number(spec));
+  const slugs = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = slugs.filter((s) => !ordered.includes(s));
+  if (unknown.length > 0) {
+    throw new FlotillaError('FLO_USAGE', `Canary tenant${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not in this rollout's selection.`, {
+      hint: 'Give --canary as a count (3), a share (5%) or slugs of selected tenants (acme,globex).',
+      meta: { unknown },
+    });
+  }
+  return slugs;
+}
+
+/** `--max-failures 3` or `5%` (of the rollout's tenants) → how many failures are tolerated; undefined: no budget. */
+export function failureBudget(spec: string | undefined, total: number): number | undefined {
+  if (spec === undefined) return undefined;
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(spec);
+  if (percent) return Math.floor((Number(percent[1]) / 100) * total);
+  if (/^\d+$/.test(spec)) return Number(spec);
+  throw new FlotillaError('FLO_USAGE', `--max-failures ${spec} is neither a count nor a percentage.`, { hint: 'For example --max-failures 2 or --max-failures 5%.' });
+}
