@@ -25,6 +25,12 @@ import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.
 import type { Finding, LintReport } from './lint/lint.js';
 import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
 import { BackupService } from './backup/backup-service.js';
+import { currentActor } from './audit/audit-log.js';
+import type { EventSink } from './fleet/events.js';
+import { tenantVersions } from './fleet/bulk-state.js';
+import type { Rollout, RolloutTenant } from './fleet/rollout-store.js';
+import { runRollout } from './fleet/runner.js';
+import { assignWaves, failureBudget } from './fleet/waves.js';
 import { RISKY_FAMILIES } from './lint/codes.js';
 import type { Backup, BackupStrategy } from './backup/catalog.js';
 import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
@@ -71,6 +77,35 @@ export interface MigrateReport {
   readonly succeeded: number;
   readonly failed: number;
   readonly skipped: number;
+}
+
+export interface RolloutSelection {
+  readonly tenants?: readonly string[];
+  readonly all?: boolean;
+  readonly tags?: readonly string[];
+  readonly servers?: readonly string[];
+  /** Tenant statuses to include (default: active). */
+  readonly statuses?: readonly Tenant['status'][];
+}
+
+export interface RolloutStartOptions {
+  /** Stop at this version (default: the newest migration). */
+  readonly target?: string;
+  /** `3`, `5%` or `acme,globex`: upgraded first; the rest waits until they all succeeded. */
+  readonly canary?: string;
+  /** A command that receives the canary slugs and must exit 0 before the rest starts. */
+  readonly canaryCheck?: string;
+  readonly waveSize?: number;
+  /** Tenants upgraded at once, across every runner of the rollout (default 4). */
+  readonly concurrency?: number;
+  /** `2` or `5%`: once more tenants than this failed, no new tenant starts. */
+  readonly maxFailures?: string;
+  readonly order?: 'slug' | 'plan' | 'created';
+}
+
+function orderTenants(tenants: readonly Tenant[], order: 'slug' | 'plan' | 'created'): Tenant[] {
+  const key = (t: Tenant) => (order === 'plan' ? `${t.plan ?? '\uffff'} ${t.slug}` : order === 'created' ? `${t.createdAt} ${t.slug}` : t.slug);
+  return [...tenants].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 interface UpgradeContext {
@@ -274,6 +309,127 @@ export class Flotilla {
       failed: outcomes.filter((o) => o.status === 'failed').length,
       skipped: outcomes.filter((o) => o.status === 'skipped').length,
     };
+  }
+
+  /** The tenants a selection names (active ones unless statuses say otherwise), sorted. */
+  async selectTenants(selection: RolloutSelection, order: 'slug' | 'plan' | 'created' = 'slug'): Promise<Tenant[]> {
+    // A tenant another rollout is upgrading is still an active tenant; the engine's lock serializes the two.
+    const statuses = selection.statuses ?? ['active', 'upgrading'];
+    const all = await this.registry.listTenants();
+    if (!selection.all && !selection.tenants?.length && !selection.tags?.length && !selection.servers?.length) {
+      throw new FlotillaError('FLO_USAGE', 'Say which tenants to migrate.', { hint: 'Use --all, --tenant <slug> (repeatable), --tag <tag> or --server <name>.' });
+    }
+    for (const slug of selection.tenants ?? []) if (!all.some((t) => t.slug === slug)) await this.registry.getTenant(slug);
+    return orderTenants(
+      all
+        .filter((t) => statuses.includes(t.status))
+        .filter((t) => !selection.tenants?.length || selection.tenants.includes(t.slug))
+        .filter((t) => !selection.tags?.length || selection.tags.some((tag) => t.tags.includes(tag)))
+        .filter((t) => !selection.servers?.length || selection.servers.includes(t.server)),
+      order,
+    );
+  }
+
+  /**
+   * Creates a rollout: the selected tenants, each marked `skipped` when already
+   * at the target (read in bulk) or `pending`, placed in a canary wave and waves.
+   */
+  async startRollout(selection: RolloutSelection, options: RolloutStartOptions = {}): Promise<Rollout> {
+    const set = await this.migrations();
+    const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
+    const ordered = await this.selectTenants(selection, options.order ?? 'slug');
+    const versions = await tenantVersions(ordered, servers, set, options.target ?? null);
+    const pending = ordered.filter((t) => !versions.get(t.slug)?.atTarget);
+    const placements = new Map(assignWaves(pending.map((t) => t.slug), { canary: options.canary, waveSize: options.waveSize }).map((p) => [p.tenant, p]));
+    const concurrency = options.concurrency ?? 4;
+    const id = await this.registry.rollouts.create({
+      target: options.target ?? null,
+      options: { canary: options.canary, canaryCheck: options.canaryCheck, waveSize: options.waveSize, concurrency, maxFailures: options.maxFailures, order: options.order, budget: failureBudget(options.maxFailures, pending.length) },
+      selection: { ...selection },
+      startedBy: currentActor(),
+      tenants: ordered.map((t, i) => {
+        const placed = placements.get(t.slug);
+        return { tenant: t.slug, server: t.server, wave: placed?.wave ?? 1, position: placed?.position ?? pending.length + i, state: placed ? 'pending' : 'skipped', versionBefore: versions.get(t.slug)?.version ?? null };
+      }),
+    });
+    return (await this.registry.rollouts.get(id))!;
+  }
+
+  /** Works on a rollout until nothing is left for this process; several processes may run the same rollout. */
+  async runRollout(id: string, options: { emit?: EventSink; concurrency?: number } = {}): Promise<Rollout> {
+    const started = performance.now();
+    const rollout = await this.getRollout(id);
+    const emit = options.emit ?? (() => undefined);
+    const set = await this.migrations();
+    const servers = await this.registry.listServers();
+    const rows = await this.registry.rollouts.tenants(rollout.id);
+    const inRollout = new Set(rows.map((r) => r.tenant));
+    const context = await this.upgradeContext(set, (await this.registry.listTenants()).filter((t) => inRollout.has(t.slug)));
+    const liveness = await connect(this.serverUrl, databaseOf(this.serverUrl) ?? 'flotilla', `flotilla runner ${rollout.id}`);
+    try {
+      await runRollout(
+        {
+          store: this.registry.rollouts,
+          livenessClient: liveness,
+          serverLimits: await this.registry.serverLimits(servers.filter((s) => rows.some((r) => r.server === s.name))),
+          upgrade: async (slug) => this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, dryRun: false, target: rollout.target ?? undefined }),
+        },
+        rollout.id,
+        { concurrency: options.concurrency ?? rollout.options.concurrency, emit, budget: rollout.options.budget },
+      );
+    } finally {
+      await liveness.end().catch(() => undefined);
+    }
+    const final = await this.getRollout(rollout.id);
+    emit({ event: 'rollout.finished', rollout: final.id, status: final.status, succeeded: final.counts.succeeded, failed: final.counts.failed, skipped: final.counts.skipped, pending: final.counts.pending, durationMs: Math.round(performance.now() - started) });
+    return final;
+  }
+
+  /**
+   * Continues an unfinished rollout after a crash or a halt: tenants a dead
+   * runner left `running` are rechecked against their own history; failed
+   * tenants are retried when their error was transient (or all, with `retry: 'all'`).
+   */
+  async resumeRollout(id: string, options: { emit?: EventSink; retry?: 'transient' | 'all' | 'none'; concurrency?: number } = {}): Promise<Rollout> {
+    const rollout = await this.getRollout(id);
+    if (rollout.status === 'finished' || rollout.status === 'cancelled') {
+      if (rollout.counts.failed === 0 || options.retry === 'none') return rollout;
+    }
+    const recovered = await this.registry.rollouts.recover(rollout.id, options.retry ?? 'transient');
+    await this.registry.rollouts.setStatus(rollout.id, 'running', null, ['running', 'halted', 'finished']);
+    options.emit?.({ event: 'rollout.resumed', rollout: rollout.id, runner: `${process.pid}`, rechecked: recovered.reset, retried: recovered.retried });
+    return this.runRollout(rollout.id, options);
+  }
+
+  async getRollout(id: string): Promise<Rollout> {
+    const rollout = await this.registry.rollouts.get(id);
+    if (!rollout) {
+      throw new FlotillaError('FLO_ROLLOUT_NOT_FOUND', `No rollout with id ${id}.`, { hint: 'See the rollouts with `flotilla rollout list`.', meta: { rollout: id } });
+    }
+    return rollout;
+  }
+
+  listRollouts(limit?: number): Promise<Rollout[]> {
+    return this.registry.rollouts.list(limit);
+  }
+
+  rolloutTenants(id: string): Promise<RolloutTenant[]> {
+    return this.registry.rollouts.tenants(id);
+  }
+
+  /** Stops a rollout: no new tenant starts; tenants running now finish. */
+  async cancelRollout(id: string): Promise<Rollout> {
+    const rollout = await this.getRollout(id);
+    await this.registry.rollouts.setStatus(rollout.id, 'cancelled', 'cancelled by an operator', ['running', 'halted']);
+    return this.getRollout(rollout.id);
+  }
+
+  /** Rollouts left running by a runner that died, or halted: the next command offers to resume them. */
+  async unfinishedRollouts(): Promise<Rollout[]> {
+    const candidates = await this.registry.rollouts.unfinished();
+    const result: Rollout[] = [];
+    for (const rollout of candidates) if (rollout.status === 'halted' || (await this.registry.rollouts.liveRunners(rollout.id)) === 0) result.push(rollout);
+    return result;
   }
 
   /** What every tenant upgrade of one command shares: the migrations, their lint, the servers. */

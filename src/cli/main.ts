@@ -5,6 +5,7 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerLintCommand } from './commands/lint.js';
 import { registerMigrateCommands } from './commands/migrate.js';
 import { registerProjectCommands } from './commands/project.js';
+import { registerRolloutCommands } from './commands/rollouts.js';
 import { registerServerCommands } from './commands/servers.js';
 import { registerTenantCommands } from './commands/tenants.js';
 import type { GlobalOptions } from './context.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerServerCommands(program, globals);
   registerLintCommand(program, globals);
   registerMigrateCommands(program, globals);
+  registerRolloutCommands(program, globals);
   registerBackupCommands(program, globals);
   registerAuditCommand(program, globals);
   registerDemoCommand(program);

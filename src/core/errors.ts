@@ -37,7 +37,10 @@ export type ErrorCode =
   | 'FLO_BACKUP_NOT_FOUND'
   | 'FLO_BACKUP_TAMPERED'
   | 'FLO_SNAPSHOT_UNAVAILABLE'
-  | 'FLO_RESTORE_FAILED';
+  | 'FLO_RESTORE_FAILED'
+  | 'FLO_ROLLOUT_NOT_FOUND'
+  | 'FLO_ROLLOUT_UNFINISHED'
+  | 'FLO_ROLLOUT_HALTED';
 
 /** Exit code per error family; a Record over the union keeps it exhaustive. */
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -76,6 +79,9 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   FLO_BACKUP_TAMPERED: 10,
   FLO_SNAPSHOT_UNAVAILABLE: 10,
   FLO_RESTORE_FAILED: 10,
+  FLO_ROLLOUT_NOT_FOUND: 9,
+  FLO_ROLLOUT_UNFINISHED: 11,
+  FLO_ROLLOUT_HALTED: 11,
 };
 
 export type ErrorMeta = Record<string, string | number | boolean | null | string[] | ErrorMetaItem[]>;

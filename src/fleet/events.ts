@@ -6,7 +6,18 @@ export type RolloutEvent =
   | { event: 'wave.started'; rollout: string; wave: number; runner: string }
   | { event: 'canary.check'; rollout: string; tenants: string[]; passed: boolean; exitCode: number | null }
   | { event: 'tenant.started'; rollout: string; tenant: string; server: string; wave: number; attempt: number; runner: string }
-  | { event: 'tenant.succeeded'; rollout: string; tenant: string; from: string | null; to: string | null; migrations: number; durationMs: number; backup: string | null; runner: string }
+  | {
+      event: 'tenant.succeeded';
+      rollout: string;
+      tenant: string;
+      from: string | null;
+      to: string | null;
+      migrations: number;
+      durationMs: number;
+      backup: string | null;
+      runner: string;
+      details: { statements: number; rewritten: number; outsideTransaction: number; splits: string[]; verifiedTables: number; allowedLosses: string[] };
+    }
   | { event: 'tenant.skipped'; rollout: string; tenant: string; reason: string; durationMs: number; runner: string }
   | { event: 'tenant.failed'; rollout: string; tenant: string; code: string; message: string; durationMs: number; runner: string }
   | { event: 'rollout.halted'; rollout: string; reason: string }

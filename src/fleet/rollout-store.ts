@@ -42,6 +42,8 @@ export interface Rollout {
   readonly counts: RolloutCounts;
   /** The wave now running (lowest wave with unfinished tenants); null when none. */
   readonly currentWave: number | null;
+  /** Waves with tenants to upgrade, the canary wave included. */
+  readonly waves: number;
 }
 
 export interface RolloutTenant {
@@ -112,7 +114,8 @@ export class RolloutStore {
                          count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded,
                          count(*) FILTER (WHERE state = 'failed')::int AS failed,
                          count(*) FILTER (WHERE state = 'skipped')::int AS skipped,
-                         min(wave) FILTER (WHERE state IN ('pending', 'running')) AS current_wave
+                         min(wave) FILTER (WHERE state IN ('pending', 'running')) AS current_wave,
+                         count(DISTINCT wave) FILTER (WHERE state <> 'skipped')::int AS waves
                     FROM flotilla.rollout_tenants WHERE rollout_id = r.id) c
         WHERE r.id::text = $1 OR r.id::text LIKE $1 || '%'`,
       [id.toLowerCase()],
@@ -192,6 +195,12 @@ export class RolloutStore {
         }
       }
       const limits = [...serverLimits];
+      const concurrency = (rollout.options as RolloutOptions).concurrency;
+      const busy = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state = 'running'`, [id])).rows[0]!.n;
+      if (busy >= concurrency) {
+        await client.query('COMMIT');
+        return { kind: 'wait' };
+      }
       const { rows } = await client.query<{ tenant: string; server: string; attempts: number }>(
         `WITH running AS (
            SELECT server, count(*) AS n FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state = 'running' GROUP BY server),
@@ -269,6 +278,8 @@ export class RolloutStore {
         [id, RUNNER_LOCK_NAMESPACE],
       );
       for (const row of reset.rows) await restoreStatus(client, row.tenant, row.previous_status);
+      // A canary check that failed, or whose runner died while it ran, runs again.
+      await client.query(`UPDATE flotilla.rollouts SET canary_check = NULL WHERE id = $1 AND canary_check IN ('running', 'failed')`, [id]);
       const codes = retry === 'all' ? null : retry === 'transient' ? ['FLO_CONNECTION_FAILED', 'FLO_TENANT_LOCKED'] : [];
       const retried = await client.query<{ tenant: string }>(
         `UPDATE flotilla.rollout_tenants SET state = 'pending', runner = NULL, runner_key = NULL
@@ -321,5 +332,6 @@ function toRollout(r: Record<string, unknown>): Rollout {
     finishedAt: r.finished_at ? (r.finished_at as Date).toISOString() : null,
     counts: { total: r.total as number, pending: r.pending as number, running: r.running as number, succeeded: r.succeeded as number, failed: r.failed as number, skipped: r.skipped as number },
     currentWave: (r.current_wave as number | null) ?? null,
+    waves: (r.waves as number | null) ?? 0,
   };
 }

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
+import { describeLoss } from '../core/verification.js';
 import type { TenantOutcome } from '../flotilla.js';
 import type { EventSink } from './events.js';
 import type { Rollout, RolloutStore } from './rollout-store.js';
@@ -79,7 +80,15 @@ async function record(deps: RunnerDeps, rolloutId: string, outcome: TenantOutcom
     const state = outcome.status === 'succeeded' ? 'succeeded' : 'skipped';
     await deps.store.finish(rolloutId, outcome.tenant, { state, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'succeeded' ? outcome.toVersion : outcome.fromVersion, backupId: outcome.backup?.id ?? null });
     if (state === 'succeeded') {
-      options.emit({ event: 'tenant.succeeded', rollout: rolloutId, tenant: outcome.tenant, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations.length, durationMs: Math.round(outcome.durationMs), backup: outcome.backup?.id ?? null, runner });
+      const details = {
+        statements: outcome.statements,
+        rewritten: outcome.rewritten,
+        outsideTransaction: outcome.outsideTransaction,
+        splits: outcome.splits.map((s) => `${s.before}: ${s.reason}`),
+        verifiedTables: outcome.verification?.tables ?? 0,
+        allowedLosses: (outcome.verification?.allowedLosses ?? []).map((l) => `${describeLoss(l)} — ${l.allowedBecause}`),
+      };
+      options.emit({ event: 'tenant.succeeded', rollout: rolloutId, tenant: outcome.tenant, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations.length, durationMs: Math.round(outcome.durationMs), backup: outcome.backup?.id ?? null, runner, details });
     } else {
       options.emit({ event: 'tenant.skipped', rollout: rolloutId, tenant: outcome.tenant, reason: `already at ${outcome.toVersion ?? 'the target'}`, durationMs: Math.round(outcome.durationMs), runner });
     }

@@ -1,8 +1,10 @@
 import pg from 'pg';
 import { AuditLog } from '../audit/audit-log.js';
 import { BackupCatalog } from '../backup/catalog.js';
+import { RolloutStore } from '../fleet/rollout-store.js';
+import { withClient } from '../postgres/connect.js';
+import { databaseOf, withDatabase } from '../postgres/server-url.js';
 import { FlotillaError } from '../core/errors.js';
-import { withDatabase } from '../postgres/server-url.js';
 import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
@@ -18,12 +20,13 @@ interface TenantRow {
   status: TenantStatus;
   plan: string | null;
   settings: Record<string, unknown>;
+  tags: string[];
   domains: { host: string; primary: boolean }[] | null;
   created_at: Date;
   updated_at: Date;
 }
 
-const TENANT_COLUMNS = `t.id, t.slug, t.name, t.kind, t.server, t.database_name, t.schema_name, t.status, t.plan, t.settings,
+const TENANT_COLUMNS = `t.id, t.slug, t.name, t.kind, t.server, t.database_name, t.schema_name, t.status, t.plan, t.settings, t.tags,
   t.created_at, t.updated_at,
   (SELECT json_agg(json_build_object('host', d.host, 'primary', d.is_primary) ORDER BY d.host) FROM flotilla.domains d WHERE d.tenant_id = t.id) AS domains`;
 
@@ -32,10 +35,39 @@ export class Registry {
   /** The append-only audit trail, on the same pool. */
   readonly audit: AuditLog;
   readonly backups: BackupCatalog;
+  readonly rollouts: RolloutStore;
 
   private constructor(private readonly pool: pg.Pool) {
     this.audit = new AuditLog(pool);
     this.backups = new BackupCatalog(pool);
+    this.rollouts = new RolloutStore(pool);
+  }
+
+  /** Each server's limit on migrations at once: its own setting, else a quarter of its max_connections (1 to 16). */
+  async serverLimits(servers: readonly Server[]): Promise<Map<string, number>> {
+    const { rows } = await this.pool.query<{ name: string; max_concurrent_migrations: number | null }>('SELECT name, max_concurrent_migrations FROM flotilla.servers');
+    const configured = new Map(rows.map((r) => [r.name, r.max_concurrent_migrations]));
+    const limits = new Map<string, number>();
+    for (const server of servers) {
+      const own = configured.get(server.name);
+      if (own) {
+        limits.set(server.name, own);
+        continue;
+      }
+      const max = await withClient(server.url, databaseOf(server.url) ?? 'postgres', async (c) => Number((await c.query(`SELECT current_setting('max_connections') AS m`)).rows[0].m)).catch(() => 16);
+      limits.set(server.name, Math.max(1, Math.min(16, Math.floor(max / 4))));
+    }
+    return limits;
+  }
+
+  async setServerLimit(name: string, limit: number | null): Promise<void> {
+    await this.getServer(name);
+    await this.pool.query('UPDATE flotilla.servers SET max_concurrent_migrations = $2 WHERE name = $1', [name, limit]);
+  }
+
+  async setTags(slug: string, tags: readonly string[]): Promise<void> {
+    await this.getTenant(slug);
+    await this.pool.query('UPDATE flotilla.tenants SET tags = $2, updated_at = now() WHERE slug = $1', [slug, tags]);
   }
 
   static open(serverUrl: string, controlDatabase: string): Registry {
@@ -174,6 +206,7 @@ function toTenant(row: TenantRow): Tenant {
     status: row.status,
     plan: row.plan,
     settings: row.settings,
+    tags: row.tags,
     domains: row.domains ?? [],
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),

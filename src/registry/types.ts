@@ -21,6 +21,7 @@ export interface Tenant {
   readonly status: TenantStatus;
   readonly plan: string | null;
   readonly settings: Record<string, unknown>;
+  readonly tags: readonly string[];
   readonly domains: readonly { host: string; primary: boolean }[];
   readonly createdAt: string;
   readonly updatedAt: string;

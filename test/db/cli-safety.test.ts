@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../support/cli.js';
+import { events, runCli, tenantResults } from '../support/cli.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -29,7 +29,7 @@ describe('the safety commands of the CLI', () => {
     expect(json).toMatchObject({ errors: 1, files: 2, findings: [expect.objectContaining({ code: 'FD103', severity: 'error', file: '0002_drop.sql', line: 1 })] });
     const refused = await cli('migrate', '--all', '--json');
     expect(refused.code).toBe(6);
-    expect(JSON.parse(refused.stdout).outcomes[0].error.code).toBe('FLO_LINT_REFUSED');
+    expect(tenantResults(refused.stdout)).toEqual({ acme: 'failed:FLO_LINT_REFUSED' });
 
     await project.write({ '0002_drop.sql': '-- flotilla:allow FD103 reason="body moved to documents"\nALTER TABLE notes DROP COLUMN body;' });
     await cli('migration', 'hash');
@@ -46,8 +46,9 @@ describe('the safety commands of the CLI', () => {
     expect(dry.stdout).toContain('would take a backup first (FD103 at 0002_drop.sql:2)');
     const run = await cli('migrate', '--all');
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/backup [0-9a-f]{8} taken first/);
-    expect(run.stdout).toContain('allowed: notes.body: 3 values before, column gone (FV703) — body moved to documents');
+    const succeeded = events(run.stdout).find((e) => e.event === 'tenant.succeeded')!;
+    expect(succeeded.backup).toMatch(/^[0-9a-f-]{36}$/);
+    expect(succeeded.details.allowedLosses).toEqual(['notes.body: 3 values before, column gone (FV703) — body moved to documents']);
     const list = JSON.parse((await cli('backup', 'list', 'acme', '--json')).stdout);
     expect(list).toHaveLength(1);
     const restored = await cli('restore', 'acme', '--backup', list[0].id.slice(0, 8));

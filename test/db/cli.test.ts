@@ -1,7 +1,7 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../support/cli.js';
+import { events, runCli, tenantResults } from '../support/cli.js';
 import type { TestProject } from '../support/project.js';
 import { databasesLike, testProject } from '../support/project.js';
 
@@ -67,13 +67,14 @@ describe('the flotilla CLI', () => {
     ]);
     const dry = await cli('migrate', '--all', '--dry-run', '--json');
     expect(dry.code).toBe(0);
-    expect(JSON.parse(dry.stdout).outcomes.map((o: { status: string }) => o.status)).toEqual(['planned', 'planned']);
+    // Grouped: acme (database) and globex (schema) get the same plan here.
+    expect(JSON.parse(dry.stdout)).toEqual([expect.objectContaining({ count: 2, tenants: ['acme', 'globex'], status: 'planned', from: '0001' })]);
     expect(JSON.parse((await cli('status', '--json')).stdout)[0].pending).toBe(1);
 
     const run = await cli('migrate', '--all');
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/✓ acme: applied 1 migrations/);
-    expect(run.stdout).toMatch(/✓ globex: applied 1 migrations/);
+    expect(tenantResults(run.stdout)).toEqual({ acme: 'succeeded', globex: 'succeeded' });
+    expect(events(run.stdout).find((e) => e.event === 'tenant.succeeded')).toMatchObject({ from: '0001', migrations: 1 });
     const after = await cli('status');
     expect(after.code).toBe(0);
     expect(after.stdout).toMatch(/acme .*database .*active .*\d{14} .*2 .*0/);
@@ -88,8 +89,7 @@ describe('the flotilla CLI', () => {
     try {
       const result = await cli('migrate', '--tenant', 'acme', '--json');
       expect(result.code).toBe(6);
-      const outcome = JSON.parse(result.stdout).outcomes[0];
-      expect(outcome).toMatchObject({ tenant: 'acme', status: 'failed', error: { code: 'FLO_CHECKSUM_CHANGED' } });
+      expect(tenantResults(result.stdout)).toEqual({ acme: 'failed:FLO_CHECKSUM_CHANGED' });
       const status = await cli('status');
       expect(status.code).toBe(1);
       expect(status.stdout).toContain('FLO_CHECKSUM_CHANGED');
@@ -111,9 +111,8 @@ describe('the flotilla CLI', () => {
       await cli('migration', 'hash');
       const result = await cli('migrate', '--all', '--json');
       expect(result.code).toBe(6);
-      const outcomes = JSON.parse(result.stdout).outcomes;
-      expect(outcomes.map((o: { error: { code: string } }) => o.error.code)).toEqual(['FLO_MIGRATION_MISSING', 'FLO_MIGRATION_MISSING']);
-      expect(outcomes[0].error.message).toContain('0001_notes');
+      expect(tenantResults(result.stdout)).toEqual({ acme: 'failed:FLO_MIGRATION_MISSING', globex: 'failed:FLO_MIGRATION_MISSING' });
+      expect(events(result.stdout).find((e) => e.event === 'tenant.failed')!.message).toContain('0001_notes');
     } finally {
       await writeFile(path, original);
       await cli('migration', 'hash');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RULES } from '../../src/lint/codes.js';
+import { events } from '../support/cli.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -52,8 +53,15 @@ describe('the README examples', () => {
     const run = spawnSync('bash', ['-c', script], { cwd: project.dir, env, encoding: 'utf8' });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
-    expect(run.stdout).toMatch(/✓ acme: applied 1 migrations .*1 outside the transaction/);
-    expect(run.stdout).toMatch(/✓ globex: applied 1 migrations .*1 statements rewritten for the tenant schema; 1 outside the transaction/);
+    // The dry run, grouped: the two tenants differ (globex's statement is rewritten for its schema).
+    expect(run.stdout).toMatch(/1 tenant \(acme\):\n  ✓ each: would apply 1 migrations .*1 outside the transaction/);
+    expect(run.stdout).toMatch(/1 tenant \(globex\):\n  ✓ each: would apply 1 migrations .*1 statements rewritten for the tenant schema; 1 outside the transaction/);
+    // The rollout's events (not on a terminal): one per line.
+    const done = Object.fromEntries(events(run.stdout).filter((e) => e.event === 'tenant.succeeded').map((e) => [e.tenant, e.details]));
+    expect(done).toEqual({
+      acme: expect.objectContaining({ rewritten: 0, outsideTransaction: 1 }),
+      globex: expect.objectContaining({ rewritten: 1, outsideTransaction: 1 }),
+    });
     const tenants = JSON.parse(run.stdout.slice(run.stdout.lastIndexOf('\n[')));
     expect(tenants.map((t: { slug: string; status: string }) => [t.slug, t.status])).toEqual([
       ['acme', 'active'],

@@ -21,3 +21,22 @@ export function runCli(args: readonly string[], options: { cwd: string; env?: No
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
+
+/** The JSON events `migrate` prints one per line (not on a terminal, or with --json). */
+export function events(stdout: string): Record<string, any>[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, any>);
+}
+
+/** What happened to each tenant in a rollout's events: succeeded, failed (with its code) or skipped. */
+export function tenantResults(stdout: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const e of events(stdout)) {
+    if (e.event === 'tenant.succeeded') result[e.tenant] = 'succeeded';
+    if (e.event === 'tenant.skipped') result[e.tenant] = 'skipped';
+    if (e.event === 'tenant.failed') result[e.tenant] = `failed:${e.code}`;
+  }
+  return result;
+}

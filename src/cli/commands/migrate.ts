@@ -1,9 +1,38 @@
 import type { Command } from 'commander';
+import { createInterface } from 'node:readline/promises';
 import { FlotillaError } from '../../core/errors.js';
+import type { Flotilla, RolloutSelection, RolloutStartOptions, TenantOutcome } from '../../flotilla.js';
+import type { RolloutEvent } from '../../fleet/events.js';
+import type { Rollout } from '../../fleet/rollout-store.js';
+import type { TenantStatus } from '../../registry/types.js';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
 import { describeOutcome } from '../describe-outcome.js';
 import { line, printJson, printTable } from '../output.js';
+import { RolloutProgress } from '../progress.js';
+
+const repeat = (value: string, previous: string[] = []) => [...previous, value];
+
+interface MigrateFlags {
+  tenant?: string[];
+  all?: boolean;
+  tag?: string[];
+  server?: string[];
+  status?: string[];
+  to?: string;
+  canary?: string;
+  canaryCheck?: string;
+  waveSize?: string;
+  concurrency?: string;
+  maxFailures?: string;
+  order?: 'slug' | 'plan' | 'created';
+  dryRun?: boolean;
+  resume?: string;
+  join?: string;
+  retryFailed?: boolean;
+  allowOutOfOrder?: boolean;
+  json?: boolean;
+}
 
 export function registerMigrateCommands(program: Command, globals: () => GlobalOptions): void {
   program
@@ -27,34 +56,160 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
 
   program
     .command('migrate')
-    .description('apply pending migrations, each tenant all-or-nothing')
-    .option('--tenant <slug>', 'a tenant to migrate (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
+    .description('upgrade tenants as a rollout: canary first, in waves, bounded concurrency, a failure budget, resumable')
+    .option('--tenant <slug>', 'a tenant (repeatable)', repeat)
     .option('--all', 'every active tenant')
-    .option('--dry-run', 'show what would run, change nothing')
+    .option('--tag <tag>', 'tenants with this tag (repeatable)', repeat)
+    .option('--server <name>', 'tenants on this server (repeatable)', repeat)
+    .option('--status <status>', 'tenants in this status (repeatable; default active)', repeat)
+    .option('--to <version>', 'stop at this version (default: the newest)')
+    .option('--canary <n|n%|slugs>', 'upgrade these first; the rest starts only when they all succeeded')
+    .option('--canary-check <command>', 'run after the canary (slugs as arguments); the rest starts only if it exits 0')
+    .option('--wave-size <n>', 'after the canary, upgrade in waves of n tenants')
+    .option('--concurrency <n>', 'tenants upgraded at once, across all runners', '4')
+    .option('--max-failures <n|n%>', 'halt once more tenants than this failed')
+    .option('--order <order>', 'slug, plan or created', 'slug')
+    .option('--dry-run', 'show what each group of tenants would get, change nothing')
+    .option('--resume <rollout>', 'finish an unfinished rollout (after a crash or a halt)')
+    .option('--join <rollout>', 'add this process as one more runner of a running rollout')
+    .option('--retry-failed', 'with --resume: retry every failed tenant, not only those that failed to connect')
     .option('--allow-out-of-order', 'apply pending migrations older than the newest applied one')
-    .option('--json', 'print JSON')
-    .action(async (options: { tenant?: string[]; all?: boolean; dryRun?: boolean; allowOutOfOrder?: boolean; json?: boolean }) => {
-      if (!options.all === !options.tenant?.length) {
-        throw new FlotillaError('FLO_USAGE', 'Say which tenants to migrate: --tenant <slug> (repeatable) or --all, not both.', {
-          hint: 'For example `flotilla migrate --all` or `flotilla migrate --tenant acme --tenant globex`.',
+    .option('--json', 'one JSON event per line')
+    .action(async (flags: MigrateFlags) => {
+      const selection: RolloutSelection = { tenants: flags.tenant, all: flags.all, tags: flags.tag, servers: flags.server, statuses: flags.status as TenantStatus[] | undefined };
+      const selected = Boolean(flags.all || flags.tenant?.length || flags.tag?.length || flags.server?.length);
+      if (!selected && !flags.resume && !flags.join) {
+        throw new FlotillaError('FLO_USAGE', 'Say which tenants to migrate: --all, --tenant <slug>, --tag <tag> or --server <name> (or --resume/--join <rollout>).', {
+          hint: 'For example `flotilla migrate --all --canary 2 --max-failures 5%`.',
         });
       }
-      const report = await withFlotilla(globals(), (flotilla) =>
-        flotilla.migrate({
-          tenants: options.tenant,
-          all: options.all,
-          dryRun: options.dryRun,
-          allowOutOfOrder: options.allowOutOfOrder,
-          onTenant: options.json ? undefined : (outcome) => line(describeOutcome(outcome)),
-        }),
-      );
-      if (options.json) {
-        printJson({ ...report, outcomes: report.outcomes.map((o) => (o.status === 'failed' ? { ...o, error: o.error.toJSON() } : o)) });
-      } else {
-        line();
-        printTable(['run', 'succeeded', 'failed', 'skipped'], [[report.runId, report.succeeded, report.failed, report.skipped]]);
-      }
-      if (report.failed > 0) process.exitCode = 6;
+      const live = !flags.json && process.stdout.isTTY === true;
+      await withFlotilla(globals(), async (flotilla) => {
+        if (flags.dryRun) return dryRun(flotilla, selection, flags);
+        const output = eventOutput(live);
+        let rollout: Rollout;
+        try {
+          if (flags.resume) rollout = await flotilla.resumeRollout(flags.resume, { emit: output.emit, retry: flags.retryFailed ? 'all' : 'transient' });
+          else if (flags.join) {
+            const joining = await flotilla.getRollout(flags.join);
+            output.emit({ event: 'rollout.joined', rollout: joining.id, runner: String(process.pid) });
+            rollout = await flotilla.runRollout(joining.id, { emit: output.emit });
+          } else {
+            const unfinished = await offerResume(flotilla, live);
+            if (unfinished) rollout = await flotilla.resumeRollout(unfinished.id, { emit: output.emit });
+            else {
+              const created = await flotilla.startRollout(selection, startOptions(flags));
+              output.started(created);
+              rollout = await flotilla.runRollout(created.id, { emit: output.emit });
+            }
+          }
+        } finally {
+          output.stop();
+        }
+        if (live) await summary(flotilla, rollout);
+        if (rollout.status === 'halted') process.exitCode = 11;
+        else if (rollout.counts.failed > 0) process.exitCode = 6;
+      });
     });
 }
 
+function startOptions(flags: MigrateFlags): RolloutStartOptions {
+  const int = (name: string, value: string | undefined) => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new FlotillaError('FLO_USAGE', `--${name} ${value} is not a whole number of at least 1.`, { hint: `For example --${name} 4.` });
+    return n;
+  };
+  return {
+    target: flags.to,
+    canary: flags.canary,
+    canaryCheck: flags.canaryCheck,
+    waveSize: int('wave-size', flags.waveSize),
+    concurrency: int('concurrency', flags.concurrency),
+    maxFailures: flags.maxFailures,
+    order: flags.order,
+  };
+}
+
+/** JSON lines (not a terminal, or --json), or the live display. */
+function eventOutput(live: boolean): { emit: (e: RolloutEvent) => void; started: (r: Rollout) => void; stop: () => void } {
+  if (!live) {
+    const emit = (event: RolloutEvent) => process.stdout.write(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
+    return {
+      emit,
+      started: (r) => emit({ event: 'rollout.started', rollout: r.id, tenants: r.counts.total, pending: r.counts.pending, skipped: r.counts.skipped, waves: r.waves, runner: String(process.pid) }),
+      stop: () => undefined,
+    };
+  }
+  const progress = new RolloutProgress();
+  return {
+    emit: (event) => progress.handle(event),
+    started: (r) => {
+      line(`Rollout ${r.id}: ${r.counts.pending} tenants to upgrade, ${r.counts.skipped} already at the target.`);
+      progress.start(r.counts.total, r.counts.pending, r.counts.skipped);
+    },
+    stop: () => progress.stop(),
+  };
+}
+
+/** An unfinished rollout is resumed rather than started again: asked on a terminal, refused otherwise. */
+async function offerResume(flotilla: Flotilla, live: boolean): Promise<Rollout | undefined> {
+  const [unfinished] = await flotilla.unfinishedRollouts();
+  if (!unfinished) return undefined;
+  const what = `Rollout ${unfinished.id} is unfinished (${unfinished.status}${unfinished.haltReason ? `: ${unfinished.haltReason}` : ''}; ${unfinished.counts.pending + unfinished.counts.running} tenants left, ${unfinished.counts.failed} failed).`;
+  if (!live) {
+    throw new FlotillaError('FLO_ROLLOUT_UNFINISHED', what, {
+      hint: `Resume it with \`flotilla migrate --resume ${unfinished.id}\`, or cancel it with \`flotilla rollout cancel ${unfinished.id}\`.`,
+      meta: { rollout: unfinished.id },
+    });
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const answer = await rl.question(`${what} Resume it? [Y/n] `);
+  rl.close();
+  if (/^n/i.test(answer.trim())) throw new FlotillaError('FLO_ROLLOUT_UNFINISHED', what, { hint: `Cancel it first with \`flotilla rollout cancel ${unfinished.id}\`.` });
+  return unfinished;
+}
+
+async function summary(flotilla: Flotilla, rollout: Rollout): Promise<void> {
+  const { counts } = rollout;
+  line();
+  printTable(['rollout', 'status', 'succeeded', 'failed', 'skipped', 'left'], [[rollout.id, rollout.status, counts.succeeded, counts.failed, counts.skipped, counts.pending + counts.running]]);
+  if (rollout.haltReason) line(`Halted: ${rollout.haltReason}`);
+  const failed = (await flotilla.rolloutTenants(rollout.id)).filter((t) => t.state === 'failed');
+  if (failed.length > 0) printTable(['failed tenant', 'error'], failed.slice(0, 20).map((t) => [t.tenant, `${t.errorCode}: ${t.errorMessage?.split('\n')[0]}`]));
+}
+
+/** The plan per tenant, grouped: 2,000 identical tenants read as one line with a count. */
+async function dryRun(flotilla: Flotilla, selection: RolloutSelection, flags: MigrateFlags): Promise<void> {
+  const tenants = await flotilla.selectTenants(selection);
+  const report = await flotilla.migrate({ tenants: tenants.map((t) => t.slug), dryRun: true, allowOutOfOrder: flags.allowOutOfOrder });
+  const groups = new Map<string, { outcome: TenantOutcome; tenants: string[] }>();
+  for (const outcome of report.outcomes) {
+    const key = groupKey(outcome);
+    const group = groups.get(key) ?? { outcome, tenants: [] };
+    group.tenants.push(outcome.tenant);
+    groups.set(key, group);
+  }
+  if (flags.json) {
+    printJson([...groups.values()].map((g) => ({ count: g.tenants.length, tenants: g.tenants, ...summarize(g.outcome) })));
+    return;
+  }
+  for (const group of groups.values()) {
+    const names = group.tenants.length > 5 ? `${group.tenants.slice(0, 5).join(', ')}, …` : group.tenants.join(', ');
+    line(`${group.tenants.length} tenant${group.tenants.length > 1 ? 's' : ''} (${names}):`);
+    line(`  ${describeOutcome({ ...group.outcome, tenant: 'each' } as TenantOutcome)}`);
+  }
+  if (report.failed > 0) process.exitCode = 6;
+}
+
+function summarize(outcome: TenantOutcome): Record<string, unknown> {
+  if (outcome.status === 'failed') return { status: 'failed', error: outcome.error.toJSON() };
+  if ('reason' in outcome) return { status: 'skipped', reason: outcome.reason };
+  return { status: outcome.status, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations, backup: outcome.backup?.reasons ?? null, rewritten: outcome.rewritten, outsideTransaction: outcome.outsideTransaction };
+}
+
+function groupKey(outcome: TenantOutcome): string {
+  const s = summarize(outcome);
+  if (outcome.status === 'failed') return JSON.stringify({ ...s, error: { code: outcome.error.code, message: outcome.error.message.replace(outcome.tenant, '') } });
+  return JSON.stringify(s);
+}
