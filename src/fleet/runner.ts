@@ -115,7 +115,8 @@ async function halt(deps: RunnerDeps, rolloutId: string, options: RunnerOptions,
 /** Runs the canary check with the canary slugs as arguments (and in FLOTILLA_CANARY_TENANTS); its exit code decides. */
 function runCanaryCheck(command: string, tenants: readonly string[]): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(command, tenants, { shell: true, stdio: ['ignore', 2, 2], env: { ...process.env, FLOTILLA_CANARY_TENANTS: tenants.join(',') } });
+    // `sh -c` with the slugs as positional parameters ($1, $2, …), not appended to the command's text.
+    const child = spawn('sh', ['-c', command, 'flotilla-canary-check', ...tenants], { stdio: ['ignore', 2, 2], env: { ...process.env, FLOTILLA_CANARY_TENANTS: tenants.join(',') } });
     child.on('error', () => resolve(null));
     child.on('close', (code) => resolve(code));
   });
