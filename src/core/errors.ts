@@ -39,8 +39,7 @@ export type ErrorCode =
   | 'FLO_SNAPSHOT_UNAVAILABLE'
   | 'FLO_RESTORE_FAILED'
   | 'FLO_ROLLOUT_NOT_FOUND'
-  | 'FLO_ROLLOUT_UNFINISHED'
-  | 'FLO_ROLLOUT_HALTED';
+  | 'FLO_ROLLOUT_UNFINISHED';
 
 /** Exit code per error family; a Record over the union keeps it exhaustive. */
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -81,7 +80,6 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   FLO_RESTORE_FAILED: 10,
   FLO_ROLLOUT_NOT_FOUND: 9,
   FLO_ROLLOUT_UNFINISHED: 11,
-  FLO_ROLLOUT_HALTED: 11,
 };
 
 export type ErrorMeta = Record<string, string | number | boolean | null | string[] | ErrorMetaItem[]>;
