@@ -6,7 +6,8 @@ import { loadConfig } from './config/config.js';
 import type { ErrorCode } from './core/errors.js';
 import { FlotillaError, isFlotillaError } from './core/errors.js';
 import type { MigrationSet } from './core/migration-set.js';
-import { loadMigrationSet } from './core/migration-set.js';
+import { buildMigrationSet, loadMigrationSet, readMigrationFiles } from './core/migration-set.js';
+import { sha256 } from './core/checksum.js';
 import { plan } from './core/plan.js';
 import { assertSlug } from './core/slug.js';
 import { quoteIdent } from './core/sql/quote.js';
@@ -22,7 +23,7 @@ import { databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
 import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
-import type { Finding, LintReport } from './lint/lint.js';
+import type { Finding, LintOptions, LintReport } from './lint/lint.js';
 import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
 import { BackupService } from './backup/backup-service.js';
 import { currentActor } from './audit/audit-log.js';
@@ -181,8 +182,23 @@ export class Flotilla {
    * The migrations directory, read, checked against flotilla.sum and parsed.
    * Read again by every operation, so a long-lived process sees new files.
    */
-  migrations(): Promise<MigrationSet> {
-    return loadMigrationSet(this.config.migrationsDir);
+  async migrations(): Promise<MigrationSet> {
+    const { files, sum } = await readMigrationFiles(this.config.migrationsDir);
+    // Parsing is the cost; reading and hashing the files is cheap, so the parsed set is reused while they are unchanged.
+    const key = sha256(JSON.stringify([sum ?? null, files.map((f) => [f.path, f.checksum, f.verify?.sql ?? null])]));
+    if (this.parsed?.key !== key) this.parsed = { key, set: await buildMigrationSet(this.config.migrationsDir, files, sum), lint: new Map() };
+    return this.parsed.set;
+  }
+
+  private parsed: { key: string; set: MigrationSet; lint: Map<string, LintReport> } | undefined;
+
+  /** Lint of the current set, computed once per set and options. */
+  private lintOf(set: MigrationSet, options: LintOptions): LintReport {
+    const key = JSON.stringify(options);
+    const cache = this.parsed?.set === set ? this.parsed.lint : new Map<string, LintReport>();
+    let report = cache.get(key);
+    if (!report) cache.set(key, (report = lintSet(set, options)));
+    return report;
   }
 
   async addServer(name: string, url: string): Promise<Server> {
@@ -338,7 +354,9 @@ export class Flotilla {
     const set = await this.migrations();
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
     const ordered = await this.selectTenants(selection, options.order ?? 'slug');
-    const versions = await tenantVersions(ordered, servers, set, options.target ?? null);
+    // Schema tenants are read in bulk (one query per shared database). A database tenant would need a
+    // connection of its own just to be skipped; the runner connects anyway and its plan skips it then.
+    const versions = await tenantVersions(ordered.filter((t) => t.kind === 'schema'), servers, set, options.target ?? null);
     const pending = ordered.filter((t) => !versions.get(t.slug)?.atTarget);
     const placements = new Map(assignWaves(pending.map((t) => t.slug), { canary: options.canary, waveSize: options.waveSize }).map((p) => [p.tenant, p]));
     const concurrency = options.concurrency ?? 4;
@@ -436,7 +454,7 @@ export class Flotilla {
   private async upgradeContext(set: MigrationSet, tenants: readonly Tenant[]): Promise<UpgradeContext> {
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
     const schemaTenants = this.config.lint.schemaTenants ?? tenants.some((t) => t.kind === 'schema');
-    const lint = lintSet(set, lintOptions(this.config, schemaTenants));
+    const lint = this.lintOf(set, lintOptions(this.config, schemaTenants));
     return { set, servers, lint, lintErrors: blockingFindings(lint) };
   }
 
@@ -564,7 +582,7 @@ export class Flotilla {
     const set = await this.migrations();
     const tenants = await this.registry.listTenants();
     const schemaTenants = this.config.lint.schemaTenants ?? (tenants.some((t) => t.kind === 'schema') || this.config.tenants.defaultKind === 'schema');
-    return lintSet(set, lintOptions(this.config, schemaTenants));
+    return this.lintOf(set, lintOptions(this.config, schemaTenants));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { ParsedMigration } from './migration.js';
 import { parseMigration } from './migration.js';
-import type { MigrationFs } from './migration-file.js';
+import type { MigrationFile, MigrationFs } from './migration-file.js';
 import { nodeMigrationFs, readMigrationDir } from './migration-file.js';
 import { loadSqlParser } from './sql/parser.js';
 import { SUM_FILE, verifySumFile } from './sum-file.js';
@@ -16,11 +16,22 @@ export interface MigrationSet {
 }
 
 export async function loadMigrationSet(dir: string, fs: MigrationFs = nodeMigrationFs): Promise<MigrationSet> {
+  const { files, sum } = await readMigrationFiles(dir, fs);
+  return buildMigrationSet(dir, files, sum);
+}
+
+/** The files and `flotilla.sum` as on disk, read and hashed but not parsed (cheap: a cache key). */
+export async function readMigrationFiles(dir: string, fs: MigrationFs = nodeMigrationFs): Promise<{ files: MigrationFile[]; sum: string | undefined }> {
   const files = await readMigrationDir(dir, fs);
   const sum = await fs.readFile(join(dir, SUM_FILE)).then(
     (bytes) => bytes.toString('utf8'),
     () => undefined,
   );
+  return { files, sum };
+}
+
+/** Checks the files against `flotilla.sum` and parses them. */
+export async function buildMigrationSet(dir: string, files: readonly MigrationFile[], sum: string | undefined): Promise<MigrationSet> {
   if (sum !== undefined) verifySumFile(sum, files, dir);
   await loadSqlParser();
   const migrations = files.map(parseMigration);

@@ -82,3 +82,21 @@ export async function fingerprintAfter(
   }
   return result;
 }
+
+/**
+ * Fingerprints of many tables: one query counts them all, and only tables
+ * holding rows get the per-column scan (an empty table cannot lose anything).
+ */
+export async function fingerprintTables(client: pg.Client, tables: readonly TableInfo[], checksumMaxRows: number): Promise<TableFingerprint[]> {
+  if (tables.length === 0) return [];
+  const counts = await client.query<{ i: number; n: string }>(
+    tables.map((t, i) => `SELECT ${i} AS i, count(*) AS n FROM ${quoteQualified(t.schema, t.table)}`).join(' UNION ALL '),
+  );
+  const rows = new Map(counts.rows.map((r) => [Number(r.i), Number(r.n)]));
+  const result: TableFingerprint[] = [];
+  for (const [i, table] of tables.entries()) {
+    if ((rows.get(i) ?? 0) > 0) result.push(await fingerprintTable(client, table, checksumMaxRows));
+    else result.push({ schema: table.schema, table: table.table, rows: 0, columns: Object.fromEntries(table.columns.map((c) => [c, 0])), keys: table.primaryKey.length > 0 ? [] : null });
+  }
+  return result;
+}

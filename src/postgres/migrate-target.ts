@@ -10,7 +10,7 @@ import type { Loss, TableFingerprint } from '../core/verification.js';
 import { affectedRelations, describeLoss, findLosses, planRenames } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
 import type { TableInfo } from './fingerprint.js';
-import { affectedTables, fingerprintAfter, fingerprintTable } from './fingerprint.js';
+import { affectedTables, fingerprintAfter, fingerprintTables } from './fingerprint.js';
 import { schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
@@ -257,7 +257,7 @@ class Verifier {
     if (this.tables) return;
     const schemas = await tenantSchemas(this.client, this.target);
     this.tables = await affectedTables(this.client, schemas, affectedRelations(this.plan));
-    for (const table of this.tables) this.before.push(await fingerprintTable(this.client, table, this.checksumMaxRows));
+    this.before = await fingerprintTables(this.client, this.tables, this.checksumMaxRows);
   }
 
   async check(): Promise<void> {
