@@ -120,7 +120,7 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
         const verifier = verify.enabled ? new Verifier(client, target, plan, verify.checksumMaxRows) : undefined;
         const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
-        const context: RunContext = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction };
+        const context: RunContext = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false };
         for (const phase of phases) await runPhase(phase, context);
         return { ...base, status: 'succeeded', durationMs: performance.now() - started, verification: verifier ? verifier.summary() : null };
       },
@@ -139,6 +139,8 @@ interface RunContext {
   readonly plan: Plan<ParsedMigration>;
   readonly verifier: Verifier | undefined;
   readonly lastTransaction: Phase | undefined;
+  /** The session's search_path is the tenant's (set once, for the statements outside transactions). */
+  sessionSearchPath: boolean;
 }
 
 async function runPhase(phase: Phase, context: RunContext): Promise<void> {
@@ -161,7 +163,10 @@ async function runPhase(phase: Phase, context: RunContext): Promise<void> {
     }
     return;
   }
-  await client.query(`SELECT set_config('search_path', $1, false)`, [quoteIdent(target.schema)]);
+  if (!context.sessionSearchPath) {
+    await client.query(`SELECT set_config('search_path', $1, false)`, [quoteIdent(target.schema)]);
+    context.sessionSearchPath = true;
+  }
   if (await indexAlreadyBuilt(phase.statement, context)) {
     await record();
     return;
@@ -176,6 +181,9 @@ async function runPhase(phase: Phase, context: RunContext): Promise<void> {
  * build succeeded but the crash came before its history row was written).
  */
 async function indexAlreadyBuilt({ migration, statement }: ScheduledStatement, context: RunContext): Promise<boolean> {
+  // An index build runs only after its migration's transaction committed with a history row, so a
+  // failed earlier build always leaves a partly applied migration: only a resumed one needs the check.
+  if (!context.resumed.has(migration.id)) return false;
   const body = statement.node.IndexStmt;
   if (!body || typeof body !== 'object' || Array.isArray(body) || !body.concurrent || typeof body.idxname !== 'string') return false;
   const relation = body.relation as { schemaname?: string } | undefined;
@@ -185,7 +193,7 @@ async function indexAlreadyBuilt({ migration, statement }: ScheduledStatement, c
     await dropInvalidIndex(context.client, schema, body.idxname);
     return false;
   }
-  return state === 'valid' && context.resumed.has(migration.id);
+  return state === 'valid';
 }
 
 async function runStatement({ migration, statement }: ScheduledStatement, context: RunContext, durations: Map<string, number>): Promise<void> {
