@@ -11,11 +11,10 @@ import { sha256 } from './core/checksum.js';
 import { plan } from './core/plan.js';
 import { assertSlug } from './core/slug.js';
 import { quoteIdent } from './core/sql/quote.js';
-import { lockHolder } from './postgres/advisory-lock.js';
+import { lockHolders, readHistories } from './postgres/bulk-history.js';
 import { connect, withClient } from './postgres/connect.js';
 import type { EmbeddedServer } from './postgres/embedded.js';
 import { startEmbedded } from './postgres/embedded.js';
-import { historyExists, readHistory } from './postgres/history.js';
 import type { EngineOptions, MigrationTarget, TargetResult } from './postgres/migrate-target.js';
 import { migrateTarget } from './postgres/migrate-target.js';
 import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, schemaExists } from './postgres/provision.js';
@@ -29,8 +28,8 @@ import { BackupService } from './backup/backup-service.js';
 import { currentActor } from './audit/audit-log.js';
 import type { EventSink } from './fleet/events.js';
 import { tenantVersions } from './fleet/bulk-state.js';
-import type { Rollout, RolloutTenant } from './fleet/rollout-store.js';
-import { runRollout } from './fleet/runner.js';
+import type { Rollout, RolloutTenant, RunnerIdentity } from './fleet/rollout-store.js';
+import { becomeRunner, runRollout } from './fleet/runner.js';
 import { assignWaves, failureBudget } from './fleet/waves.js';
 import { RISKY_FAMILIES } from './lint/codes.js';
 import type { Backup, BackupStrategy } from './backup/catalog.js';
@@ -168,7 +167,23 @@ export class Flotilla {
     }
   }
 
+  /**
+   * This process as a rollout runner: a session of the control database holding
+   * its liveness lock until close(). Others see the runner alive while it is held;
+   * a runner killed with SIGKILL loses its session, and with it the lock.
+   */
+  private async runner(): Promise<RunnerIdentity> {
+    this.runnerSession ??= (async () => {
+      const client = await connect(this.serverUrl, databaseOf(this.serverUrl) ?? 'flotilla', `flotilla runner ${process.pid}`);
+      return { client, identity: await becomeRunner(client) };
+    })();
+    return (await this.runnerSession).identity;
+  }
+
+  private runnerSession: Promise<{ client: pg.Client; identity: RunnerIdentity }> | undefined;
+
   async close(): Promise<void> {
+    if (this.runnerSession) await (await this.runnerSession).client.end().catch(() => undefined);
     await this.registry.close();
     await this.embedded?.stop();
   }
@@ -361,6 +376,7 @@ export class Flotilla {
     const placements = new Map(assignWaves(pending.map((t) => t.slug), { canary: options.canary, waveSize: options.waveSize }).map((p) => [p.tenant, p]));
     const concurrency = options.concurrency ?? 4;
     const id = await this.registry.rollouts.create({
+      runner: await this.runner(),
       target: options.target ?? null,
       options: { canary: options.canary, canaryCheck: options.canaryCheck, waveSize: options.waveSize, concurrency, maxFailures: options.maxFailures, order: options.order, budget: failureBudget(options.maxFailures, pending.length) },
       selection: { ...selection },
@@ -383,20 +399,17 @@ export class Flotilla {
     const rows = await this.registry.rollouts.tenants(rollout.id);
     const inRollout = new Set(rows.map((r) => r.tenant));
     const context = await this.upgradeContext(set, (await this.registry.listTenants()).filter((t) => inRollout.has(t.slug)));
-    const liveness = await connect(this.serverUrl, databaseOf(this.serverUrl) ?? 'flotilla', `flotilla runner ${rollout.id}`);
-    try {
+    {
       await runRollout(
         {
           store: this.registry.rollouts,
-          livenessClient: liveness,
+          runner: await this.runner(),
           serverLimits: await this.registry.serverLimits(servers.filter((s) => rows.some((r) => r.server === s.name))),
           upgrade: async (slug) => this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, dryRun: false, target: rollout.target ?? undefined }),
         },
         rollout.id,
         { concurrency: options.concurrency ?? rollout.options.concurrency, emit, budget: rollout.options.budget },
       );
-    } finally {
-      await liveness.end().catch(() => undefined);
     }
     const final = await this.getRollout(rollout.id);
     emit({ event: 'rollout.finished', rollout: final.id, status: final.status, succeeded: final.counts.succeeded, failed: final.counts.failed, skipped: final.counts.skipped, pending: final.counts.pending, durationMs: Math.round(performance.now() - started) });
@@ -515,11 +528,15 @@ export class Flotilla {
         continue;
       }
       try {
+        // Bulk: every schema's history and every lock holder of this database in a few queries.
+        const schemas = group.map((t) => t.schema);
+        const histories = await readHistories(client, schemas);
+        const holders = await lockHolders(client, schemas);
         for (const tenant of group) {
-          const applied = (await historyExists(client, tenant.schema)) ? await readHistory(client, tenant.schema) : [];
+          const applied = histories.get(tenant.schema) ?? [];
           const result = plan(set.migrations, applied, { allowOutOfOrder: this.config.engine.allowOutOfOrder });
           const problems: StatusProblem[] = result.ok ? [] : result.problems.map((p) => ({ code: p.code, message: p.message }));
-          const holder = await lockHolder(client, tenant.schema);
+          const holder = holders.get(tenant.schema);
           if (holder) problems.push({ code: 'FLO_TENANT_LOCKED', message: `locked by session ${holder.pid} (${holder.application})` });
           const partial = applied.filter((a) => a.remaining.length > 0).length;
           const pending = result.ok ? result.plan.steps.length : set.migrations.filter((m) => !applied.some((a) => a.version === m.version && a.name === m.name)).length + partial;

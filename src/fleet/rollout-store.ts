@@ -63,6 +63,12 @@ export interface RolloutTenant {
   readonly finishedAt: string | null;
 }
 
+/** A runner: a name for people, and the key of the session advisory lock it holds while it lives. */
+export interface RunnerIdentity {
+  readonly name: string;
+  readonly key: number;
+}
+
 export type Claim =
   | { readonly kind: 'tenant'; readonly tenant: string; readonly server: string; readonly wave: number; readonly attempts: number }
   | { readonly kind: 'canary-check'; readonly tenants: readonly string[]; readonly command: string }
@@ -74,6 +80,7 @@ export class RolloutStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async create(input: {
+    runner: RunnerIdentity;
     target: string | null;
     options: RolloutOptions;
     selection: Record<string, unknown>;
@@ -88,6 +95,7 @@ export class RolloutStore {
         [input.target, JSON.stringify(input.options), JSON.stringify(input.selection), input.startedBy],
       );
       const id = rows[0]!.id;
+      await client.query('INSERT INTO flotilla.rollout_runners (rollout_id, runner, runner_key) VALUES ($1, $2, $3)', [id, input.runner.name, input.runner.key]);
       const t = input.tenants;
       await client.query(
         `INSERT INTO flotilla.rollout_tenants (rollout_id, tenant, server, wave, position, state, version_before, version_after, finished_at)
@@ -296,12 +304,17 @@ export class RolloutStore {
     }
   }
 
-  /** Whether any runner holding work on this rollout is still alive. */
+  /** Records a runner working on this rollout (its liveness lock is already held). */
+  async addRunner(id: string, runner: RunnerIdentity): Promise<void> {
+    await this.pool.query('INSERT INTO flotilla.rollout_runners (rollout_id, runner, runner_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [id, runner.name, runner.key]);
+  }
+
+  /** How many runners of this rollout are alive (their liveness lock is held). */
   async liveRunners(id: string): Promise<number> {
     const { rows } = await this.pool.query<{ n: number }>(
-      `SELECT count(DISTINCT rt.runner_key)::int AS n FROM flotilla.rollout_tenants rt JOIN pg_locks l
-          ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $2::int::oid AND l.objid = rt.runner_key::oid
-       WHERE rt.rollout_id = $1 AND rt.state = 'running'`,
+      `SELECT count(*)::int AS n FROM flotilla.rollout_runners r JOIN pg_locks l
+          ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $2::int::oid AND l.objid = r.runner_key::oid
+       WHERE r.rollout_id = $1`,
       [id, RUNNER_LOCK_NAMESPACE],
     );
     return rows[0]?.n ?? 0;

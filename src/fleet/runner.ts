@@ -5,13 +5,13 @@ import type pg from 'pg';
 import { describeLoss } from '../core/verification.js';
 import type { TenantOutcome } from '../flotilla.js';
 import type { EventSink } from './events.js';
-import type { Rollout, RolloutStore } from './rollout-store.js';
+import type { Rollout, RolloutStore, RunnerIdentity } from './rollout-store.js';
 import { RUNNER_LOCK_NAMESPACE } from './rollout-store.js';
 
 export interface RunnerDeps {
   readonly store: RolloutStore;
-  /** A session of the control database held for the runner's life: its lock tells others it is alive. */
-  readonly livenessClient: pg.Client;
+  /** This process as a runner; its liveness lock is held by the caller for the runner's whole life. */
+  readonly runner: RunnerIdentity;
   readonly serverLimits: ReadonlyMap<string, number>;
   /** Upgrades one tenant (lint, backup by policy, migrate, verify); never throws for the tenant's own failure. */
   upgrade(tenant: string, rolloutId: string): Promise<TenantOutcome>;
@@ -33,10 +33,10 @@ const WAIT_MS = 100;
  * the control database.
  */
 export async function runRollout(deps: RunnerDeps, rolloutId: string, options: RunnerOptions): Promise<void> {
-  const runner = { name: `${hostname()}:${process.pid}:${randomInt(1e6)}`, key: randomInt(1, 2 ** 31 - 1) };
-  await deps.livenessClient.query('SELECT pg_advisory_lock($1, $2)', [RUNNER_LOCK_NAMESPACE, runner.key]);
+  const runner = deps.runner;
+  await deps.store.addRunner(rolloutId, runner);
   const wavesSeen = new Set<number>();
-  try {
+  {
     const worker = async (): Promise<void> => {
       for (;;) {
         const claim = await deps.store.claim(rolloutId, runner, deps.serverLimits);
@@ -64,9 +64,14 @@ export async function runRollout(deps: RunnerDeps, rolloutId: string, options: R
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, worker));
-  } finally {
-    await deps.livenessClient.query('SELECT pg_advisory_unlock($1, $2)', [RUNNER_LOCK_NAMESPACE, runner.key]).catch(() => undefined);
   }
+}
+
+/** A new runner identity, and a session holding its liveness lock (end the session to release it). */
+export async function becomeRunner(client: pg.Client): Promise<RunnerIdentity> {
+  const runner = { name: `${hostname()}:${process.pid}:${randomInt(1e6)}`, key: randomInt(1, 2 ** 31 - 1) };
+  await client.query('SELECT pg_advisory_lock($1, $2)', [RUNNER_LOCK_NAMESPACE, runner.key]);
+  return runner;
 }
 
 async function record(deps: RunnerDeps, rolloutId: string, outcome: TenantOutcome, runner: string, options: RunnerOptions): Promise<void> {
