@@ -44,6 +44,7 @@ describe('the safety commands of the CLI', () => {
     const dry = await cli('migrate', '--all', '--dry-run');
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('would take a backup first (FD103 at 0002_drop.sql:2)');
+    expect(dry.stdout).toContain('lint: FD103 ×1');
     const run = await cli('migrate', '--all');
     expect(run.code).toBe(0);
     const succeeded = events(run.stdout).find((e) => e.event === 'tenant.succeeded')!;

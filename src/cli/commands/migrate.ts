@@ -4,6 +4,7 @@ import { FlotillaError } from '../../core/errors.js';
 import type { Flotilla, RolloutSelection, RolloutStartOptions, TenantOutcome } from '../../flotilla.js';
 import type { RolloutEvent } from '../../fleet/events.js';
 import type { Rollout } from '../../fleet/rollout-store.js';
+import type { Finding } from '../../lint/lint.js';
 import type { TenantStatus } from '../../registry/types.js';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
@@ -183,9 +184,11 @@ async function summary(flotilla: Flotilla, rollout: Rollout): Promise<void> {
 async function dryRun(flotilla: Flotilla, selection: RolloutSelection, flags: MigrateFlags): Promise<void> {
   const tenants = await flotilla.selectTenants(selection);
   const report = await flotilla.migrate({ tenants: tenants.map((t) => t.slug), dryRun: true, allowOutOfOrder: flags.allowOutOfOrder });
+  const lint = await flotilla.lint();
+  const summarize = (outcome: TenantOutcome) => summarizeOutcome(outcome, lint.findings);
   const groups = new Map<string, { outcome: TenantOutcome; tenants: string[] }>();
   for (const outcome of report.outcomes) {
-    const key = groupKey(outcome);
+    const key = JSON.stringify(outcome.status === 'failed' ? { ...summarize(outcome), error: { code: outcome.error.code, message: outcome.error.message.replace(outcome.tenant, '') } } : summarize(outcome));
     const group = groups.get(key) ?? { outcome, tenants: [] };
     group.tenants.push(outcome.tenant);
     groups.set(key, group);
@@ -198,18 +201,18 @@ async function dryRun(flotilla: Flotilla, selection: RolloutSelection, flags: Mi
     const names = group.tenants.length > 5 ? `${group.tenants.slice(0, 5).join(', ')}, …` : group.tenants.join(', ');
     line(`${group.tenants.length} tenant${group.tenants.length > 1 ? 's' : ''} (${names}):`);
     line(`  ${describeOutcome({ ...group.outcome, tenant: 'each' } as TenantOutcome)}`);
+    const findings = summarize(group.outcome).lint as Record<string, number> | undefined;
+    if (findings && Object.keys(findings).length > 0) line(`    lint: ${Object.entries(findings).map(([code, n]) => `${code} ×${n}`).join(', ')}`);
   }
   if (report.failed > 0) process.exitCode = 6;
 }
 
-function summarize(outcome: TenantOutcome): Record<string, unknown> {
+/** What a dry run says of one tenant: versions, pending migrations, their lint findings (by code), the backup decision. */
+function summarizeOutcome(outcome: TenantOutcome, findings: readonly Finding[]): Record<string, unknown> {
   if (outcome.status === 'failed') return { status: 'failed', error: outcome.error.toJSON() };
   if ('reason' in outcome) return { status: 'skipped', reason: outcome.reason };
-  return { status: outcome.status, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations, backup: outcome.backup?.reasons ?? null, rewritten: outcome.rewritten, outsideTransaction: outcome.outsideTransaction };
-}
-
-function groupKey(outcome: TenantOutcome): string {
-  const s = summarize(outcome);
-  if (outcome.status === 'failed') return JSON.stringify({ ...s, error: { code: outcome.error.code, message: outcome.error.message.replace(outcome.tenant, '') } });
-  return JSON.stringify(s);
+  const pending = new Set(outcome.migrations);
+  const lint: Record<string, number> = {};
+  for (const f of findings) if (pending.has(f.migration)) lint[f.code] = (lint[f.code] ?? 0) + 1;
+  return { status: outcome.status, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations, lint, backup: outcome.backup?.reasons ?? null, rewritten: outcome.rewritten, outsideTransaction: outcome.outsideTransaction };
 }
