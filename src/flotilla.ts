@@ -12,6 +12,7 @@ import { plan } from './core/plan.js';
 import { assertSlug } from './core/slug.js';
 import { quoteIdent } from './core/sql/quote.js';
 import { lockHolders, readHistories } from './postgres/bulk-history.js';
+import { SessionPools } from './postgres/session-pools.js';
 import { connect, withClient } from './postgres/connect.js';
 import type { EmbeddedServer } from './postgres/embedded.js';
 import { startEmbedded } from './postgres/embedded.js';
@@ -28,6 +29,7 @@ import { BackupService } from './backup/backup-service.js';
 import { currentActor } from './audit/audit-log.js';
 import type { EventSink } from './fleet/events.js';
 import { tenantVersions } from './fleet/bulk-state.js';
+import { tenantSizes } from './fleet/tenant-sizes.js';
 import type { Rollout, RolloutTenant, RunnerIdentity } from './fleet/rollout-store.js';
 import { becomeRunner, runRollout } from './fleet/runner.js';
 import { assignWaves, failureBudget } from './fleet/waves.js';
@@ -100,7 +102,8 @@ export interface RolloutStartOptions {
   readonly concurrency?: number;
   /** `2` or `5%`: once more tenants than this failed, no new tenant starts. */
   readonly maxFailures?: string;
-  readonly order?: 'slug' | 'plan' | 'created';
+  /** slug, plan, created, or size (smallest first). */
+  readonly order?: 'slug' | 'plan' | 'created' | 'size';
 }
 
 function orderTenants(tenants: readonly Tenant[], order: 'slug' | 'plan' | 'created'): Tenant[] {
@@ -181,8 +184,10 @@ export class Flotilla {
   }
 
   private runnerSession: Promise<{ client: pg.Client; identity: RunnerIdentity }> | undefined;
+  private readonly sessions = new SessionPools();
 
   async close(): Promise<void> {
+    await this.sessions.close();
     if (this.runnerSession) await (await this.runnerSession).client.end().catch(() => undefined);
     await this.registry.close();
     await this.embedded?.stop();
@@ -368,7 +373,13 @@ export class Flotilla {
   async startRollout(selection: RolloutSelection, options: RolloutStartOptions = {}): Promise<Rollout> {
     const set = await this.migrations();
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
-    const ordered = await this.selectTenants(selection, options.order ?? 'slug');
+    const selected = await this.selectTenants(selection, options.order === 'size' ? 'slug' : (options.order ?? 'slug'));
+    let ordered = selected;
+    if (options.order === 'size') {
+      // Smallest first: the first waves finish (and fail, if they must) quickest.
+      const sizes = await tenantSizes(selected, servers);
+      ordered = [...selected].sort((a, b) => (sizes.get(a.slug) ?? 0) - (sizes.get(b.slug) ?? 0) || (a.slug < b.slug ? -1 : 1));
+    }
     // Schema tenants are read in bulk (one query per shared database). A database tenant would need a
     // connection of its own just to be skipped; the runner connects anyway and its plan skips it then.
     const versions = await tenantVersions(ordered.filter((t) => t.kind === 'schema'), servers, set, options.target ?? null);
@@ -486,7 +497,9 @@ export class Flotilla {
       try {
         const { set, lint, lintErrors } = context;
         const server = context.servers.get(tenant.server)!;
-        const engine = { ...this.engineOptions(), lintErrors, runId: options.runId, target: options.target, allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder };
+        // Schema tenants share their database's pooled sessions; a database tenant needs a connection of its own.
+        const session = tenant.kind === 'schema' ? this.sessions.source(server.url, tenant.database, 16) : undefined;
+        const engine = { ...this.engineOptions(), lintErrors, runId: options.runId, target: options.target, allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder, session };
         const target = migrationTarget(tenant, server, set);
         const reasons = await this.backupReasons(target, set, engine, lint);
         let backup: BackupDecision | null = null;

@@ -21,7 +21,7 @@ export interface LockHolder {
  * Waits up to `waitMs`, then fails naming the session that holds it.
  */
 export async function withTenantLock<T>(
-  client: pg.Client,
+  client: pg.ClientBase,
   options: { schema: string; tenant: string; waitMs: number; lockTimeout: string },
   fn: () => Promise<T>,
 ): Promise<T> {
@@ -52,7 +52,7 @@ export async function withTenantLock<T>(
 }
 
 /** The session holding a tenant's lock, if any (other than this one). */
-export async function lockHolder(client: pg.Client, schema: string): Promise<LockHolder | undefined> {
+export async function lockHolder(client: pg.ClientBase, schema: string): Promise<LockHolder | undefined> {
   const { rows } = await client.query<{ pid: number; application_name: string; since: string | null }>(
     `SELECT a.pid, a.application_name, to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS') AS since
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid

@@ -11,7 +11,7 @@ const CHUNK = 400;
  * schemas have a history table, then their rows, a chunk of schemas per query.
  * Schemas without a history table are absent from the result.
  */
-export async function readHistories(client: pg.Client, schemas: readonly string[]): Promise<Map<string, AppliedMigration[]>> {
+export async function readHistories(client: pg.ClientBase, schemas: readonly string[]): Promise<Map<string, AppliedMigration[]>> {
   const { rows: present } = await client.query<{ nspname: string }>(
     `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'flotilla_migrations' AND n.nspname = ANY($1)`,
     [schemas],
@@ -29,7 +29,7 @@ export async function readHistories(client: pg.Client, schemas: readonly string[
 }
 
 /** Every tenant lock held in this database, by tenant schema: one query for all of them. */
-export async function lockHolders(client: pg.Client, schemas: readonly string[]): Promise<Map<string, LockHolder>> {
+export async function lockHolders(client: pg.ClientBase, schemas: readonly string[]): Promise<Map<string, LockHolder>> {
   const { rows } = await client.query<{ objid: string; pid: number; application_name: string; since: string | null }>(
     `SELECT l.objid::text AS objid, a.pid, a.application_name, to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS') AS since
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid

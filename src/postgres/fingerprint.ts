@@ -14,7 +14,7 @@ export interface TableInfo {
  * affect, with the tables whose foreign keys cascade from them (an
  * `ON DELETE CASCADE` removes rows the statement never names). One catalog query.
  */
-export async function affectedTables(client: pg.Client, schemas: readonly string[], affected: AffectedRelations): Promise<TableInfo[]> {
+export async function affectedTables(client: pg.ClientBase, schemas: readonly string[], affected: AffectedRelations): Promise<TableInfo[]> {
   const { rows } = await client.query<{ schema: string; table: string; columns: string[]; pk: string[] | null }>(
     `WITH RECURSIVE tables AS (
        SELECT c.oid, n.nspname AS schema, c.relname AS table
@@ -38,7 +38,7 @@ export async function affectedTables(client: pg.Client, schemas: readonly string
 }
 
 /** One scan per table: the row count and each column's non-NULL count; then, for small tables, the keys. */
-export async function fingerprintTable(client: pg.Client, table: TableInfo, checksumMaxRows: number): Promise<TableFingerprint> {
+export async function fingerprintTable(client: pg.ClientBase, table: TableInfo, checksumMaxRows: number): Promise<TableFingerprint> {
   const name = quoteQualified(table.schema, table.table);
   const counts = table.columns.map((column, i) => `count(${quoteIdent(column)}) AS c${i}`);
   const { rows } = await client.query(`SELECT count(*) AS rows${counts.length ? `, ${counts.join(', ')}` : ''} FROM ${name}`);
@@ -56,7 +56,7 @@ export async function fingerprintTable(client: pg.Client, table: TableInfo, chec
 
 /** The same tables after the plan's statements, following renames; null for a table that is gone. */
 export async function fingerprintAfter(
-  client: pg.Client,
+  client: pg.ClientBase,
   before: readonly TableInfo[],
   renames: { tables: ReadonlyMap<string, string>; columns: ReadonlyMap<string, string> },
   checksumMaxRows: number,
@@ -87,7 +87,7 @@ export async function fingerprintAfter(
  * Fingerprints of many tables: one query counts them all, and only tables
  * holding rows get the per-column scan (an empty table cannot lose anything).
  */
-export async function fingerprintTables(client: pg.Client, tables: readonly TableInfo[], checksumMaxRows: number): Promise<TableFingerprint[]> {
+export async function fingerprintTables(client: pg.ClientBase, tables: readonly TableInfo[], checksumMaxRows: number): Promise<TableFingerprint[]> {
   if (tables.length === 0) return [];
   const counts = await client.query<{ i: number; n: string }>(
     tables.map((t, i) => `SELECT ${i} AS i, count(*) AS n FROM ${quoteQualified(t.schema, t.table)}`).join(' UNION ALL '),

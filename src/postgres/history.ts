@@ -17,7 +17,7 @@ function table(schema: string): string {
 }
 
 /** The tenant's own history table, inside its database or schema. */
-export async function ensureHistoryTable(client: pg.Client, schema: string): Promise<void> {
+export async function ensureHistoryTable(client: pg.ClientBase, schema: string): Promise<void> {
   await client.query(
     `CREATE TABLE IF NOT EXISTS ${table(schema)} (
        version     text        NOT NULL,
@@ -34,12 +34,12 @@ export async function ensureHistoryTable(client: pg.Client, schema: string): Pro
   );
 }
 
-export async function historyExists(client: pg.Client, schema: string): Promise<boolean> {
+export async function historyExists(client: pg.ClientBase, schema: string): Promise<boolean> {
   const { rows } = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [table(schema)]);
   return rows[0]?.present === true;
 }
 
-export async function readHistory(client: pg.Client, schema: string): Promise<HistoryRow[]> {
+export async function readHistory(client: pg.ClientBase, schema: string): Promise<HistoryRow[]> {
   const { rows } = await client.query<{
     version: string;
     name: string;
@@ -64,7 +64,7 @@ export async function readHistory(client: pg.Client, schema: string): Promise<Hi
 
 /** Writes a phase's history rows in one statement (inside the phase's transaction when it has one). */
 export async function recordHistory(
-  client: pg.Client,
+  client: pg.ClientBase,
   schema: string,
   updates: readonly HistoryUpdate[],
   context: { runId: string; appliedBy: string; durations: ReadonlyMap<string, number> },

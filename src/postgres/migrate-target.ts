@@ -50,6 +50,19 @@ export interface EngineOptions {
   readonly verify?: { readonly enabled: boolean; readonly checksumMaxRows: number };
   /** Unallowed lint errors per migration id: a pending migration with any is refused. */
   readonly lintErrors?: ReadonlyMap<string, readonly Finding[]>;
+  /** Where the session comes from (a pool, for schema tenants sharing a database); default: a new connection. */
+  readonly session?: SessionSource;
+}
+
+/** A session for one tenant upgrade, and how to give it back. */
+export type SessionSource = (applicationName: string) => Promise<{ client: pg.ClientBase; release(): Promise<void> }>;
+
+/** A new connection per upgrade, closed afterwards. */
+export function ownConnection(target: MigrationTarget): SessionSource {
+  return async (applicationName) => {
+    const client = await connect(target.serverUrl, target.database, applicationName);
+    return { client, release: () => client.end().catch(() => undefined) };
+  };
 }
 
 export interface TargetResult {
@@ -85,9 +98,13 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
   const started = performance.now();
   const runId = options.runId ?? randomUUID();
   const lockTimeout = options.lockTimeout ?? ENGINE_DEFAULTS.lockTimeout;
-  const client = await connect(target.serverUrl, target.database, `flotilla migrate ${runId}`);
+  const session = await (options.session ?? ownConnection(target))(`flotilla migrate ${runId}`);
+  const client = session.client;
   try {
-    await client.query(`SELECT set_config('statement_timeout', $1, false)`, [options.statementTimeout ?? ENGINE_DEFAULTS.statementTimeout]);
+    await client.query(`SELECT set_config('statement_timeout', $1, false), set_config('application_name', $2, false)`, [
+      options.statementTimeout ?? ENGINE_DEFAULTS.statementTimeout,
+      `flotilla migrate ${runId}`,
+    ]);
     return await withTenantLock(
       client,
       { schema: target.schema, tenant: target.tenant, waitMs: options.lockWaitMs ?? ENGINE_DEFAULTS.lockWaitMs, lockTimeout },
@@ -126,12 +143,12 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
       },
     );
   } finally {
-    await client.end().catch(() => undefined);
+    await session.release();
   }
 }
 
 interface RunContext {
-  readonly client: pg.Client;
+  readonly client: pg.ClientBase;
   readonly target: MigrationTarget;
   readonly runId: string;
   readonly appliedBy: string;
@@ -255,7 +272,7 @@ class Verifier {
   private allowed: Loss[] = [];
 
   constructor(
-    private readonly client: pg.Client,
+    private readonly client: pg.ClientBase,
     private readonly target: MigrationTarget,
     private readonly plan: Plan<ParsedMigration>,
     private readonly checksumMaxRows: number,
@@ -294,7 +311,7 @@ class Verifier {
 }
 
 /** The schemas whose tables a tenant owns: its own ones for a schema tenant, every user schema of its database otherwise. */
-async function tenantSchemas(client: pg.Client, target: MigrationTarget): Promise<string[]> {
+async function tenantSchemas(client: pg.ClientBase, target: MigrationTarget): Promise<string[]> {
   if (target.schemaMap) return [...new Set([target.schema, ...target.schemaMap.values()])];
   const { rows } = await client.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'`);
   return rows.map((r) => r.nspname);
@@ -332,7 +349,7 @@ function statementError(cause: unknown, migration: ParsedMigration, line: number
   );
 }
 
-async function assertSchemaExists(client: pg.Client, target: MigrationTarget): Promise<void> {
+async function assertSchemaExists(client: pg.ClientBase, target: MigrationTarget): Promise<void> {
   const { rows } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
   if (rows.length === 0) {
     throw new FlotillaError('FLO_TENANT_NOT_FOUND', `Tenant ${target.tenant}: schema "${target.schema}" does not exist in database "${target.database}".`, {

@@ -125,4 +125,12 @@ describe('fleet rollouts', () => {
     expect((await running).status).toBe('finished');
     expect((await flotilla.getTenant('t20')).status).toBe('active');
   });
+
+  it('orders a rollout by size, smallest first, with --order size', async () => {
+    await flotilla.withTenantClient('t30', (c) => c.query("INSERT INTO members (email) SELECT 'x' || g || '@big.org' FROM generate_series(1, 5000) g"));
+    const rollout = await flotilla.startRollout({ tenants: ['t30', 't31', 't32'] }, { order: 'size' });
+    const order = (await flotilla.rolloutTenants(rollout.id)).sort((a, b) => a.position - b.position).map((t) => t.tenant);
+    expect(order[order.length - 1]).toBe('t30');
+    await flotilla.cancelRollout(rollout.id);
+  });
 });

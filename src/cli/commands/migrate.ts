@@ -26,7 +26,7 @@ interface MigrateFlags {
   waveSize?: string;
   concurrency?: string;
   maxFailures?: string;
-  order?: 'slug' | 'plan' | 'created';
+  order?: 'slug' | 'plan' | 'created' | 'size';
   dryRun?: boolean;
   resume?: string;
   join?: string;
@@ -69,7 +69,7 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
     .option('--wave-size <n>', 'after the canary, upgrade in waves of n tenants')
     .option('--concurrency <n>', 'tenants upgraded at once, across all runners', '4')
     .option('--max-failures <n|n%>', 'halt once more tenants than this failed')
-    .option('--order <order>', 'slug, plan or created', 'slug')
+    .option('--order <order>', 'slug, plan, created, or size (smallest first)', 'slug')
     .option('--dry-run', 'show what each group of tenants would get, change nothing')
     .option('--resume <rollout>', 'finish an unfinished rollout (after a crash or a halt)')
     .option('--join <rollout>', 'add this process as one more runner of a running rollout')

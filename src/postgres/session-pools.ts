@@ -1,0 +1,43 @@
+import pg from 'pg';
+import type { SessionSource } from './migrate-target.js';
+import { withDatabase } from './server-url.js';
+
+/**
+ * One pool of sessions per (server, database) for tenants that share a
+ * database (schema tenants): thousands of them need a handful of connections,
+ * not one each. A session goes back with its settings reset; one that broke is
+ * discarded.
+ */
+export class SessionPools {
+  private readonly pools = new Map<string, pg.Pool>();
+
+  source(serverUrl: string, database: string, max: number): SessionSource {
+    const key = `${serverUrl}\u0000${database}`;
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = new pg.Pool({ connectionString: withDatabase(serverUrl, database), max, application_name: 'flotilla migrate' });
+      pool.on('error', () => undefined);
+      this.pools.set(key, pool);
+    }
+    const from = pool;
+    return async () => {
+      const client = await from.connect();
+      return {
+        client,
+        release: async () => {
+          try {
+            await client.query('RESET ALL');
+            client.release();
+          } catch (error) {
+            client.release(error as Error);
+          }
+        },
+      };
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((pool) => pool.end().catch(() => undefined)));
+    this.pools.clear();
+  }
+}
