@@ -177,63 +177,57 @@ export class RolloutStore {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [CLAIM_LOCK_NAMESPACE, id]);
-      const rollout = (await client.query('SELECT status, options, canary_check FROM flotilla.rollouts WHERE id = $1', [id])).rows[0];
-      if (!rollout || rollout.status !== 'running') {
+      // One round trip for the lock and the rollout's state: claims are on every tenant's path.
+      const { rows: states } = await client.query<{ status: RolloutStatus; options: RolloutOptions; canary_check: string | null; wave: number | null; busy: number; canaries: string[] | null }>(
+        `SELECT r.status, r.options, r.canary_check,
+                (SELECT min(wave) FROM flotilla.rollout_tenants WHERE rollout_id = r.id AND state IN ('pending', 'running')) AS wave,
+                (SELECT count(*)::int FROM flotilla.rollout_tenants WHERE rollout_id = r.id AND state = 'running') AS busy,
+                (SELECT array_agg(tenant ORDER BY position) FROM flotilla.rollout_tenants WHERE rollout_id = r.id AND wave = 0) AS canaries
+           FROM (SELECT pg_advisory_xact_lock($2, hashtext($1::text))) AS locked, flotilla.rollouts r WHERE r.id = $1::uuid`,
+        [id, CLAIM_LOCK_NAMESPACE],
+      );
+      const rollout = states[0];
+      const finish = async (claim: Claim) => {
         await client.query('COMMIT');
-        return { kind: 'done', status: rollout?.status ?? 'cancelled' };
-      }
-      const wave = (await client.query<{ wave: number | null }>(`SELECT min(wave) AS wave FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state IN ('pending', 'running')`, [id])).rows[0]!.wave;
-      if (wave === null) {
+        return claim;
+      };
+      if (!rollout || rollout.status !== 'running') return finish({ kind: 'done', status: rollout?.status ?? 'cancelled' });
+      if (rollout.wave === null) {
         await client.query(`UPDATE flotilla.rollouts SET status = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = $1`, [id]);
-        await client.query('COMMIT');
-        return { kind: 'done', status: 'finished' };
+        return finish({ kind: 'done', status: 'finished' });
       }
-      const command = (rollout.options as RolloutOptions).canaryCheck;
-      if (wave > 0 && command && rollout.canary_check !== 'passed') {
-        const canaries = (await client.query<{ tenant: string }>(`SELECT tenant FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND wave = 0 ORDER BY position`, [id])).rows.map((r) => r.tenant);
-        if (canaries.length > 0 && rollout.canary_check === null) {
-          await client.query(`UPDATE flotilla.rollouts SET canary_check = 'running' WHERE id = $1`, [id]);
-          await client.query('COMMIT');
-          return { kind: 'canary-check', tenants: canaries, command };
-        }
-        if (canaries.length > 0) {
-          await client.query('COMMIT');
-          return { kind: 'wait' };
-        }
+      const command = rollout.options.canaryCheck;
+      const canaries = rollout.canaries ?? [];
+      if (rollout.wave > 0 && command && rollout.canary_check !== 'passed' && canaries.length > 0) {
+        if (rollout.canary_check !== null) return finish({ kind: 'wait' });
+        await client.query(`UPDATE flotilla.rollouts SET canary_check = 'running' WHERE id = $1`, [id]);
+        return finish({ kind: 'canary-check', tenants: canaries, command });
       }
+      if (rollout.busy >= rollout.options.concurrency) return finish({ kind: 'wait' });
       const limits = [...serverLimits];
-      const concurrency = (rollout.options as RolloutOptions).concurrency;
-      const busy = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state = 'running'`, [id])).rows[0]!.n;
-      if (busy >= concurrency) {
-        await client.query('COMMIT');
-        return { kind: 'wait' };
-      }
+      // Pick, mark running and mark the tenant upgrading, in one statement.
       const { rows } = await client.query<{ tenant: string; server: string; attempts: number }>(
         `WITH running AS (
            SELECT server, count(*) AS n FROM flotilla.rollout_tenants WHERE rollout_id = $1 AND state = 'running' GROUP BY server),
-         limits AS (SELECT * FROM unnest($3::text[], $4::int[]) AS l(server, n))
-         SELECT rt.tenant, rt.server, rt.attempts FROM flotilla.rollout_tenants rt
-           LEFT JOIN running r ON r.server = rt.server LEFT JOIN limits l ON l.server = rt.server
-          WHERE rt.rollout_id = $1 AND rt.state = 'pending' AND rt.wave = $2 AND coalesce(r.n, 0) < coalesce(l.n, 4)
-          ORDER BY rt.position FOR UPDATE OF rt SKIP LOCKED LIMIT 1`,
-        [id, wave, limits.map(([s]) => s), limits.map(([, n]) => n)],
+         limits AS (SELECT * FROM unnest($3::text[], $4::int[]) AS l(server, n)),
+         candidate AS (
+           SELECT rt.tenant FROM flotilla.rollout_tenants rt
+             LEFT JOIN running r ON r.server = rt.server LEFT JOIN limits l ON l.server = rt.server
+            WHERE rt.rollout_id = $1 AND rt.state = 'pending' AND rt.wave = $2 AND coalesce(r.n, 0) < coalesce(l.n, 4)
+            ORDER BY rt.position FOR UPDATE OF rt SKIP LOCKED LIMIT 1),
+         claimed AS (
+           UPDATE flotilla.rollout_tenants rt SET state = 'running', runner = $5, runner_key = $6, attempts = attempts + 1, started_at = clock_timestamp(),
+                  previous_status = (SELECT status FROM flotilla.tenants WHERE slug = rt.tenant)
+             FROM candidate c WHERE rt.rollout_id = $1 AND rt.tenant = c.tenant
+           RETURNING rt.tenant, rt.server, rt.attempts),
+         -- The runtime answers 503 for this tenant alone while it is upgraded.
+         marked AS (UPDATE flotilla.tenants t SET status = 'upgrading', updated_at = now() FROM claimed c WHERE t.slug = c.tenant AND t.status = 'active')
+         SELECT * FROM claimed`,
+        [id, rollout.wave, limits.map(([s]) => s), limits.map(([, n]) => n), runner.name, runner.key],
       );
       const row = rows[0];
-      if (!row) {
-        await client.query('COMMIT');
-        return { kind: 'wait' };
-      }
-      await client.query(
-        `UPDATE flotilla.rollout_tenants rt SET state = 'running', runner = $3, runner_key = $4, attempts = attempts + 1, started_at = clock_timestamp(),
-                previous_status = (SELECT status FROM flotilla.tenants WHERE slug = rt.tenant)
-          WHERE rollout_id = $1 AND tenant = $2`,
-        [id, row.tenant, runner.name, runner.key],
-      );
-      // The runtime answers 503 for this tenant alone while it is upgraded.
-      await client.query(`UPDATE flotilla.tenants SET status = 'upgrading', updated_at = now() WHERE slug = $1 AND status = 'active'`, [row.tenant]);
-      await client.query('COMMIT');
-      return { kind: 'tenant', tenant: row.tenant, server: row.server, wave, attempts: row.attempts + 1 };
+      if (!row) return finish({ kind: 'wait' });
+      return finish({ kind: 'tenant', tenant: row.tenant, server: row.server, wave: rollout.wave, attempts: row.attempts });
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -247,20 +241,16 @@ export class RolloutStore {
     tenant: string,
     result: { state: 'succeeded' | 'failed' | 'skipped'; versionBefore: string | null; versionAfter: string | null; errorCode?: string | null; errorMessage?: string | null; backupId?: string | null },
   ): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ previous_status: string | null }>(
-        `UPDATE flotilla.rollout_tenants SET state = $3, version_before = coalesce($4, version_before), version_after = $5, error_code = $6, error_message = $7,
+    // The tenant's row and its registry status back to what it was, in one statement.
+    await this.pool.query(
+      `WITH done AS (
+         UPDATE flotilla.rollout_tenants SET state = $3, version_before = coalesce($4, version_before), version_after = $5, error_code = $6, error_message = $7,
                 backup_id = $8, finished_at = clock_timestamp()
-          WHERE rollout_id = $1 AND tenant = $2 RETURNING previous_status`,
-        [id, tenant, result.state, result.versionBefore, result.versionAfter, result.errorCode ?? null, result.errorMessage ?? null, result.backupId ?? null],
-      );
-      await restoreStatus(client, tenant, rows[0]?.previous_status ?? null);
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
+          WHERE rollout_id = $1 AND tenant = $2 RETURNING tenant, previous_status)
+       UPDATE flotilla.tenants t SET status = CASE WHEN d.previous_status IS NULL OR d.previous_status = 'upgrading' THEN 'active' ELSE d.previous_status END, updated_at = now()
+         FROM done d WHERE t.slug = d.tenant AND t.status = 'upgrading'`,
+      [id, tenant, result.state, result.versionBefore, result.versionAfter, result.errorCode ?? null, result.errorMessage ?? null, result.backupId ?? null],
+    );
   }
 
   async setCanaryCheck(id: string, result: 'passed' | 'failed'): Promise<void> {
