@@ -57,7 +57,7 @@ afterAll(async () => {
 });
 
 describe('rollouts with real runner processes', () => {
-  it('survives SIGKILL before the first tenant, mid-wave and during a non-transactional statement; resume finishes with nothing applied twice', async () => {
+  it('survives SIGKILL before the first tenant, mid-wave and during a non-transactional statement; resume finishes, transactional statements applied exactly once', async () => {
     await project.write({
       '0002_step.sql': "INSERT INTO applied_log VALUES ('0002');\nUPDATE items SET v = v + 1 WHERE id > 0;",
       '0003_outside.sql': "-- flotilla:no-transaction\nINSERT INTO applied_log VALUES ('0003');\nSELECT pg_sleep(0.15);",
@@ -117,7 +117,8 @@ describe('rollouts with real runner processes', () => {
   });
 
   it('shares one rollout between two runner processes: every tenant migrated exactly once, by one of them', async () => {
-    await project.write({ '0004_slow.sql': "INSERT INTO applied_log VALUES ('0004');\nSELECT pg_sleep(0.05);" });
+    // Slow enough (100 × 0.2 s over 6 slots) for the second runner, a new process, to join early and take a share.
+    await project.write({ '0004_slow.sql': "INSERT INTO applied_log VALUES ('0004');\nSELECT pg_sleep(0.2);" });
     const a = runner(['--all', '--concurrency', '6']);
     await a.until((s) => count(s, 'tenant.succeeded') >= 3);
     const id = events(a.output())[0]!.rollout as string;
@@ -131,7 +132,7 @@ describe('rollouts with real runner processes', () => {
     expect(all.length).toBe(100);
     expect(new Set(all).size).toBe(100);
     expect(byRunner.size).toBe(2);
-    for (const tenants of byRunner.values()) expect(tenants.length).toBeGreaterThan(5);
+    for (const tenants of byRunner.values()) expect(tenants.length).toBeGreaterThanOrEqual(10);
     for (const slug of ['f001', 'f050', 'f100']) expect((await tenantState(slug)).log).toEqual(['0002', '0003', '0004']);
   });
 });
