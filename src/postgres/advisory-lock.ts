@@ -26,6 +26,17 @@ export async function withTenantLock<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const key = tenantLockKey(options.schema);
+  // Uncontended, the lock is taken at once; the waiting path (with a timeout) only when another session holds it.
+  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, $2) AS locked, set_config('lock_timeout', $3, false)`, [NAMESPACE, key, options.lockTimeout]);
+  if (!rows[0]?.locked) await waitForLock(client, key, options);
+  try {
+    return await fn();
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1, $2)', [NAMESPACE, key]).catch(() => undefined);
+  }
+}
+
+async function waitForLock(client: pg.ClientBase, key: number, options: { schema: string; tenant: string; waitMs: number; lockTimeout: string }): Promise<void> {
   await client.query(`SELECT set_config('lock_timeout', $1, false)`, [`${Math.max(1, options.waitMs)}ms`]);
   try {
     await client.query('SELECT pg_advisory_lock($1, $2)', [NAMESPACE, key]);
@@ -43,11 +54,6 @@ export async function withTenantLock<T>(
     );
   } finally {
     await client.query(`SELECT set_config('lock_timeout', $1, false)`, [options.lockTimeout]);
-  }
-  try {
-    return await fn();
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1, $2)', [NAMESPACE, key]).catch(() => undefined);
   }
 }
 

@@ -14,12 +14,14 @@ export interface TableInfo {
  * affect, with the tables whose foreign keys cascade from them (an
  * `ON DELETE CASCADE` removes rows the statement never names). One catalog query.
  */
-export async function affectedTables(client: pg.ClientBase, schemas: readonly string[], affected: AffectedRelations): Promise<TableInfo[]> {
+export async function affectedTables(client: pg.ClientBase, schemas: readonly string[] | null, affected: AffectedRelations): Promise<TableInfo[]> {
   const { rows } = await client.query<{ schema: string; table: string; columns: string[]; pk: string[] | null }>(
     `WITH RECURSIVE tables AS (
        SELECT c.oid, n.nspname AS schema, c.relname AS table
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        -- NULL schemas: every user schema (a database tenant owns its whole database).
+        WHERE (n.nspname = ANY($1) OR $1 IS NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema')
+          AND c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND c.relname <> 'flotilla_migrations'),
      chosen AS (
        SELECT oid FROM tables WHERE $2 OR "table" = ANY($3)

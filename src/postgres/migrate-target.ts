@@ -16,7 +16,7 @@ import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
 import { withTenantLock } from './advisory-lock.js';
 import { connect } from './connect.js';
-import { ensureHistoryTable, historyExists, readHistory, recordHistory } from './history.js';
+import { ensureHistoryTable, readHistory, recordHistory } from './history.js';
 import { dropInvalidIndex, indexState } from './index-state.js';
 
 /** Where one tenant's schema lives. */
@@ -110,10 +110,17 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
       { schema: target.schema, tenant: target.tenant, waitMs: options.lockWaitMs ?? ENGINE_DEFAULTS.lockWaitMs, lockTimeout },
       async () => {
         if (target.createSchema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
-        else await assertSchemaExists(client, target);
-        // A dry run changes nothing, not even the history table of a tenant that has none yet.
-        if (!options.dryRun) await ensureHistoryTable(client, target.schema);
-        const applied = options.dryRun && !(await historyExists(client, target.schema)) ? [] : await readHistory(client, target.schema);
+        // One round trip in the usual case: the history is there (so is the schema).
+        let applied = await readHistory(client, target.schema).catch((error: { code?: string }) => {
+          if (error.code !== '42P01') throw error;
+          return undefined;
+        });
+        if (applied === undefined) {
+          if (!target.createSchema) await assertSchemaExists(client, target);
+          // A dry run changes nothing, not even the history table of a tenant that has none yet.
+          if (!options.dryRun) await ensureHistoryTable(client, target.schema);
+          applied = [];
+        }
         const planned = planMigrations(set.migrations, applied, { allowOutOfOrder: options.allowOutOfOrder, target: options.target });
         if (!planned.ok) throw planProblemsToError(planned.problems, target.tenant);
         refuseLintErrors(planned.plan, options.lintErrors, target.tenant);
@@ -280,7 +287,7 @@ class Verifier {
 
   async takeBefore(): Promise<void> {
     if (this.tables) return;
-    const schemas = await tenantSchemas(this.client, this.target);
+    const schemas = this.target.schemaMap ? [...new Set([this.target.schema, ...this.target.schemaMap.values()])] : null;
     this.tables = await affectedTables(this.client, schemas, affectedRelations(this.plan));
     this.before = await fingerprintTables(this.client, this.tables, this.checksumMaxRows);
   }
@@ -308,13 +315,6 @@ class Verifier {
   summary(): { tables: number; allowedLosses: Loss[] } {
     return { tables: this.tables?.length ?? 0, allowedLosses: this.allowed };
   }
-}
-
-/** The schemas whose tables a tenant owns: its own ones for a schema tenant, every user schema of its database otherwise. */
-async function tenantSchemas(client: pg.ClientBase, target: MigrationTarget): Promise<string[]> {
-  if (target.schemaMap) return [...new Set([target.schema, ...target.schemaMap.values()])];
-  const { rows } = await client.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'`);
-  return rows.map((r) => r.nspname);
 }
 
 function statementError(cause: unknown, migration: ParsedMigration, line: number, sql: string, tenant: string): FlotillaError {
