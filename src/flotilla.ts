@@ -48,6 +48,8 @@ export interface CreateTenantInput {
   readonly server?: string;
   readonly plan?: string;
   readonly settings?: Record<string, unknown>;
+  /** Labels a rollout can select by (`migrate --tag`). */
+  readonly tags?: readonly string[];
 }
 
 export interface MigrateOptions {
@@ -263,6 +265,7 @@ export class Flotilla {
     try {
       await this.provisionStorage(tenant, server, set, created);
       const result = await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions());
+      if (input.tags?.length) await this.registry.setTags(tenant.slug, input.tags);
       await this.registry.setStatus(tenant.slug, 'active');
       await this.registry.audit.record({ ...audit, versionAfter: result.toVersion, outcome: 'succeeded', durationMs: performance.now() - started, runId: null });
       return await this.registry.getTenant(tenant.slug);

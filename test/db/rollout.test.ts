@@ -133,4 +133,12 @@ describe('fleet rollouts', () => {
     expect(order[order.length - 1]).toBe('t30');
     await flotilla.cancelRollout(rollout.id);
   });
+
+  it('selects tenants by tag', async () => {
+    await flotilla.createTenant({ slug: 'tagged-a', kind: 'schema', tags: ['eu', 'beta'] });
+    await flotilla.createTenant({ slug: 'tagged-b', kind: 'schema', tags: ['us'] });
+    expect((await flotilla.getTenant('tagged-a')).tags).toEqual(['eu', 'beta']);
+    expect((await flotilla.selectTenants({ tags: ['beta'] })).map((t) => t.slug)).toEqual(['tagged-a']);
+    expect((await flotilla.selectTenants({ tags: ['eu', 'us'] })).map((t) => t.slug)).toEqual(['tagged-a', 'tagged-b']);
+  });
 });

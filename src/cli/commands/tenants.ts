@@ -15,10 +15,11 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
     .addOption(new Option('--kind <kind>', 'where the tenant lives (default from config: database)').choices([...TENANT_KINDS]))
     .option('--server <server>', 'registered server to place it on', 'main')
     .option('--plan <plan>', 'commercial plan, stored in the registry')
+    .option('--tag <tag>', 'a label rollouts can select by, `migrate --tag` (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--json', 'print the tenant as JSON')
-    .action(async (slug: string, options: { name?: string; kind?: TenantKind; server: string; plan?: string; json?: boolean }) => {
+    .action(async (slug: string, options: { name?: string; kind?: TenantKind; server: string; plan?: string; tag?: string[]; json?: boolean }) => {
       await withFlotilla(globals(), async (flotilla) => {
-        const created = await flotilla.createTenant({ slug, name: options.name, kind: options.kind, server: options.server, plan: options.plan });
+        const created = await flotilla.createTenant({ slug, name: options.name, kind: options.kind, server: options.server, plan: options.plan, tags: options.tag });
         if (options.json) printJson(created);
         else line(`Created tenant ${created.slug} (${created.kind}: database ${created.database}, schema ${created.schema}), status ${created.status}.`);
       });
@@ -63,6 +64,7 @@ function showTenant(t: Tenant): void {
       ['database', t.database],
       ['schema', t.schema],
       ['plan', t.plan],
+      ['tags', t.tags.join(', ') || null],
       ['domains', t.domains.map((d) => `${d.host}${d.primary ? ' (primary)' : ''}`).join(', ') || null],
       ['settings', JSON.stringify(t.settings)],
       ['created', t.createdAt],
