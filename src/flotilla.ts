@@ -9,9 +9,11 @@ import type { MigrationSet } from './core/migration-set.js';
 import { buildMigrationSet, loadMigrationSet, readMigrationFiles } from './core/migration-set.js';
 import { sha256 } from './core/checksum.js';
 import { plan } from './core/plan.js';
+import { newestVersion } from './core/migration-file.js';
 import { assertSlug } from './core/slug.js';
 import { quoteIdent } from './core/sql/quote.js';
-import { lockHolders, readHistories } from './postgres/bulk-history.js';
+import { lockHolders } from './postgres/advisory-lock.js';
+import { readHistories } from './postgres/bulk-history.js';
 import { SessionPools } from './postgres/session-pools.js';
 import { connect, withClient } from './postgres/connect.js';
 import type { EmbeddedServer } from './postgres/embedded.js';
@@ -556,8 +558,7 @@ export class Flotilla {
           if (holder) problems.push({ code: 'FLO_TENANT_LOCKED', message: `locked by session ${holder.pid} (${holder.application})` });
           const partial = applied.filter((a) => a.remaining.length > 0).length;
           const pending = result.ok ? result.plan.steps.length : set.migrations.filter((m) => !applied.some((a) => a.version === m.version && a.name === m.name)).length + partial;
-          const newest = applied.reduce<string | null>((v, a) => (v === null || BigInt(a.version) > BigInt(v) ? a.version : v), null);
-          states.set(tenant.slug, baseState(tenant, { version: newest, applied: applied.length, pending, problems }));
+          states.set(tenant.slug, baseState(tenant, { version: newestVersion(applied), applied: applied.length, pending, problems }));
         }
       } finally {
         await client.end().catch(() => undefined);

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { FlotillaConfig } from '../config/config.js';
 import { FlotillaError, isFlotillaError } from '../core/errors.js';
+import { newestVersion } from '../core/migration-file.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import { assertSlug } from '../core/slug.js';
 import { quoteIdent } from '../core/sql/quote.js';
@@ -371,8 +372,7 @@ function schemaOfBackup(backup: Backup, tenants: FlotillaConfig['tenants']): str
 
 async function schemaVersion(client: pg.Client, schema: string): Promise<string | null> {
   if (!(await historyExists(client, schema))) return null;
-  const rows = await readHistory(client, schema);
-  return rows.reduce<string | null>((v, r) => (v === null || BigInt(r.version) > BigInt(v) ? r.version : v), null);
+  return newestVersion(await readHistory(client, schema));
 }
 
 function adminDatabase(server: Server): string {

@@ -39,6 +39,11 @@ export function compareVersions(a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** The newest version among applied migrations, or null when there are none. */
+export function newestVersion(applied: readonly { version: string }[]): string | null {
+  return applied.reduce<string | null>((newest, a) => (newest === null || compareVersions(a.version, newest) > 0 ? a.version : newest), null);
+}
+
 /** Order of migrations: by version, then by name (two Prisma folders may share a timestamp). */
 export function compareMigrations(a: { version: string; name: string }, b: { version: string; name: string }): number {
   return compareVersions(a.version, b.version) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);

@@ -19,8 +19,12 @@ export interface AffectedRelations {
   readonly names: ReadonlySet<string>;
 }
 
-/** Statement kinds whose effects the tree does not show: procedural code, calls, queries that may call functions. */
-const OPAQUE = new Set(['DoStmt', 'CallStmt', 'SelectStmt', 'CreateFunctionStmt', 'CreateTrigStmt', 'ExecuteStmt', 'RuleStmt']);
+/**
+ * Beyond the statements whose own effects cannot be read (`statement.opaque`),
+ * these change what later statements do to other tables: a trigger or rule fires
+ * on them, a function may be called by them, a prepared statement runs anything.
+ */
+const CHANGES_LATER_EFFECTS = new Set(['CreateFunctionStmt', 'CreateTrigStmt', 'ExecuteStmt', 'RuleStmt']);
 
 export function affectedRelations(plan: Plan<ParsedMigration>): AffectedRelations {
   const names = new Set<string>();
@@ -28,7 +32,7 @@ export function affectedRelations(plan: Plan<ParsedMigration>): AffectedRelation
   for (const step of plan.steps) {
     for (const index of step.statements) {
       const statement = step.migration.statements[index]!;
-      if (OPAQUE.has(statement.kind) || containsFunctionCall(statement)) all = true;
+      if (statement.opaque || CHANGES_LATER_EFFECTS.has(statement.kind) || containsFunctionCall(statement)) all = true;
       for (const name of statement.touches) names.add(name);
     }
   }

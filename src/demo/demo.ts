@@ -107,17 +107,13 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
 
 async function resetDemo(serverUrl: string, workDir: string): Promise<void> {
   await rm(workDir, { recursive: true, force: true });
+  // Snapshot backups of the previous run are databases too: its own catalog names them.
+  const snapshots = await withClient(serverUrl, CONTROL_DATABASE, async (client) =>
+    (await client.query<{ location: string }>(`SELECT location FROM flotilla.backups WHERE strategy = 'snapshot'`)).rows.map((r) => r.location),
+  ).catch(() => [] as string[]);
   await withClient(serverUrl, databaseOf(serverUrl) ?? 'postgres', async (admin) => {
-    const snapshots = (await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'flotilla\\_snap\\_%'`)).rows.map((r) => r.datname);
-    const demoSnapshots = await demoSnapshotNames(serverUrl, snapshots);
-    for (const db of [CONTROL_DATABASE, 'flotilla_demo_tenants', ...DEMO_TENANTS.map((t) => `demo_${t.slug}`), ...demoSnapshots]) await dropDatabase(admin, db);
+    for (const db of [CONTROL_DATABASE, 'flotilla_demo_tenants', ...DEMO_TENANTS.map((t) => `demo_${t.slug}`), ...snapshots]) await dropDatabase(admin, db);
   });
-}
-
-/** Snapshot databases the previous demo run recorded in its own catalog. */
-async function demoSnapshotNames(serverUrl: string, candidates: string[]): Promise<string[]> {
-  if (candidates.length === 0) return [];
-  return withClient(serverUrl, CONTROL_DATABASE, async (client) => (await client.query<{ location: string }>(`SELECT location FROM flotilla.backups WHERE strategy = 'snapshot'`)).rows.map((r) => r.location)).catch(() => []);
 }
 
 async function copyMigrations(from: string, to: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { MigrationSet } from '../core/migration-set.js';
 import { compareVersions } from '../core/migration-file.js';
-import { quoteIdent } from '../core/sql/quote.js';
+import { queryEachHistory, schemasWithHistory } from '../postgres/bulk-history.js';
 import { connect } from '../postgres/connect.js';
 import type { Server, Tenant } from '../registry/types.js';
 
@@ -18,7 +18,6 @@ export function targetDigest(set: MigrationSet, target: string | null): string {
   return createHash('md5').update(lines.join(',')).digest('hex');
 }
 
-const CHUNK = 400;
 
 /**
  * Reads where every tenant is with one connection per tenant database and, for
@@ -43,24 +42,16 @@ export async function tenantVersions(tenants: readonly Tenant[], servers: Readon
         continue;
       }
       try {
-        const { rows: present } = await client.query<{ nspname: string }>(
-          `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'flotilla_migrations' AND n.nspname = ANY($1)`,
-          [group.map((t) => t.schema)],
+        const present = await schemasWithHistory(client, group.map((t) => t.schema));
+        const rows = await queryEachHistory<{ schema: string; version: string | null; digest: string }>(
+          client,
+          present,
+          (table, param) => `SELECT ${param} AS schema, (SELECT version FROM ${table} ORDER BY version::numeric DESC LIMIT 1) AS version,
+            md5(coalesce(string_agg(version || ' ' || name || ' ' || checksum, ',' ORDER BY version::numeric, name COLLATE "C") FILTER (WHERE remaining = '{}'), '')
+                || CASE WHEN bool_or(remaining <> '{}') THEN ' unfinished' ELSE '' END) AS digest
+            FROM ${table}`,
         );
-        const digests = new Map<string, { version: string | null; digest: string }>();
-        const schemas = present.map((r) => r.nspname);
-        for (let i = 0; i < schemas.length; i += CHUNK) {
-          const chunk = schemas.slice(i, i + CHUNK);
-          const query = chunk
-            .map(
-              (schema, k) => `SELECT $${k + 1}::text AS schema, (SELECT version FROM ${quoteIdent(schema)}.flotilla_migrations ORDER BY version::numeric DESC LIMIT 1) AS version,
-                md5(coalesce(string_agg(version || ' ' || name || ' ' || checksum, ',' ORDER BY version::numeric, name COLLATE "C") FILTER (WHERE remaining = '{}'), '')
-                    || CASE WHEN bool_or(remaining <> '{}') THEN ' unfinished' ELSE '' END) AS digest
-                FROM ${quoteIdent(schema)}.flotilla_migrations`,
-            )
-            .join('\nUNION ALL\n');
-          for (const row of (await client.query<{ schema: string; version: string | null; digest: string }>(query, chunk)).rows) digests.set(row.schema, row);
-        }
+        const digests = new Map(rows.map((r) => [r.schema, r]));
         for (const t of group) {
           const found = digests.get(t.schema);
           result.set(t.slug, { version: found?.version ?? null, atTarget: found?.digest === expected });

@@ -2,6 +2,9 @@ import type pg from 'pg';
 
 /** First key of a runner's liveness lock (session-level, held while the runner lives). */
 export const RUNNER_LOCK_NAMESPACE = 0x464c5452;
+/** A tenant's registry status after its upgrade: what it was before (`active` when that is unknown). */
+const RESTORED_STATUS = `CASE WHEN d.previous_status IS NULL OR d.previous_status = 'upgrading' THEN 'active' ELSE d.previous_status END`;
+
 /** First key of the transaction lock that serializes claims on one rollout. */
 const CLAIM_LOCK_NAMESPACE = 0x464c5443;
 
@@ -247,7 +250,7 @@ export class RolloutStore {
          UPDATE flotilla.rollout_tenants SET state = $3, version_before = coalesce($4, version_before), version_after = $5, error_code = $6, error_message = $7,
                 backup_id = $8, finished_at = clock_timestamp()
           WHERE rollout_id = $1 AND tenant = $2 RETURNING tenant, previous_status)
-       UPDATE flotilla.tenants t SET status = CASE WHEN d.previous_status IS NULL OR d.previous_status = 'upgrading' THEN 'active' ELSE d.previous_status END, updated_at = now()
+       UPDATE flotilla.tenants t SET status = ${RESTORED_STATUS}, updated_at = now()
          FROM done d WHERE t.slug = d.tenant AND t.status = 'upgrading'`,
       [id, tenant, result.state, result.versionBefore, result.versionAfter, result.errorCode ?? null, result.errorMessage ?? null, result.backupId ?? null],
     );
@@ -267,15 +270,17 @@ export class RolloutStore {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const reset = await client.query<{ tenant: string; previous_status: string | null }>(
-        `UPDATE flotilla.rollout_tenants rt SET state = 'pending', runner = NULL, runner_key = NULL
-          WHERE rollout_id = $1 AND state = 'running'
-            AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                              AND l.classid = $2::int::oid AND l.objid = rt.runner_key::oid AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-          RETURNING tenant, previous_status`,
+      const reset = await client.query<{ tenant: string }>(
+        `WITH d AS (
+           UPDATE flotilla.rollout_tenants rt SET state = 'pending', runner = NULL, runner_key = NULL
+            WHERE rollout_id = $1 AND state = 'running'
+              AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                                AND l.classid = $2::int::oid AND l.objid = rt.runner_key::oid AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+            RETURNING tenant, previous_status),
+         restored AS (UPDATE flotilla.tenants t SET status = ${RESTORED_STATUS}, updated_at = now() FROM d WHERE t.slug = d.tenant AND t.status = 'upgrading')
+         SELECT tenant FROM d`,
         [id, RUNNER_LOCK_NAMESPACE],
       );
-      for (const row of reset.rows) await restoreStatus(client, row.tenant, row.previous_status);
       // A canary check that failed, or whose runner died while it ran, runs again.
       await client.query(`UPDATE flotilla.rollouts SET canary_check = NULL WHERE id = $1 AND canary_check IN ('running', 'failed')`, [id]);
       const codes = retry === 'all' ? null : retry === 'transient' ? ['FLO_CONNECTION_FAILED', 'FLO_TENANT_LOCKED'] : [];
@@ -315,10 +320,6 @@ export class RolloutStore {
     const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM flotilla.rollouts WHERE status IN ('running', 'halted') ORDER BY created_at DESC`);
     return (await Promise.all(rows.map((r) => this.get(r.id)))).filter((r): r is Rollout => r !== undefined);
   }
-}
-
-async function restoreStatus(client: pg.PoolClient, tenant: string, previous: string | null): Promise<void> {
-  await client.query(`UPDATE flotilla.tenants SET status = coalesce($2, 'active'), updated_at = now() WHERE slug = $1 AND status = 'upgrading'`, [tenant, previous === 'upgrading' ? 'active' : previous]);
 }
 
 function toRollout(r: Record<string, unknown>): Rollout {

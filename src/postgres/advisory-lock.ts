@@ -59,14 +59,24 @@ async function waitForLock(client: pg.ClientBase, key: number, options: { schema
 
 /** The session holding a tenant's lock, if any (other than this one). */
 export async function lockHolder(client: pg.ClientBase, schema: string): Promise<LockHolder | undefined> {
-  const { rows } = await client.query<{ pid: number; application_name: string; since: string | null }>(
-    `SELECT a.pid, a.application_name, to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS') AS since
+  return (await lockHolders(client, [schema])).get(schema);
+}
+
+/** Every tenant lock held in this database by another session, by tenant schema: one query for all of them. */
+export async function lockHolders(client: pg.ClientBase, schemas: readonly string[]): Promise<Map<string, LockHolder>> {
+  const { rows } = await client.query<{ objid: string; pid: number; application_name: string; since: string | null }>(
+    `SELECT l.objid::text AS objid, a.pid, a.application_name, to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS') AS since
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = $2::int::oid AND l.objsubid = 2
-        AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND l.pid <> pg_backend_pid()`,
-    [NAMESPACE, tenantLockKey(schema)],
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $1::int::oid
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.pid <> pg_backend_pid()`,
+    [NAMESPACE],
   );
-  const row = rows[0];
-  return row ? { pid: row.pid, application: row.application_name, since: row.since } : undefined;
+  const byKey = new Map(rows.map((r) => [Number(r.objid), { pid: r.pid, application: r.application_name, since: r.since }]));
+  const result = new Map<string, LockHolder>();
+  for (const schema of schemas) {
+    // pg_locks shows the key as an unsigned oid.
+    const holder = byKey.get(tenantLockKey(schema) >>> 0);
+    if (holder) result.set(schema, holder);
+  }
+  return result;
 }

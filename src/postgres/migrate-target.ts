@@ -18,6 +18,7 @@ import { withTenantLock } from './advisory-lock.js';
 import { connect } from './connect.js';
 import { ensureHistoryTable, readHistory, recordHistory } from './history.js';
 import { dropInvalidIndex, indexState } from './index-state.js';
+import { schemaExists } from './provision.js';
 
 /** Where one tenant's schema lives. */
 export interface MigrationTarget {
@@ -350,8 +351,7 @@ function statementError(cause: unknown, migration: ParsedMigration, line: number
 }
 
 async function assertSchemaExists(client: pg.ClientBase, target: MigrationTarget): Promise<void> {
-  const { rows } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [target.schema]);
-  if (rows.length === 0) {
+  if (!(await schemaExists(client, target.schema))) {
     throw new FlotillaError('FLO_TENANT_NOT_FOUND', `Tenant ${target.tenant}: schema "${target.schema}" does not exist in database "${target.database}".`, {
       hint: 'The tenant was removed outside Flotilla: restore it, or archive it in the registry.',
       meta: { tenant: target.tenant, schema: target.schema, database: target.database },

@@ -35,7 +35,7 @@ export async function dropSchemas(client: pg.Client, names: readonly string[]): 
   for (const name of names) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE`);
 }
 
-export async function schemaExists(client: pg.Client, name: string): Promise<boolean> {
+export async function schemaExists(client: pg.ClientBase, name: string): Promise<boolean> {
   const { rows } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [name]);
   return rows.length > 0;
 }

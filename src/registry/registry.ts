@@ -183,11 +183,6 @@ export class Registry {
     const { rows } = await this.pool.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM flotilla.tenants t ORDER BY t.slug`);
     return rows.map(toTenant);
   }
-
-  async addDomain(slug: string, host: string, primary: boolean): Promise<void> {
-    const tenant = await this.getTenant(slug);
-    await this.pool.query('INSERT INTO flotilla.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)', [host.toLowerCase(), tenant.id, primary]);
-  }
 }
 
 function toServer(row: { name: string; url: string; created_at: Date }): Server {
