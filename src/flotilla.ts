@@ -35,7 +35,8 @@ import { tenantSizes } from './fleet/tenant-sizes.js';
 import type { Rollout, RolloutTenant, RunnerIdentity } from './fleet/rollout-store.js';
 import { becomeRunner, runRollout } from './fleet/runner.js';
 import { assignWaves, failureBudget } from './fleet/waves.js';
-import { RISKY_FAMILIES } from './lint/codes.js';
+import type { PendingPart } from './backup/risk.js';
+import { backupRisks } from './backup/risk.js';
 import type { Backup, BackupStrategy } from './backup/catalog.js';
 import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 
@@ -506,13 +507,28 @@ export class Flotilla {
         const session = tenant.kind === 'schema' ? this.sessions.source(server.url, tenant.database, 16) : undefined;
         const engine = { ...this.engineOptions(), lintErrors, runId: options.runId, target: options.target, allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder, session };
         const target = migrationTarget(tenant, server, set);
-        const reasons = await this.backupReasons(target, set, engine, lint);
-        let backup: BackupDecision | null = null;
-        if (reasons) {
-          const taken = options.dryRun ? null : await this.backups.backup(tenant, server, set, { reason: `before migrate: ${reasons.join('; ')}`, runId: options.runId });
-          backup = { reasons, id: taken?.id ?? null };
+        const takeBackup = async (reasons: readonly string[]) => (await this.backups.backup(tenant, server, set, { reason: `before migrate: ${reasons.join('; ')}`, runId: options.runId })).id;
+        // The decision is made under the tenant's lock, on the plan the engine is about to run.
+        let reasons: readonly string[] | null = null;
+        let backupId: string | null = null;
+        let snapshotFirst = false;
+        const beforeApply = async (pending: readonly PendingPart[]) => {
+          reasons = this.backupReasons(pending, lint);
+          if (!reasons || options.dryRun) return 'apply' as const;
+          // A snapshot copies the database only while nobody, this session included, is connected.
+          if (tenant.kind === 'database' && this.config.backup.strategy === 'snapshot') {
+            snapshotFirst = true;
+            return 'stop' as const;
+          }
+          backupId = await takeBackup(reasons);
+          return 'apply' as const;
+        };
+        let result = await migrateTarget(target, set, { ...engine, dryRun: options.dryRun, beforeApply: this.config.backup.policy === 'never' ? undefined : beforeApply });
+        if (snapshotFirst) {
+          backupId = await takeBackup(reasons!);
+          result = await migrateTarget(target, set, engine);
         }
-        const result = await migrateTarget(target, set, { ...engine, dryRun: options.dryRun });
+        const backup: BackupDecision | null = reasons ? { reasons, id: backupId } : null;
         outcome = { ...result, backup };
       } catch (error) {
         if (!isFlotillaError(error)) throw error;
@@ -620,23 +636,17 @@ export class Flotilla {
   }
 
   /**
-   * Whether the backup policy asks for a backup before this tenant's upgrade, and
-   * why: `always`; or `risky` when a pending migration has a destructive or
-   * data-dependent lint finding (allowed or not) or a statement runs outside the
-   * transaction. Null: no backup.
+   * Whether the backup policy asks for a backup before running `pending`, and
+   * why: `always`; or `risky` when it could remove or rewrite existing data
+   * beyond what the transaction and verification protect (see backupRisks).
+   * Null: no backup.
    */
-  private async backupReasons(target: MigrationTarget, set: MigrationSet, engine: EngineOptions, lint: LintReport): Promise<string[] | null> {
+  private backupReasons(pending: readonly PendingPart[], lint: LintReport): readonly string[] | null {
     const policy = this.config.backup.policy;
     if (policy === 'never') return null;
-    const planned = await migrateTarget(target, set, { ...engine, dryRun: true }).catch(() => undefined);
-    // Nothing to apply, or a plan that will be refused anyway: no backup needed.
-    if (!planned || planned.status !== 'planned') return null;
-    if (planned.migrations.some((id) => (engine.lintErrors?.get(id)?.length ?? 0) > 0)) return null;
     if (policy === 'always') return ['policy: always'];
-    const pending = new Set(planned.migrations);
-    const risky = lint.findings.filter((f) => pending.has(f.migration) && RISKY_FAMILIES.has(f.family)).map((f) => `${f.code} at ${f.file}:${f.line}`);
-    if (planned.outsideTransaction > 0) risky.push(`${planned.outsideTransaction} statement(s) outside the transaction`);
-    return risky.length > 0 ? risky : null;
+    const risks = backupRisks(pending, lint);
+    return risks.length > 0 ? risks : null;
   }
 
   private engineOptions() {

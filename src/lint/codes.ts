@@ -50,5 +50,12 @@ export function isLintCode(code: string): code is LintCode {
   return Object.hasOwn(RULES, code);
 }
 
-/** Families whose findings make an upgrade "risky" for the backup policy. */
-export const RISKY_FAMILIES: ReadonlySet<Family> = new Set(['destructive', 'data-dependent']);
+/**
+ * Findings whose statement removes or rewrites existing data (the backup policy
+ * `risky` backs those upgrades up): the destructive family, and a column type
+ * change, whose cast may alter values. Other data-dependent findings can make an
+ * upgrade fail, which rolls it back whole, but never change a value.
+ */
+export function changesData(code: LintCode): boolean {
+  return RULES[code].family === 'destructive' || code === 'FM204';
+}

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { FlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
-import type { ParsedMigration } from '../core/migration.js';
+import type { ParsedMigration, Statement } from '../core/migration.js';
 import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
 import type { Plan } from '../core/plan.js';
 import type { Phase, ScheduledStatement, Split } from '../core/schedule.js';
@@ -51,6 +51,13 @@ export interface EngineOptions {
   readonly verify?: { readonly enabled: boolean; readonly checksumMaxRows: number };
   /** Unallowed lint errors per migration id: a pending migration with any is refused. */
   readonly lintErrors?: ReadonlyMap<string, readonly Finding[]>;
+  /**
+   * Called under the tenant's lock once the plan is known, before anything runs,
+   * with the migrations about to be applied (a backup is taken here); in a dry
+   * run too, which stops there anyway. `stop` ends the upgrade there, unchanged,
+   * with status `planned`.
+   */
+  readonly beforeApply?: (pending: readonly { migration: ParsedMigration; statements: readonly Statement[] }[]) => Promise<'apply' | 'stop'>;
   /** Where the session comes from (a pool, for schema tenants sharing a database); default: a new connection. */
   readonly session?: SessionSource;
 }
@@ -140,7 +147,9 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
           verification: null,
         };
         if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
-        if (options.dryRun) return { ...base, status: 'planned', durationMs: performance.now() - started };
+        const pending = planned.plan.steps.map((s) => ({ migration: s.migration, statements: s.statements.map((i) => s.migration.statements[i]!) }));
+        const go = options.beforeApply ? await options.beforeApply(pending) : 'apply';
+        if (options.dryRun || go === 'stop') return { ...base, status: 'planned', durationMs: performance.now() - started };
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
         const verifier = verify.enabled ? new Verifier(client, target, plan, verify.checksumMaxRows) : undefined;

@@ -210,3 +210,37 @@ describe('the audit trail', () => {
     expect(rows[0]!.a).toContain('***');
   });
 });
+
+describe('the backup decision (policy risky), made on the plan under the tenant lock', () => {
+  it('takes no backup for index builds outside the transaction: nothing they do can lose a row', async () => {
+    const before = (await flotilla.listBackups()).length;
+    await project.write({ '0003_indexes.sql': 'CREATE INDEX CONCURRENTLY loans_member_idx ON loans (member_id);\nCREATE UNIQUE INDEX CONCURRENTLY members_name_key ON members (name);' });
+    const report = await flotilla.migrate({ tenants: [...SLUGS] });
+    expect(report.outcomes.map((o) => [o.tenant, o.status, o.status === 'succeeded' && o.backup])).toEqual([
+      ['gamma', 'succeeded', null],
+      ['delta', 'succeeded', null],
+    ]);
+    expect((await flotilla.listBackups()).length).toBe(before);
+  });
+
+  it('backs up a back-fill first: a snapshot of a database tenant (taken with the session closed), a dump of a schema tenant', async () => {
+    await project.write({ '0004_backfill.sql': "UPDATE members SET phone = 'unknown' WHERE phone IS NULL;" });
+    const snapshots = await Flotilla.open({ config: { ...flotilla.config, backup: { ...flotilla.config.backup, strategy: 'snapshot', fallbackToDump: true } } });
+    try {
+      const dryRun = await snapshots.migrate({ tenants: [...SLUGS], dryRun: true });
+      expect(dryRun.outcomes.map((o) => o.status === 'planned' && o.backup)).toEqual([
+        { reasons: ['UPDATE of existing rows at 0004_backfill.sql:1'], id: null },
+        { reasons: ['UPDATE of existing rows at 0004_backfill.sql:1'], id: null },
+      ]);
+      const report = await snapshots.migrate({ tenants: [...SLUGS] });
+      for (const outcome of report.outcomes) expect(outcome).toMatchObject({ status: 'succeeded', fromVersion: '0003', toVersion: '0004', backup: { id: expect.any(String) } });
+      const strategies = await Promise.all(SLUGS.map(async (slug) => (await snapshots.listBackups(slug))[0]));
+      expect(strategies.map((b) => [b!.tenant, b!.strategy, b!.schemaVersion])).toEqual([
+        ['gamma', 'snapshot', '0003'],
+        ['delta', 'dump', '0003'],
+      ]);
+    } finally {
+      await snapshots.close();
+    }
+  });
+});
