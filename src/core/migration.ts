@@ -9,6 +9,7 @@ import {
   addedEnumValue,
   indexedTable,
   isOpaque,
+  keepsData,
   nonTransactionalReason,
   safeBeforeIndexBuild,
   stringConstants,
@@ -23,6 +24,8 @@ export interface Statement extends RawStatement {
   /** Why it must run outside a transaction block, if it must. */
   readonly nonTransactional: string | undefined;
   readonly touches: readonly string[];
+  /** Cannot lose existing rows, tables or column values (verification skips what it touches). */
+  readonly keepsData: boolean;
   readonly opaque: boolean;
   readonly addsEnumValue: string | undefined;
   readonly strings: readonly string[];
@@ -79,6 +82,7 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
       index: statements.length,
       nonTransactional: directives.noTransaction ? 'flotilla:no-transaction' : nonTransactionalReason(raw.kind, raw.node),
       touches: touchedRelations(raw.kind, raw.node),
+      keepsData: keepsData(raw.kind, raw.node),
       opaque: isOpaque(raw.kind),
       addsEnumValue: addedEnumValue(raw.kind, raw.node),
       strings: stringConstants(raw.node),

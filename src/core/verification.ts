@@ -13,7 +13,7 @@ export interface TableFingerprint {
   readonly keys: readonly string[] | null;
 }
 
-/** The relations a plan can change: named ones, or every table when some statement's effect cannot be read. */
+/** The relations a plan can take data from: named ones, or every table when some statement's effect cannot be read. */
 export interface AffectedRelations {
   readonly all: boolean;
   readonly names: ReadonlySet<string>;
@@ -33,7 +33,8 @@ export function affectedRelations(plan: Plan<ParsedMigration>): AffectedRelation
     for (const index of step.statements) {
       const statement = step.migration.statements[index]!;
       if (statement.opaque || CHANGES_LATER_EFFECTS.has(statement.kind) || containsFunctionCall(statement)) all = true;
-      for (const name of statement.touches) names.add(name);
+      // Adding a column, an index or a constraint cannot lose data: nothing to compare for it.
+      if (!statement.keepsData) for (const name of statement.touches) names.add(name);
     }
   }
   return { all, names };

@@ -5,13 +5,6 @@ import { quoteIdent } from '../core/sql/quote.js';
 
 export const HISTORY_TABLE = 'flotilla_migrations';
 
-export interface HistoryRow extends AppliedMigration {
-  readonly appliedAt: string;
-  readonly appliedBy: string;
-  readonly durationMs: number;
-  readonly runId: string;
-}
-
 function table(schema: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(HISTORY_TABLE)}`;
 }
@@ -39,30 +32,12 @@ export async function historyExists(client: pg.ClientBase, schema: string): Prom
   return rows[0]?.present === true;
 }
 
-export async function readHistory(client: pg.ClientBase, schema: string): Promise<HistoryRow[]> {
-  const { rows } = await client.query<{
-    version: string;
-    name: string;
-    checksum: string;
-    remaining: number[];
-    applied_at: Date;
-    applied_by: string;
-    duration_ms: number;
-    run_id: string;
-  }>(`SELECT version, name, checksum, remaining, applied_at, applied_by, duration_ms, run_id FROM ${table(schema)}`);
-  return rows.map((r) => ({
-    version: r.version,
-    name: r.name,
-    checksum: r.checksum,
-    remaining: r.remaining,
-    appliedAt: r.applied_at.toISOString(),
-    appliedBy: r.applied_by,
-    durationMs: r.duration_ms,
-    runId: r.run_id,
-  }));
+/** What planning needs of each applied migration (the rest of the row is for people reading the table). */
+export async function readHistory(client: pg.ClientBase, schema: string): Promise<AppliedMigration[]> {
+  const { rows } = await client.query<AppliedMigration>(`SELECT version, name, checksum, remaining FROM ${table(schema)}`);
+  return rows;
 }
 
-/** Writes a phase's history rows in one statement (inside the phase's transaction when it has one). */
 export async function recordHistory(
   client: pg.ClientBase,
   schema: string,

@@ -5,7 +5,8 @@ import type { MigrationSet } from '../core/migration-set.js';
 import type { ParsedMigration, Statement } from '../core/migration.js';
 import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
 import type { Plan } from '../core/plan.js';
-import type { Phase, ScheduledStatement, Split } from '../core/schedule.js';
+import type { HistoryUpdate, Phase, ScheduledStatement, Split } from '../core/schedule.js';
+import { isNode } from '../core/sql/ast.js';
 import type { Loss, TableFingerprint } from '../core/verification.js';
 import { affectedRelations, describeLoss, findLosses, planRenames } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
@@ -154,8 +155,14 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
         const verifier = verify.enabled ? new Verifier(client, target, plan, verify.checksumMaxRows) : undefined;
         const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
-        const context: RunContext = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false };
-        for (const phase of phases) await runPhase(phase, context);
+        const context: RunContext = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false, unrecorded: new Map(), durations: new Map() };
+        for (const [i, phase] of phases.entries()) {
+          // Index builds in a row are recorded once, after the last: one commit instead of one each. A run
+          // killed among them leaves them all remaining, and the resumed run finds each built one by its name.
+          const next = phases[i + 1];
+          const recordLater = phase.kind === 'outside' && next?.kind === 'outside' && isNamedIndexBuild(phase.statement) && isNamedIndexBuild(next.statement);
+          await runPhase(phase, context, recordLater);
+        }
         return { ...base, status: 'succeeded', durationMs: performance.now() - started, verification: verifier ? verifier.summary() : null };
       },
     );
@@ -175,12 +182,21 @@ interface RunContext {
   readonly lastTransaction: Phase | undefined;
   /** The session's search_path is the tenant's (set once, for the statements outside transactions). */
   sessionSearchPath: boolean;
+  /** History of statements outside the transaction that ran but is not written yet, by migration; their durations. */
+  readonly unrecorded: Map<ParsedMigration, HistoryUpdate>;
+  readonly durations: Map<string, number>;
 }
 
-async function runPhase(phase: Phase, context: RunContext): Promise<void> {
-  const { client, target } = context;
-  const durations = new Map<string, number>();
-  const record = () => recordHistory(client, target.schema, phase.history, { ...context, durations });
+async function runPhase(phase: Phase, context: RunContext, recordLater = false): Promise<void> {
+  const { client, target, durations } = context;
+  const record = async () => {
+    // Each update holds a migration's remaining statements after this phase: the newest one wins.
+    for (const update of phase.history) context.unrecorded.set(update.migration, update);
+    if (recordLater) return;
+    await recordHistory(client, target.schema, [...context.unrecorded.values()], context);
+    context.unrecorded.clear();
+    durations.clear();
+  };
   if (phase.kind === 'transaction') {
     await client.query('BEGIN');
     try {
@@ -201,12 +217,20 @@ async function runPhase(phase: Phase, context: RunContext): Promise<void> {
     await client.query(`SELECT set_config('search_path', $1, false)`, [quoteIdent(target.schema)]);
     context.sessionSearchPath = true;
   }
-  if (await indexAlreadyBuilt(phase.statement, context)) {
-    await record();
-    return;
+  try {
+    if (!(await indexAlreadyBuilt(phase.statement, context))) await runStatement(phase.statement, context, durations);
+  } catch (error) {
+    // What ran before it is written down, when the session still works.
+    if (context.unrecorded.size > 0) await recordHistory(client, target.schema, [...context.unrecorded.values()], context).catch(() => undefined);
+    throw error;
   }
-  await runStatement(phase.statement, context, durations);
   await record();
+}
+
+/** A named CREATE INDEX CONCURRENTLY: whether it already ran can be read from the catalog. */
+function isNamedIndexBuild({ statement }: ScheduledStatement): boolean {
+  const body = statement.node.IndexStmt;
+  return isNode(body) && body.concurrent === true && typeof body.idxname === 'string';
 }
 
 /**
@@ -298,7 +322,9 @@ class Verifier {
   async takeBefore(): Promise<void> {
     if (this.tables) return;
     const schemas = this.target.schemaMap ? [...new Set([this.target.schema, ...this.target.schemaMap.values()])] : null;
-    this.tables = await affectedTables(this.client, schemas, affectedRelations(this.plan));
+    const affected = affectedRelations(this.plan);
+    // Nothing in the plan can lose data (only new tables, columns, indexes, constraints): no catalog query.
+    this.tables = affected.all || affected.names.size > 0 ? await affectedTables(this.client, schemas, affected) : [];
     this.before = await fingerprintTables(this.client, this.tables, this.checksumMaxRows);
   }
 

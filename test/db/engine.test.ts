@@ -107,6 +107,36 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
     }
   });
 
+  it('records index builds in a row once, yet keeps those that ran when a later one fails, and never builds one twice', async () => {
+    const files = { '0003_indexes.sql': 'CREATE INDEX CONCURRENTLY accounts_balance_idx ON accounts (balance);\nCREATE UNIQUE INDEX CONCURRENTLY accounts_owner_key ON accounts (owner);' };
+    const history = () => flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT remaining FROM flotilla_migrations WHERE version = '0003'`)).rows);
+    const indexes = () =>
+      flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT x.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname LIKE 'accounts\\_%' AND x.relnamespace = current_schema()::regnamespace ORDER BY 1`)).rows);
+    await flotilla.withTenantClient(slug, (c) => c.query("INSERT INTO accounts (owner, balance) VALUES ('ann', 1)"));
+    await project.write(files);
+    try {
+      expect((await flotilla.migrate({ tenants: [slug] })).outcomes[0]!.status).toBe('failed');
+      // The first build is written down before the error: only the second is still to run.
+      expect(await history()).toEqual([{ remaining: [1] }]);
+      await flotilla.withTenantClient(slug, (c) => c.query("DELETE FROM accounts WHERE owner = 'ann' AND balance = 1"));
+      expect((await flotilla.migrate({ tenants: [slug] })).outcomes[0]!.status).toBe('succeeded');
+      expect(await history()).toEqual([{ remaining: [] }]);
+      // As if killed after both builds but before their history row: the resumed run finds both built.
+      await flotilla.withTenantClient(slug, (c) => c.query(`UPDATE flotilla_migrations SET remaining = '{0,1}' WHERE version = '0003'`));
+      const resumed = (await flotilla.migrate({ tenants: [slug] })).outcomes[0]!;
+      expect(resumed.status).toBe('succeeded');
+      expect(await history()).toEqual([{ remaining: [] }]);
+      expect(await indexes()).toEqual([
+        { name: 'accounts_balance_idx', valid: true },
+        { name: 'accounts_owner_key', valid: true },
+        { name: 'accounts_pkey', valid: true },
+      ]);
+    } finally {
+      await flotilla.withTenantClient(slug, (c) => c.query("DROP INDEX IF EXISTS accounts_balance_idx; DROP INDEX IF EXISTS accounts_owner_key; DELETE FROM flotilla_migrations WHERE version >= '0003'"));
+      for (const file of Object.keys(files)) await import('node:fs/promises').then((fs) => fs.rm(`${project.migrationsDir}/${file}`));
+    }
+  });
+
   it('refuses a changed applied file and an applied file deleted from disk, applying nothing', async () => {
     const fs = await import('node:fs/promises');
     const original = await fs.readFile(`${project.migrationsDir}/0002_seed.sql`, 'utf8');

@@ -42,7 +42,19 @@ describe('finding lost data', () => {
   });
 
   it('knows which relations a plan can affect, and when it cannot know', () => {
-    expect(affectedRelations(planOf(migration('0002_x', 'UPDATE a SET x = 1 WHERE id = 2; ALTER TABLE b ADD COLUMN y int;')))).toEqual({ all: false, names: new Set(['a', 'b']) });
+    expect(affectedRelations(planOf(migration('0002_x', 'UPDATE a SET x = 1 WHERE id = 2; ALTER TABLE b ALTER COLUMN z TYPE int;')))).toEqual({ all: false, names: new Set(['a', 'b']) });
+    // Adding a table, a column, an index, a constraint or rows cannot lose data: nothing to compare.
+    const additive = `CREATE TABLE d (id int PRIMARY KEY, b_id int);
+      ALTER TABLE b ADD COLUMN y int, ADD CONSTRAINT b_y CHECK (y > 0) NOT VALID, ALTER COLUMN y SET DEFAULT 1;
+      ALTER TABLE d ADD CONSTRAINT d_b FOREIGN KEY (b_id) REFERENCES b (id) ON DELETE CASCADE;
+      CREATE INDEX CONCURRENTLY b_y_idx ON b (y);
+      INSERT INTO d (id) VALUES (1);
+      COMMENT ON TABLE d IS 'new';`;
+    expect(affectedRelations(planOf(migration('0002_x', additive)))).toEqual({ all: false, names: new Set() });
+    // These can: an upsert overwrites, a dropped column or a detached partition takes values or rows away.
+    expect(affectedRelations(planOf(migration('0002_x', 'INSERT INTO a (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET x = NULL;'))).names).toEqual(new Set(['a']));
+    expect(affectedRelations(planOf(migration('0002_x', 'ALTER TABLE b ADD COLUMN y int, DROP COLUMN z;'))).names).toEqual(new Set(['b']));
+    expect(affectedRelations(planOf(migration('0002_x', 'ALTER TABLE e DETACH PARTITION e_2020;'))).names).toEqual(new Set(['e', 'e_2020']));
     expect(affectedRelations(planOf(migration('0002_x', 'DO $$ BEGIN DELETE FROM c; END $$;'))).all).toBe(true);
     expect(affectedRelations(planOf(migration('0002_x', 'UPDATE a SET x = cleanup(id) WHERE true;'))).all).toBe(true);
   });

@@ -147,3 +147,58 @@ export function indexedTable(kind: string, node: AstNode): string | undefined {
   const relation = unwrap(node).relation;
   return isNode(relation) ? stringField(relation, 'relname') : undefined;
 }
+
+/** Statement kinds that cannot take a row, a table or a column's values away from an existing table. */
+const KEEPS_DATA_KINDS = new Set([
+  'CreateStmt',
+  'IndexStmt',
+  'CreateEnumStmt',
+  'AlterEnumStmt',
+  'CompositeTypeStmt',
+  'CreateDomainStmt',
+  'CommentStmt',
+  'GrantStmt',
+  'CreateSeqStmt',
+  'AlterSeqStmt',
+  'ViewStmt',
+  'CreateSchemaStmt',
+  'CreatePolicyStmt',
+  'AlterPolicyStmt',
+  'CreateStatsStmt',
+  'VariableSetStmt',
+]);
+
+/** ALTER TABLE sub-commands that add or constrain, never remove or convert, what a table holds. */
+const KEEPS_DATA_ALTERS = new Set([
+  ...INDEX_SAFE_ALTERS,
+  'AT_DropConstraint',
+  'AT_AddIndex',
+  'AT_AddIndexConstraint',
+  'AT_AddIdentity',
+  'AT_SetIdentity',
+  'AT_EnableRowSecurity',
+  'AT_DisableRowSecurity',
+  'AT_ForceRowSecurity',
+  'AT_NoForceRowSecurity',
+  'AT_SetStatistics',
+  'AT_SetStorage',
+  'AT_SetRelOptions',
+  'AT_ResetRelOptions',
+  'AT_ReplicaIdentity',
+  'AT_ChangeOwner',
+  'AT_ClusterOn',
+  'AT_DropCluster',
+]);
+
+/**
+ * True when a statement cannot lose existing data (rows, tables, column values):
+ * verification need not compare the tables it touches. Unknown statements may.
+ */
+export function keepsData(kind: string, node: AstNode): boolean {
+  if (KEEPS_DATA_KINDS.has(kind)) return true;
+  // A plain INSERT only adds; ON CONFLICT DO UPDATE may overwrite.
+  if (kind === 'InsertStmt') return !isNode(unwrap(node).onConflictClause);
+  if (kind !== 'AlterTableStmt') return false;
+  const cmds = unwrap(node).cmds;
+  return Array.isArray(cmds) && cmds.every((cmd) => isNode(cmd) && isNode(cmd.AlterTableCmd) && KEEPS_DATA_ALTERS.has(String(cmd.AlterTableCmd.subtype)));
+}
