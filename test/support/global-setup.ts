@@ -44,6 +44,6 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  await embedded?.stop();
+  await embedded?.release();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 }
