@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { FlotillaConfig } from '../config/config.js';
@@ -89,19 +90,19 @@ export class BackupService {
     const id = randomUUID();
     const name = `flotilla_snap_${id.replaceAll('-', '')}`;
     await withClient(server.url, adminDatabase(server), async (admin) => {
+      // PostgreSQL waits 5 s for sessions to leave before it refuses: ask first, and fail within a second
+      // (long enough for a session that was just closed, such as the upgrade's own, to be gone).
+      let busy = await sessionsOn(admin, tenant.database);
+      for (let i = 0; busy && i < 10; i++) {
+        await sleep(100);
+        busy = await sessionsOn(admin, tenant.database);
+      }
+      if (busy) throw snapshotUnavailable(tenant, busy);
       try {
         await admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(tenant.database)}`);
       } catch (cause) {
         if ((cause as { code?: string }).code !== '55006') throw cause;
-        const { rows } = await admin.query<{ n: number; apps: string }>(
-          `SELECT count(*)::int AS n, string_agg(DISTINCT coalesce(nullif(application_name, ''), 'unnamed'), ', ') AS apps FROM pg_stat_activity WHERE datname = $1`,
-          [tenant.database],
-        );
-        throw new FlotillaError(
-          'FLO_SNAPSHOT_UNAVAILABLE',
-          `Cannot snapshot tenant ${tenant.slug}: ${rows[0]?.n ?? 'some'} session(s) are connected to its database (${rows[0]?.apps ?? 'unknown'}), and PostgreSQL copies a database only when nobody is connected.`,
-          { hint: 'Stop the application for this tenant (or take the tenant offline), or use --strategy dump, which works while the application runs.', meta: { tenant: tenant.slug }, cause },
-        );
+        throw snapshotUnavailable(tenant, (await sessionsOn(admin, tenant.database)) ?? { n: 'some', apps: 'unknown' }, cause);
       }
     });
     try {
@@ -387,4 +388,22 @@ function fileChecksum(path: string): Promise<string> {
       .on('error', reject)
       .on('end', () => resolve(hash.digest('hex')));
   });
+}
+
+/** The sessions connected to a database (count and application names), or null when there are none. */
+async function sessionsOn(admin: pg.ClientBase, database: string): Promise<{ n: number | string; apps: string } | null> {
+  const { rows } = await admin.query<{ n: number; apps: string | null }>(
+    `SELECT count(*)::int AS n, string_agg(DISTINCT coalesce(nullif(application_name, ''), 'unnamed'), ', ') AS apps FROM pg_stat_activity WHERE datname = $1`,
+    [database],
+  );
+  const found = rows[0];
+  return found && found.n > 0 ? { n: found.n, apps: found.apps ?? 'unknown' } : null;
+}
+
+function snapshotUnavailable(tenant: Tenant, sessions: { n: number | string; apps: string }, cause?: unknown): FlotillaError {
+  return new FlotillaError(
+    'FLO_SNAPSHOT_UNAVAILABLE',
+    `Cannot snapshot tenant ${tenant.slug}: ${sessions.n} session(s) are connected to its database (${sessions.apps}), and PostgreSQL copies a database only when nobody is connected.`,
+    { hint: 'Stop the application for this tenant (or take the tenant offline), or use --strategy dump, which works while the application runs.', meta: { tenant: tenant.slug }, ...(cause ? { cause } : {}) },
+  );
 }
