@@ -188,6 +188,11 @@ export class Flotilla {
     return (await this.runnerSession).identity;
   }
 
+  /** This process's name as a runner (`host:pid:n`), as rollout events and records show it. */
+  async runnerName(): Promise<string> {
+    return (await this.runner()).name;
+  }
+
   private runnerSession: Promise<{ client: pg.Client; identity: RunnerIdentity }> | undefined;
   private readonly sessions = new SessionPools();
 

@@ -13,15 +13,19 @@ export function describeOutcome(outcome: TenantOutcome): string {
     case 'succeeded': {
       const verb = outcome.status === 'planned' ? 'would apply' : 'applied';
       const extra = [
-        outcome.rewritten ? `${outcome.rewritten} statements rewritten for the tenant schema` : '',
+        outcome.rewritten ? `${plural(outcome.rewritten, 'statement')} rewritten for the tenant schema` : '',
         outcome.outsideTransaction ? `${outcome.outsideTransaction} outside the transaction` : '',
         outcome.splits.length ? `${outcome.splits.length} commit points: ${outcome.splits.map((s) => `${s.before} (${s.reason})`).join('; ')}` : '',
         outcome.backup ? `${outcome.backup.id ? `backup ${outcome.backup.id.slice(0, 8)} taken first` : 'would take a backup first'} (${outcome.backup.reasons.slice(0, 3).join(', ')}${outcome.backup.reasons.length > 3 ? ', …' : ''})` : '',
-        outcome.verification && outcome.verification.tables > 0 ? `${outcome.verification.tables} tables verified` : '',
+        outcome.verification && outcome.verification.tables > 0 ? `${plural(outcome.verification.tables, 'table')} verified` : '',
         ...(outcome.verification?.allowedLosses ?? []).map((l) => `allowed: ${describeLoss(l)} — ${l.allowedBecause}`),
       ].filter(Boolean);
       const list = outcome.status === 'planned' ? `\n    ${outcome.migrations.join('\n    ')}` : '';
-      return `✓ ${outcome.tenant}: ${verb} ${outcome.migrations.length} migrations (${outcome.statements} statements, ${outcome.fromVersion ?? 'empty'} → ${outcome.toVersion}) in ${ms}${extra.length ? `; ${extra.join('; ')}` : ''}${list}`;
+      return `✓ ${outcome.tenant}: ${verb} ${plural(outcome.migrations.length, 'migration')} (${plural(outcome.statements, 'statement')}, ${outcome.fromVersion ?? 'empty'} → ${outcome.toVersion}) in ${ms}${extra.length ? `; ${extra.join('; ')}` : ''}${list}`;
     }
   }
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

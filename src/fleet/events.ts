@@ -1,6 +1,6 @@
 /** One line of `--json` output per event: for CI logs, and for the dashboard to come. */
 export type RolloutEvent =
-  | { event: 'rollout.started'; rollout: string; tenants: number; pending: number; skipped: number; waves: number; runner: string }
+  | { event: 'rollout.started'; rollout: string; tenants: number; pending: number; skipped: number; waves: number; startedBy: string }
   | { event: 'rollout.joined'; rollout: string; runner: string }
   | { event: 'rollout.resumed'; rollout: string; runner: string; rechecked: string[]; retried: string[] }
   | { event: 'wave.started'; rollout: string; wave: number; runner: string }

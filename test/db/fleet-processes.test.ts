@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +133,10 @@ describe('rollouts with real runner processes', () => {
     expect(new Set(all).size).toBe(100);
     expect(byRunner.size).toBe(2);
     for (const tenants of byRunner.values()) expect(tenants.length).toBeGreaterThanOrEqual(10);
+    // The joining runner announces itself by the name its tenants' events carry; the starter names who started it.
+    const joined = events(b.output()).find((e) => e.event === 'rollout.joined')!;
+    expect(byRunner.has(joined.runner)).toBe(true);
+    expect(events(a.output())[0]).toMatchObject({ event: 'rollout.started', startedBy: userInfo().username });
     for (const slug of ['f001', 'f050', 'f100']) expect((await tenantState(slug)).log).toEqual(['0002', '0003', '0004']);
   });
 });

@@ -54,8 +54,8 @@ describe('the README examples', () => {
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     // The dry run, grouped: the two tenants differ (globex's statement is rewritten for its schema).
-    expect(run.stdout).toMatch(/1 tenant \(acme\):\n  ✓ each: would apply 1 migrations .*1 outside the transaction/);
-    expect(run.stdout).toMatch(/1 tenant \(globex\):\n  ✓ each: would apply 1 migrations .*1 statements rewritten for the tenant schema; 1 outside the transaction/);
+    expect(run.stdout).toMatch(/1 tenant \(acme\):\n  ✓ each: would apply 1 migration .*1 outside the transaction/);
+    expect(run.stdout).toMatch(/1 tenant \(globex\):\n  ✓ each: would apply 1 migration .*1 statement rewritten for the tenant schema; 1 outside the transaction/);
     // The rollout's events (not on a terminal): one per line.
     const done = Object.fromEntries(events(run.stdout).filter((e) => e.event === 'tenant.succeeded').map((e) => [e.tenant, e.details]));
     expect(done).toEqual({

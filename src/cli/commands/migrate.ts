@@ -93,7 +93,7 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
           if (flags.resume) rollout = await flotilla.resumeRollout(flags.resume, { emit: output.emit, retry: flags.retryFailed ? 'all' : 'transient' });
           else if (flags.join) {
             const joining = await flotilla.getRollout(flags.join);
-            output.emit({ event: 'rollout.joined', rollout: joining.id, runner: String(process.pid) });
+            output.emit({ event: 'rollout.joined', rollout: joining.id, runner: await flotilla.runnerName() });
             rollout = await flotilla.runRollout(joining.id, { emit: output.emit });
           } else {
             const unfinished = await offerResume(flotilla, live);
@@ -138,7 +138,7 @@ function eventOutput(live: boolean): { emit: (e: RolloutEvent) => void; started:
     const emit = (event: RolloutEvent) => process.stdout.write(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
     return {
       emit,
-      started: (r) => emit({ event: 'rollout.started', rollout: r.id, tenants: r.counts.total, pending: r.counts.pending, skipped: r.counts.skipped, waves: r.waves, runner: String(process.pid) }),
+      started: (r) => emit({ event: 'rollout.started', rollout: r.id, tenants: r.counts.total, pending: r.counts.pending, skipped: r.counts.skipped, waves: r.waves, startedBy: r.startedBy }),
       stop: () => undefined,
     };
   }
