@@ -24,8 +24,8 @@ export function assignWaves(ordered: readonly string[], options: { canary?: stri
 
 function canaryTenants(ordered: readonly string[], spec: string | undefined): string[] {
   if (spec === undefined || spec === '' || spec === '0') return [];
-  const percent = /^(\d+(?:\.\d+)?)%$/.exec(spec);
-  if (percent) return ordered.slice(0, Math.max(1, Math.ceil((Number(percent[1]) / 100) * ordered.length)));
+  const percent = share('--canary', spec);
+  if (percent !== undefined) return ordered.slice(0, Math.max(1, Math.ceil((percent / 100) * ordered.length)));
   if (/^\d+$/.test(spec)) return ordered.slice(0, Number(spec));
   const slugs = spec.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = slugs.filter((s) => !ordered.includes(s));
@@ -41,8 +41,17 @@ function canaryTenants(ordered: readonly string[], spec: string | undefined): st
 /** `--max-failures 3` or `5%` (of the rollout's tenants) → how many failures are tolerated; undefined: no budget. */
 export function failureBudget(spec: string | undefined, total: number): number | undefined {
   if (spec === undefined) return undefined;
-  const percent = /^(\d+(?:\.\d+)?)%$/.exec(spec);
-  if (percent) return Math.floor((Number(percent[1]) / 100) * total);
+  const percent = share('--max-failures', spec);
+  if (percent !== undefined) return Math.floor((percent / 100) * total);
   if (/^\d+$/.test(spec)) return Number(spec);
   throw new FlotillaError('FLO_USAGE', `--max-failures ${spec} is neither a count nor a percentage.`, { hint: 'For example --max-failures 2 or --max-failures 5%.' });
+}
+
+/** `5%` → 5; undefined when `spec` is not a percentage; a share over 100 % is refused. */
+function share(option: string, spec: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)%$/.exec(spec);
+  if (!match) return undefined;
+  const percent = Number(match[1]);
+  if (percent > 100) throw new FlotillaError('FLO_USAGE', `${option} ${spec} is more than all the tenants.`, { hint: `Give a share from 0% to 100%, for example ${option} 5%.` });
+  return percent;
 }
