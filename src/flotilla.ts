@@ -20,7 +20,7 @@ import type { EmbeddedServer } from './postgres/embedded.js';
 import { startEmbedded } from './postgres/embedded.js';
 import type { EngineOptions, MigrationTarget, TargetResult } from './postgres/migrate-target.js';
 import { migrateTarget } from './postgres/migrate-target.js';
-import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, schemaExists } from './postgres/provision.js';
+import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, isFlotillaStorage, schemaExists } from './postgres/provision.js';
 import { databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.js';
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
@@ -43,6 +43,8 @@ import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 export const MAIN_SERVER = 'main';
 const CONTROL_MIGRATIONS = fileURLToPath(new URL('./registry/migrations', import.meta.url));
 const SERVER_NAME = /^[a-z][a-z0-9-]{0,40}$/;
+/** Advisory lock namespace (control database) of a tenant being created, keyed by its slug. */
+const CREATE_LOCK_NAMESPACE = 0x464c4352;
 
 export interface CreateTenantInput {
   readonly slug: string;
@@ -266,10 +268,25 @@ export class Flotilla {
     const server = await this.registry.getServer(input.server ?? MAIN_SERVER);
     const set = await this.migrations();
     const place = placeTenant(input.slug, kind, this.config.tenants);
+    // Held until the tenant is active (or removed): a second `tenant create` of the slug meanwhile is refused,
+    // and a tenant left `provisioning` with nobody holding it was interrupted, so it can be cleared away.
+    const creation = await this.holdCreation(input.slug);
+    try {
+      const interrupted = await this.clearInterruptedCreate(input.slug, set);
+      return await this.provisionTenant(input, { kind, server, set, place, interrupted });
+    } finally {
+      await creation.end().catch(() => undefined);
+    }
+  }
+
+  private async provisionTenant(
+    input: CreateTenantInput,
+    { kind, server, set, place, interrupted }: { kind: TenantKind; server: Server; set: MigrationSet; place: ReturnType<typeof placeTenant>; interrupted: boolean },
+  ): Promise<Tenant> {
     const tenant = await this.registry.insertTenant({ slug: input.slug, name: input.name ?? input.slug, kind, server: server.name, ...place, plan: input.plan, settings: input.settings });
     const created = { database: false, schemas: [] as string[] };
     const started = performance.now();
-    const audit = { command: 'tenant create', arguments: { ...input, kind }, tenant: tenant.slug };
+    const audit = { command: 'tenant create', arguments: { ...input, kind, ...(interrupted ? { clearedInterruptedCreate: true } : {}) }, tenant: tenant.slug };
     try {
       await this.provisionStorage(tenant, server, set, created);
       const result = await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions());
@@ -288,6 +305,47 @@ export class Flotilla {
         { hint: cause?.hint ?? 'Fix the cause above and run the command again.', meta: { tenant: tenant.slug, cause: cause?.code ?? null, ...(cause?.meta ?? {}) }, cause: error },
       );
     }
+  }
+
+  /** A session of the control database holding the creation lock of `slug`; refused while another process holds it. */
+  private async holdCreation(slug: string): Promise<pg.Client> {
+    const client = await connect(this.serverUrl, databaseOf(this.serverUrl) ?? 'flotilla', `flotilla tenant create ${slug}`);
+    const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS held', [CREATE_LOCK_NAMESPACE, slug]);
+    if (rows[0]?.held) return client;
+    await client.end().catch(() => undefined);
+    throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${slug} is being created by another process right now.`, {
+      hint: 'Wait for that `flotilla tenant create` to finish, then see the tenant with `flotilla tenant show <slug>`.',
+      meta: { tenant: slug },
+    });
+  }
+
+  /**
+   * A tenant still `provisioning` while this process holds its creation lock was
+   * left by a `tenant create` that was killed: it never became active, so what it
+   * made (a database or schema that is empty or holds only what migrations put
+   * there) is removed with its registry row, and the creation starts over.
+   * Storage holding anything else is left alone. True when there was one.
+   */
+  private async clearInterruptedCreate(slug: string, set: MigrationSet): Promise<boolean> {
+    const leftover = await this.registry.findTenant(slug);
+    if (!leftover) return false;
+    if (leftover.status !== 'provisioning') {
+      throw new FlotillaError('FLO_TENANT_EXISTS', `Tenant ${slug} already exists (status ${leftover.status}).`, {
+        hint: 'Pick another slug, or see it with `flotilla tenant show <slug>`.',
+        meta: { tenant: slug },
+      });
+    }
+    const server = await this.registry.getServer(leftover.server);
+    const admin = databaseOf(server.url) ?? 'postgres';
+    const ours = await withClient(server.url, leftover.database, (client) => isFlotillaStorage(client, leftover.schema)).catch((error: FlotillaError) => {
+      // No database: nothing was made yet (or it is already gone).
+      if ((error.cause as { code?: string } | undefined)?.code === '3D000') return false;
+      throw error;
+    });
+    if (ours && leftover.kind === 'database') await withClient(server.url, admin, (client) => dropDatabase(client, leftover.database));
+    if (ours && leftover.kind === 'schema') await withClient(server.url, leftover.database, (client) => dropSchemas(client, ownedSchemas(leftover, set)));
+    await this.registry.deleteTenant(slug);
+    return true;
   }
 
   private async provisionStorage(tenant: Tenant, server: Server, set: MigrationSet, created: { database: boolean; schemas: string[] }): Promise<void> {

@@ -39,3 +39,16 @@ export async function schemaExists(client: pg.ClientBase, name: string): Promise
   const { rows } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [name]);
   return rows.length > 0;
 }
+
+/**
+ * Whether a schema holds nothing, or Flotilla's history table: what an
+ * interrupted `tenant create` leaves, as opposed to someone else's data.
+ */
+export async function isFlotillaStorage(client: pg.ClientBase, schema: string): Promise<boolean> {
+  const { rows } = await client.query<{ history: boolean; relations: number }>(
+    `SELECT bool_or(c.relname = 'flotilla_migrations') IS TRUE AS history, count(c.oid)::int AS relations
+       FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid WHERE n.nspname = $1`,
+    [schema],
+  );
+  return rows[0]!.history || rows[0]!.relations === 0;
+}

@@ -1,0 +1,88 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Flotilla } from '../../src/flotilla.js';
+import { placeTenant } from '../../src/tenants/placement.js';
+import { runCli } from '../support/cli.js';
+import type { TestProject } from '../support/project.js';
+import { databasesLike, testProject } from '../support/project.js';
+
+const BIN = fileURLToPath(new URL('../../bin/flotilla.js', import.meta.url));
+let project: TestProject;
+let flotilla: Flotilla;
+const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project.env });
+
+async function until(condition: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 300 && !(await condition()); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+beforeAll(async () => {
+  project = await testProject();
+  await project.write({
+    '0001_notes.sql': "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL);\nINSERT INTO notes (body) VALUES ('welcome');",
+    // Slow enough to be killed in the middle of.
+    '0002_slow.sql': 'SELECT pg_sleep(2);',
+  });
+  expect((await cli('migration', 'hash')).code).toBe(0);
+  flotilla = await Flotilla.open({ config: project.config });
+});
+afterAll(async () => {
+  await flotilla?.close();
+  await project?.cleanup();
+});
+
+describe('a tenant create that was interrupted', () => {
+  it('refuses a second create of the same slug while the first runs, and the first still finishes', async () => {
+    const first = runCli(['tenant', 'create', 'busy'], { cwd: project.dir, env: project.env });
+    await until(async () => (await flotilla.registry.findTenant('busy')) !== undefined);
+    const second = await cli('tenant', 'create', 'busy');
+    expect(second.code).toBe(7);
+    expect(second.stderr).toContain('error FLO_TENANT_LOCKED: Tenant busy is being created by another process right now.');
+    expect((await first).code).toBe(0);
+    expect((await flotilla.getTenant('busy')).status).toBe('active');
+  });
+
+  it('is cleared away and created again when the same command runs after the process was killed', async () => {
+    const killed = spawn(process.execPath, [BIN, 'tenant', 'create', 'phoenix'], { cwd: project.dir, env: project.env });
+    const exited = new Promise((resolve) => killed.on('close', resolve));
+    // Killed while the migrations run: the database exists, the tenant is registered as provisioning.
+    await until(async () => (await databasesLike(`${project.prefix}_phoenix`)).length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    killed.kill('SIGKILL');
+    await exited;
+    expect((await flotilla.getTenant('phoenix')).status).toBe('provisioning');
+
+    const again = await cli('tenant', 'create', 'phoenix');
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(await flotilla.getTenant('phoenix')).toMatchObject({ status: 'active' });
+    const notes = await flotilla.withTenantClient('phoenix', async (c) => (await c.query('SELECT body FROM notes')).rows);
+    expect(notes).toEqual([{ body: 'welcome' }]);
+    const creates = (await flotilla.audit({ tenant: 'phoenix' })).filter((e) => e.command === 'tenant create');
+    expect(creates.map((e) => [e.outcome, e.arguments.clearedInterruptedCreate ?? false])).toEqual([['succeeded', true]]);
+  });
+
+  it('clears a schema tenant left half-made the same way', async () => {
+    const place = placeTenant('half', 'schema', project.config.tenants);
+    await flotilla.registry.insertTenant({ slug: 'half', name: 'half', kind: 'schema', server: 'main', ...place });
+    await project.query(place.database, `CREATE SCHEMA IF NOT EXISTS "${place.schema}"`).catch(async () => {
+      await project.query('postgres', `CREATE DATABASE "${place.database}"`);
+      await project.query(place.database, `CREATE SCHEMA "${place.schema}"`);
+    });
+    const again = await cli('tenant', 'create', 'half', '--kind', 'schema');
+    expect(again.code).toBe(0);
+    expect((await flotilla.getTenant('half')).status).toBe('active');
+  });
+
+  it('never removes storage that holds data it did not make: the create fails, the data stays', async () => {
+    const place = placeTenant('stranger', 'database', project.config.tenants);
+    await flotilla.registry.insertTenant({ slug: 'stranger', name: 'stranger', kind: 'database', server: 'main', ...place });
+    await project.query('postgres', `CREATE DATABASE "${place.database}"`);
+    await project.query(place.database, "CREATE TABLE customers (id int); INSERT INTO customers VALUES (1), (2)");
+    const again = await cli('tenant', 'create', 'stranger');
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain('already exists');
+    expect(await project.query(place.database, 'SELECT count(*)::int AS n FROM customers')).toEqual([{ n: 2 }]);
+    expect(await flotilla.registry.findTenant('stranger')).toBeUndefined();
+  });
+});
