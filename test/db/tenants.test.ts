@@ -98,3 +98,24 @@ describe('tenants', () => {
     expect(placed.server).toBe('second');
   });
 });
+
+describe('a baseline written by pg_dump, on schema tenants', () => {
+  it("gives each schema tenant its own sequence behind nextval('public.…'::regclass)", async () => {
+    await project.write({
+      '0003_ledger.sql': `CREATE SEQUENCE public.ledger_id_seq;
+CREATE TABLE public.ledger (id integer NOT NULL, note text);
+ALTER TABLE ONLY public.ledger ALTER COLUMN id SET DEFAULT nextval('public.ledger_id_seq'::regclass);
+SELECT setval('public.ledger_id_seq', 100, false);`,
+    });
+    const report = await flotilla.migrate({ tenants: ['globex'] });
+    expect(report.outcomes[0]!.status).toBe('succeeded');
+    await flotilla.createTenant({ slug: 'initech', kind: 'schema' });
+    for (const slug of ['globex', 'initech']) {
+      const ids = await flotilla.withTenantClient(slug, async (c) => (await c.query("INSERT INTO ledger (note) VALUES ('a'), ('b') RETURNING id")).rows.map((r) => r.id));
+      expect(ids).toEqual([100, 101]);
+    }
+    // Nothing landed in public of the shared database.
+    const tenant = await flotilla.getTenant('globex');
+    expect(await project.query(tenant.database, `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'ledger%'`)).toEqual([]);
+  });
+});

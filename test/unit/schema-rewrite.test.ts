@@ -35,6 +35,11 @@ describe('rewriting migrations for a schema tenant', () => {
     ['CREATE SCHEMA IF NOT EXISTS events', 'CREATE SCHEMA IF NOT EXISTS tenant_acme__events'],
     ['CREATE TABLE events.e (id serial)', 'CREATE TABLE tenant_acme__events.e'],
     ['SET search_path TO public', 'tenant_acme'],
+    // Names inside strings, where PostgreSQL reads them as names: casts to reg* types and sequence functions.
+    ["ALTER TABLE ONLY public.accounts ALTER COLUMN id SET DEFAULT nextval('public.accounts_id_seq'::regclass)", `nextval(CAST('"tenant_acme".accounts_id_seq' AS regclass))`],
+    [`SELECT setval('"public"."User_id_seq"', 42)`, `setval('"tenant_acme"."User_id_seq"', 42)`],
+    [`SELECT 'events.e'::regclass`, `CAST('"tenant_acme__events".e' AS regclass)`],
+    [`SELECT 'public'::regnamespace`, `CAST('"tenant_acme"' AS regnamespace)`],
   ])('rewrites %s', (sql, expected) => {
     const result = rewrite(sql);
     expect(result.rewritten).toBe(true);

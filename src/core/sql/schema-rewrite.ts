@@ -29,6 +29,12 @@ const MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_POLIC
 
 const MAX_IDENTIFIER_BYTES = 63;
 
+/** Casts of a string that names a schema object: the string's schema part is rewritten. */
+const OBJECT_NAME_TYPES = new Set(['regclass', 'regtype', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regconfig', 'regdictionary', 'regcollation']);
+
+/** Functions whose first argument is an object's name as a string. */
+const NAME_ARGUMENT_FUNCTIONS = new Set(['nextval', 'currval', 'setval', 'to_regclass', 'to_regtype', 'to_regproc', 'to_regprocedure', 'pg_get_serial_sequence']);
+
 /**
  * The schema a schema tenant gets for a schema its migrations name: `public`
  * becomes the tenant's own schema, any other becomes `<tenant schema>__<name>`
@@ -157,6 +163,19 @@ class Rewriter {
       case 'CreateFunctionStmt':
         this.procedureBody(body);
         return;
+      case 'TypeCast': {
+        // 'public.accounts_id_seq'::regclass, as pg_dump writes sequence defaults.
+        const castTo = nameList(isNode(body.typeName) ? body.typeName.names : undefined)?.at(-1);
+        if (castTo === 'regnamespace') this.stringConstant(body.arg, (text) => this.schemaString(text));
+        else if (castTo && OBJECT_NAME_TYPES.has(castTo)) this.stringConstant(body.arg, (text) => this.rewriteBody(text));
+        return;
+      }
+      case 'FuncCall': {
+        // nextval('public.accounts_id_seq'): the argument is a name in a string.
+        const called = nameList(body.funcname)?.at(-1);
+        if (called && NAME_ARGUMENT_FUNCTIONS.has(called) && Array.isArray(body.args)) this.stringConstant(body.args[0], (text) => this.rewriteBody(text));
+        return;
+      }
       default:
         return;
     }
@@ -193,6 +212,22 @@ class Rewriter {
     for (const value of values) {
       if (isNode(value) && isNode(value.String) && typeof value.String.sval === 'string') value.String.sval = this.schema(value.String.sval);
     }
+  }
+
+  /** A string constant holding names: replaced by what `rewrite` makes of it. */
+  private stringConstant(value: AstValue | undefined, rewrite: (text: string) => string): void {
+    const aConst = isNode(value) ? value.A_Const : undefined;
+    if (!isNode(aConst) || !isNode(aConst.sval) || typeof aConst.sval.sval !== 'string') return;
+    const rewritten = rewrite(aConst.sval.sval);
+    if (rewritten === aConst.sval.sval) return;
+    aConst.sval.sval = rewritten;
+    this.changed = true;
+  }
+
+  /** A schema's name as a string (`'public'::regnamespace`). */
+  private schemaString(text: string): string {
+    const name = identifierValue(text.trim());
+    return name === undefined ? text : quoteIdent(this.schema(name));
   }
 
   private searchPath(body: AstNode): void {
