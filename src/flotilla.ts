@@ -564,35 +564,12 @@ export class Flotilla {
       outcome = { tenant: tenant.slug, status: 'skipped', reason: `tenant is ${tenant.status}`, durationMs: 0 };
     } else {
       try {
-        const { set, lint, lintErrors } = context;
         const server = context.servers.get(tenant.server)!;
         // Schema tenants share their database's pooled sessions; a database tenant needs a connection of its own.
         const session = tenant.kind === 'schema' ? this.sessions.source(server.url, tenant.database, 16) : undefined;
-        const engine = { ...this.engineOptions(), lintErrors, runId: options.runId, target: options.target, allowOutOfOrder: options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder, session };
-        const target = migrationTarget(tenant, server, set);
-        const takeBackup = async (reasons: readonly string[]) => (await this.backups.backup(tenant, server, set, { reason: `before migrate: ${reasons.join('; ')}`, runId: options.runId })).id;
-        // The decision is made under the tenant's lock, on the plan the engine is about to run.
-        let reasons: readonly string[] | null = null;
-        let backupId: string | null = null;
-        let snapshotFirst = false;
-        const beforeApply = async (pending: readonly PendingPart[]) => {
-          reasons = this.backupReasons(pending, lint);
-          if (!reasons || options.dryRun) return 'apply' as const;
-          // A snapshot copies the database only while nobody, this session included, is connected.
-          if (tenant.kind === 'database' && this.config.backup.strategy === 'snapshot') {
-            snapshotFirst = true;
-            return 'stop' as const;
-          }
-          backupId = await takeBackup(reasons);
-          return 'apply' as const;
-        };
-        let result = await migrateTarget(target, set, { ...engine, dryRun: options.dryRun, beforeApply: this.config.backup.policy === 'never' ? undefined : beforeApply });
-        if (snapshotFirst) {
-          backupId = await takeBackup(reasons!);
-          result = await migrateTarget(target, set, engine);
-        }
-        const backup: BackupDecision | null = reasons ? { reasons, id: backupId } : null;
-        outcome = { ...result, backup };
+        const allowOutOfOrder = options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder;
+        const engine = { ...this.engineOptions(), lintErrors: context.lintErrors, runId: options.runId, target: options.target, allowOutOfOrder, session, dryRun: options.dryRun };
+        outcome = await this.migrateWithBackup(tenant, server, migrationTarget(tenant, server, context.set), engine, context);
       } catch (error) {
         if (!isFlotillaError(error)) throw error;
         outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
@@ -600,6 +577,35 @@ export class Flotilla {
     }
     await this.registry.audit.record(auditOfOutcome(outcome, { runId: options.runId, dryRun: options.dryRun, allowOutOfOrder: options.allowOutOfOrder === true }));
     return outcome;
+  }
+
+  /**
+   * The engine's run with the backup policy applied to its plan, under the
+   * tenant's lock, just before anything runs. A dump is taken there; a snapshot
+   * needs the database free of sessions, so the engine stops, the snapshot is
+   * taken, and the engine plans again.
+   */
+  private async migrateWithBackup(tenant: Tenant, server: Server, target: MigrationTarget, engine: EngineOptions, context: UpgradeContext): Promise<TargetResult & { backup: BackupDecision | null }> {
+    const backup = { reasons: null as readonly string[] | null, id: null as string | null, snapshotFirst: false };
+    const take = async () => {
+      const reason = `before migrate: ${backup.reasons!.join('; ')}`;
+      backup.id = (await this.backups.backup(tenant, server, context.set, { reason, runId: engine.runId })).id;
+    };
+    const beforeApply = async (pending: readonly PendingPart[]): Promise<'apply' | 'stop'> => {
+      backup.reasons = this.backupReasons(pending, context.lint);
+      if (!backup.reasons || engine.dryRun) return 'apply';
+      // A snapshot copies the database only while nobody, this session included, is connected.
+      backup.snapshotFirst = tenant.kind === 'database' && this.config.backup.strategy === 'snapshot';
+      if (backup.snapshotFirst) return 'stop';
+      await take();
+      return 'apply';
+    };
+    let result = await migrateTarget(target, context.set, { ...engine, beforeApply: this.config.backup.policy === 'never' ? undefined : beforeApply });
+    if (backup.snapshotFirst) {
+      await take();
+      result = await migrateTarget(target, context.set, { ...engine, beforeApply: undefined });
+    }
+    return { ...result, backup: backup.reasons ? { reasons: backup.reasons, id: backup.id } : null };
   }
 
   /** Every tenant with its version, pending count and problems; one connection per tenant database. */

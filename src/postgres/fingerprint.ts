@@ -6,7 +6,22 @@ export interface TableInfo {
   readonly schema: string;
   readonly table: string;
   readonly columns: readonly string[];
+  /** Columns declared NOT NULL: their values number the rows, so they need no counting of their own. */
+  readonly notNull: readonly string[];
   readonly primaryKey: readonly string[];
+}
+
+/** The columns, NOT NULL columns and primary key of the table whose oid is `c.oid`, as SQL select items. */
+const COLUMN_INFO = `ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
+       ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull) AS not_null,
+       (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum))
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE i.indrelid = c.oid AND i.indisprimary) AS pk`;
+
+interface ColumnInfoRow {
+  columns: string[] | null;
+  not_null: string[] | null;
+  pk: string[] | null;
 }
 
 /**
@@ -15,7 +30,7 @@ export interface TableInfo {
  * `ON DELETE CASCADE` removes rows the statement never names). One catalog query.
  */
 export async function affectedTables(client: pg.ClientBase, schemas: readonly string[] | null, affected: AffectedRelations): Promise<TableInfo[]> {
-  const { rows } = await client.query<{ schema: string; table: string; columns: string[]; pk: string[] | null }>(
+  const { rows } = await client.query<{ schema: string; table: string } & ColumnInfoRow>(
     `WITH RECURSIVE tables AS (
        SELECT c.oid, n.nspname AS schema, c.relname AS table
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -27,26 +42,27 @@ export async function affectedTables(client: pg.ClientBase, schemas: readonly st
        SELECT oid FROM tables WHERE $2 OR "table" = ANY($3)
        UNION
        SELECT k.conrelid FROM pg_constraint k JOIN chosen ch ON k.confrelid = ch.oid WHERE k.contype = 'f')
-     SELECT t.schema, t.table,
-            ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
-            (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum))
-               FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-              WHERE i.indrelid = t.oid AND i.indisprimary) AS pk
-       FROM tables t WHERE t.oid IN (SELECT oid FROM chosen)
+     SELECT c.schema, c.table, ${COLUMN_INFO}
+       FROM tables c WHERE c.oid IN (SELECT oid FROM chosen)
       ORDER BY 1, 2`,
     [schemas, affected.all, [...affected.names]],
   );
-  return rows.map((r) => ({ schema: r.schema, table: r.table, columns: r.columns, primaryKey: r.pk ?? [] }));
+  return rows.map((r) => ({ schema: r.schema, table: r.table, ...tableColumns(r) }));
 }
 
-/** One scan per table: the row count and each column's non-NULL count; then, for small tables, the keys. */
+function tableColumns(row: ColumnInfoRow): Pick<TableInfo, 'columns' | 'notNull' | 'primaryKey'> {
+  return { columns: row.columns ?? [], notNull: row.not_null ?? [], primaryKey: row.pk ?? [] };
+}
+
+/** One scan per table: the row count and each nullable column's non-NULL count; then, for small tables, the keys. */
 export async function fingerprintTable(client: pg.ClientBase, table: TableInfo, checksumMaxRows: number): Promise<TableFingerprint> {
   const name = quoteQualified(table.schema, table.table);
-  const counts = table.columns.map((column, i) => `count(${quoteIdent(column)}) AS c${i}`);
+  const notNull = new Set(table.notNull);
+  const counts = table.columns.flatMap((column, i) => (notNull.has(column) ? [] : [`count(${quoteIdent(column)}) AS c${i}`]));
   const { rows } = await client.query(`SELECT count(*) AS rows${counts.length ? `, ${counts.join(', ')}` : ''} FROM ${name}`);
   const row = rows[0] as Record<string, string>;
   const total = Number(row.rows);
-  const columns = Object.fromEntries(table.columns.map((column, i) => [column, Number(row[`c${i}`])]));
+  const columns = Object.fromEntries(table.columns.map((column, i) => [column, notNull.has(column) ? total : Number(row[`c${i}`])]));
   let keys: string[] | null = null;
   if (table.primaryKey.length > 0 && total <= checksumMaxRows) {
     const key = table.primaryKey.length === 1 ? quoteIdent(table.primaryKey[0]!) : `ROW(${table.primaryKey.map(quoteIdent).join(', ')})`;
@@ -66,11 +82,8 @@ export async function fingerprintAfter(
   const result = new Map<string, TableFingerprint | null>();
   for (const table of before) {
     const name = renames.tables.get(table.table) ?? table.table;
-    const { rows } = await client.query<{ columns: string[] | null; pk: string[] | null }>(
-      `SELECT ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
-              (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum)) FROM pg_index i
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    const { rows } = await client.query<ColumnInfoRow>(
+      `SELECT ${COLUMN_INFO} FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
       [table.schema, name],
     );
     const found = rows[0];
@@ -78,7 +91,7 @@ export async function fingerprintAfter(
       result.set(`${table.schema}.${table.table}`, null);
       continue;
     }
-    const now = await fingerprintTable(client, { schema: table.schema, table: name, columns: found.columns ?? [], primaryKey: found.pk ?? [] }, checksumMaxRows);
+    const now = await fingerprintTable(client, { schema: table.schema, table: name, ...tableColumns(found) }, checksumMaxRows);
     // Report under the names the table had before, so the two fingerprints line up.
     result.set(`${table.schema}.${table.table}`, { ...now, table: table.table });
   }
@@ -86,18 +99,19 @@ export async function fingerprintAfter(
 }
 
 /**
- * Fingerprints of many tables: one query counts them all, and only tables
- * holding rows get the per-column scan (an empty table cannot lose anything).
+ * Fingerprints of many tables: one query finds which hold any row (reading at
+ * most one row of each), and only those get the counting scan (an empty table
+ * cannot lose anything).
  */
 export async function fingerprintTables(client: pg.ClientBase, tables: readonly TableInfo[], checksumMaxRows: number): Promise<TableFingerprint[]> {
   if (tables.length === 0) return [];
-  const counts = await client.query<{ i: number; n: string }>(
-    tables.map((t, i) => `SELECT ${i} AS i, count(*) AS n FROM ${quoteQualified(t.schema, t.table)}`).join(' UNION ALL '),
+  const found = await client.query<{ i: number }>(
+    tables.map((t, i) => `SELECT ${i} AS i WHERE EXISTS (SELECT FROM ${quoteQualified(t.schema, t.table)})`).join(' UNION ALL '),
   );
-  const rows = new Map(counts.rows.map((r) => [Number(r.i), Number(r.n)]));
+  const holding = new Set(found.rows.map((r) => Number(r.i)));
   const result: TableFingerprint[] = [];
   for (const [i, table] of tables.entries()) {
-    if ((rows.get(i) ?? 0) > 0) result.push(await fingerprintTable(client, table, checksumMaxRows));
+    if (holding.has(i)) result.push(await fingerprintTable(client, table, checksumMaxRows));
     else result.push({ schema: table.schema, table: table.table, rows: 0, columns: Object.fromEntries(table.columns.map((c) => [c, 0])), keys: table.primaryKey.length > 0 ? [] : null });
   }
   return result;

@@ -116,6 +116,16 @@ ALTER TABLE loans ALTER COLUMN client_id SET NOT NULL;`,
     expect(await states()).toEqual(before);
   });
 
+  it('counts a NOT NULL column by its rows: dropping one, or nulling it after DROP NOT NULL, is caught', async () => {
+    const before = await states();
+    await write({ '0004_drop_name.sql': 'ALTER TABLE members DROP COLUMN name;' }, { keep: false });
+    for (const slug of SLUGS) expect(await forcePastLint(slug)).toEqual({ code: 'FLO_DATA_LOSS', message: expect.stringContaining('members.name: 20 values before, column gone (FV703)') });
+    await rm(join(project.migrationsDir, '0004_drop_name.sql'));
+    await write({ '0004_null_names.sql': "ALTER TABLE members ALTER COLUMN name DROP NOT NULL;\nUPDATE members SET name = NULL WHERE id <= 5;" }, { keep: false });
+    for (const slug of SLUGS) expect(await forcePastLint(slug)).toEqual({ code: 'FLO_DATA_LOSS', message: expect.stringContaining('members.name: 20 values before, 15 values after (FV703)') });
+    expect(await states()).toEqual(before);
+  });
+
   it('refuses a DELETE without WHERE: by lint, and by verification (with the rows its cascade removes) when forced past lint', async () => {
     const before = await states();
     await write({ '0004_purge.sql': 'DELETE FROM members;' }, { keep: false });
