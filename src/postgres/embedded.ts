@@ -91,11 +91,12 @@ function embeddedServer(url: string, presence: pg.Client, stop: () => Promise<vo
     async release() {
       if (released) return;
       released = true;
-      const last = await lastUser(presence);
-      await presence.end().catch(() => undefined);
-      if (last) await stop();
+      // The last user stops the server while still holding the lock exclusively: a process joining
+      // meanwhile waits for the lock, sees the server go, and starts it again.
+      if (await lastUser(presence)) await stop();
       // Others still use it: it outlives this process, which must not wait for it.
       else detachServer();
+      await presence.end().catch(() => undefined);
     },
     async stop() {
       released = true;
