@@ -21,7 +21,7 @@ import { startEmbedded } from './postgres/embedded.js';
 import type { EngineOptions, MigrationTarget, TargetResult } from './postgres/migrate-target.js';
 import { migrateTarget } from './postgres/migrate-target.js';
 import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, isFlotillaStorage, schemaExists } from './postgres/provision.js';
-import { databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.js';
+import { adminDatabase, databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.js';
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
 import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
@@ -35,7 +35,7 @@ import { tenantSizes } from './fleet/tenant-sizes.js';
 import type { Rollout, RolloutTenant, RunnerIdentity } from './fleet/rollout-store.js';
 import { becomeRunner, runRollout } from './fleet/runner.js';
 import { assignWaves, failureBudget } from './fleet/waves.js';
-import type { PendingPart } from './backup/risk.js';
+import type { PendingPart } from './core/schedule.js';
 import { backupRisks } from './backup/risk.js';
 import type { Backup, BackupStrategy } from './backup/catalog.js';
 import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
@@ -154,6 +154,7 @@ export class Flotilla {
     readonly config: ResolvedConfig,
     readonly registry: Registry,
     private readonly serverUrl: string,
+    private readonly controlDatabase: string,
     private readonly embedded: EmbeddedServer | undefined,
   ) {
     this.backups = new BackupService(registry, config.backup, config.tenants);
@@ -170,7 +171,7 @@ export class Flotilla {
       await bootstrapControlDatabase(serverUrl, controlDatabase);
       const registry = Registry.open(serverUrl, controlDatabase);
       await registry.upsertServer(MAIN_SERVER, serverUrl);
-      return new Flotilla(config, registry, serverUrl, embedded);
+      return new Flotilla(config, registry, serverUrl, controlDatabase, embedded);
     } catch (error) {
       await embedded?.release();
       throw error;
@@ -184,7 +185,7 @@ export class Flotilla {
    */
   private async runner(): Promise<RunnerIdentity> {
     this.runnerSession ??= (async () => {
-      const client = await connect(this.serverUrl, databaseOf(this.serverUrl) ?? 'flotilla', `flotilla runner ${process.pid}`);
+      const client = await connect(this.serverUrl, this.controlDatabase, `flotilla runner ${process.pid}`);
       return { client, identity: await becomeRunner(client) };
     })();
     return (await this.runnerSession).identity;
@@ -241,7 +242,7 @@ export class Flotilla {
       });
     }
     parseServerUrl(url);
-    await withClient(url, databaseOf(url) ?? 'postgres', async () => undefined);
+    await withClient(url, adminDatabase(url), async () => undefined);
     return this.registry.addServer(name, url);
   }
 
@@ -309,7 +310,7 @@ export class Flotilla {
 
   /** A session of the control database holding the creation lock of `slug`; refused while another process holds it. */
   private async holdCreation(slug: string): Promise<pg.Client> {
-    const client = await connect(this.serverUrl, databaseOf(this.serverUrl) ?? 'flotilla', `flotilla tenant create ${slug}`);
+    const client = await connect(this.serverUrl, this.controlDatabase, `flotilla tenant create ${slug}`);
     const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS held', [CREATE_LOCK_NAMESPACE, slug]);
     if (rows[0]?.held) return client;
     await client.end().catch(() => undefined);
@@ -328,28 +329,22 @@ export class Flotilla {
    */
   private async clearInterruptedCreate(slug: string, set: MigrationSet): Promise<boolean> {
     const leftover = await this.registry.findTenant(slug);
-    if (!leftover) return false;
-    if (leftover.status !== 'provisioning') {
-      throw new FlotillaError('FLO_TENANT_EXISTS', `Tenant ${slug} already exists (status ${leftover.status}).`, {
-        hint: 'Pick another slug, or see it with `flotilla tenant show <slug>`.',
-        meta: { tenant: slug },
-      });
-    }
+    // No tenant, or a real one (registering it again is then refused as taken).
+    if (leftover?.status !== 'provisioning') return false;
     const server = await this.registry.getServer(leftover.server);
-    const admin = databaseOf(server.url) ?? 'postgres';
     const ours = await withClient(server.url, leftover.database, (client) => isFlotillaStorage(client, leftover.schema)).catch((error: FlotillaError) => {
       // No database: nothing was made yet (or it is already gone).
       if ((error.cause as { code?: string } | undefined)?.code === '3D000') return false;
       throw error;
     });
-    if (ours && leftover.kind === 'database') await withClient(server.url, admin, (client) => dropDatabase(client, leftover.database));
+    if (ours && leftover.kind === 'database') await withClient(server.url, adminDatabase(server.url), (client) => dropDatabase(client, leftover.database));
     if (ours && leftover.kind === 'schema') await withClient(server.url, leftover.database, (client) => dropSchemas(client, ownedSchemas(leftover, set)));
     await this.registry.deleteTenant(slug);
     return true;
   }
 
   private async provisionStorage(tenant: Tenant, server: Server, set: MigrationSet, created: { database: boolean; schemas: string[] }): Promise<void> {
-    await withClient(server.url, databaseOf(server.url) ?? 'postgres', async (admin) => {
+    await withClient(server.url, adminDatabase(server.url), async (admin) => {
       if (tenant.kind === 'database') {
         if (await databaseExists(admin, tenant.database)) throw storageTaken(tenant, `database "${tenant.database}"`);
         await createDatabase(admin, tenant.database);
@@ -368,7 +363,7 @@ export class Flotilla {
   }
 
   private async removeStorage(tenant: Tenant, server: Server, created: { database: boolean; schemas: string[] }): Promise<void> {
-    if (created.database) await withClient(server.url, databaseOf(server.url) ?? 'postgres', (admin) => dropDatabase(admin, tenant.database));
+    if (created.database) await withClient(server.url, adminDatabase(server.url), (admin) => dropDatabase(admin, tenant.database));
     if (created.schemas.length > 0) await withClient(server.url, tenant.database, (client) => dropSchemas(client, created.schemas));
   }
 
@@ -479,18 +474,16 @@ export class Flotilla {
     const rows = await this.registry.rollouts.tenants(rollout.id);
     const inRollout = new Set(rows.map((r) => r.tenant));
     const context = await this.upgradeContext(set, (await this.registry.listTenants()).filter((t) => inRollout.has(t.slug)));
-    {
-      await runRollout(
-        {
-          store: this.registry.rollouts,
-          runner: await this.runner(),
-          serverLimits: await this.registry.serverLimits(servers.filter((s) => rows.some((r) => r.server === s.name))),
-          upgrade: async (slug) => this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, dryRun: false, target: rollout.target ?? undefined }),
-        },
-        rollout.id,
-        { concurrency: options.concurrency ?? rollout.options.concurrency, emit, budget: rollout.options.budget },
-      );
-    }
+    await runRollout(
+      {
+        store: this.registry.rollouts,
+        runner: await this.runner(),
+        serverLimits: await this.registry.serverLimits(servers.filter((s) => rows.some((r) => r.server === s.name))),
+        upgrade: async (slug) => this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, dryRun: false, target: rollout.target ?? undefined }),
+      },
+      rollout.id,
+      { concurrency: options.concurrency ?? rollout.options.concurrency, emit, budget: rollout.options.budget },
+    );
     const final = await this.getRollout(rollout.id);
     emit({ event: 'rollout.finished', rollout: final.id, status: final.status, succeeded: final.counts.succeeded, failed: final.counts.failed, skipped: final.counts.skipped, pending: final.counts.pending, durationMs: Math.round(performance.now() - started) });
     return final;
@@ -508,7 +501,7 @@ export class Flotilla {
     }
     const recovered = await this.registry.rollouts.recover(rollout.id, options.retry ?? 'transient');
     await this.registry.rollouts.setStatus(rollout.id, 'running', null, ['running', 'halted', 'finished']);
-    options.emit?.({ event: 'rollout.resumed', rollout: rollout.id, runner: `${process.pid}`, rechecked: recovered.reset, retried: recovered.retried });
+    options.emit?.({ event: 'rollout.resumed', rollout: rollout.id, runner: await this.runnerName(), rechecked: recovered.reset, retried: recovered.retried });
     return this.runRollout(rollout.id, options);
   }
 
@@ -641,8 +634,12 @@ export class Flotilla {
           const problems: StatusProblem[] = result.ok ? [] : result.problems.map((p) => ({ code: p.code, message: p.message }));
           const holder = holders.get(tenant.schema);
           if (holder) problems.push({ code: 'FLO_TENANT_LOCKED', message: `locked by session ${holder.pid} (${holder.application})` });
-          const partial = applied.filter((a) => a.remaining.length > 0).length;
-          const pending = result.ok ? result.plan.steps.length : set.migrations.filter((m) => !applied.some((a) => a.version === m.version && a.name === m.name)).length + partial;
+          let pending = result.ok ? result.plan.steps.length : 0;
+          if (!result.ok) {
+            // The plan is refused, but the count still says what is not applied (or only partly).
+            const complete = new Set(applied.filter((a) => a.remaining.length === 0).map((a) => `${a.version}_${a.name}`));
+            pending = set.migrations.filter((m) => !complete.has(m.id)).length;
+          }
           states.set(tenant.slug, baseState(tenant, { version: newestVersion(applied), applied: applied.length, pending, problems }));
         }
       } finally {
@@ -654,18 +651,12 @@ export class Flotilla {
 
   /** Backs a tenant up now (`flotilla backup <slug>`), recorded in the catalog and the audit trail. */
   async backup(slug: string, options: { strategy?: BackupStrategy; keep?: number } = {}): Promise<Backup> {
-    const started = performance.now();
-    const audit = { command: 'backup', arguments: { slug, ...options }, tenant: slug };
-    try {
+    return this.audited({ command: 'backup', arguments: { slug, ...options }, tenant: slug }, async () => {
       const tenant = await this.registry.getTenant(slug);
       const server = await this.registry.getServer(tenant.server);
       const backup = await this.backups.backup(tenant, server, await this.migrations(), { ...options, reason: 'manual' });
-      await this.registry.audit.record({ ...audit, outcome: 'succeeded', versionBefore: backup.schemaVersion, versionAfter: backup.schemaVersion, backupId: backup.id, durationMs: performance.now() - started });
-      return backup;
-    } catch (error) {
-      await this.registry.audit.record({ ...audit, outcome: 'failed', errorCode: isFlotillaError(error) ? error.code : null, errorMessage: (error as Error).message, durationMs: performance.now() - started });
-      throw error;
-    }
+      return { result: backup, record: { versionBefore: backup.schemaVersion, versionAfter: backup.schemaVersion, backupId: backup.id } };
+    });
   }
 
   listBackups(slug?: string): Promise<Backup[]> {
@@ -679,11 +670,18 @@ export class Flotilla {
 
   /** Restores a backup into its tenant (offline meanwhile), or into a new tenant with `as`. */
   async restore(slug: string, backupId: string, options: { as?: string } = {}): Promise<{ backup: Backup; tenant: Tenant }> {
-    const started = performance.now();
-    const audit = { command: 'restore', arguments: { slug, backup: backupId, as: options.as }, tenant: options.as ?? slug };
-    try {
+    return this.audited({ command: 'restore', arguments: { slug, backup: backupId, as: options.as }, tenant: options.as ?? slug }, async () => {
       const result = await this.backups.restore(backupId, slug, options);
-      await this.registry.audit.record({ ...audit, outcome: 'succeeded', versionAfter: result.backup.schemaVersion, backupId: result.backup.id, durationMs: performance.now() - started });
+      return { result, record: { versionAfter: result.backup.schemaVersion, backupId: result.backup.id } };
+    });
+  }
+
+  /** Runs one command and records its audit event, succeeded (with what `run` adds) or failed (and rethrown). */
+  private async audited<T>(audit: Pick<AuditEventInput, 'command' | 'arguments' | 'tenant'>, run: () => Promise<{ result: T; record: Partial<AuditEventInput> }>): Promise<T> {
+    const started = performance.now();
+    try {
+      const { result, record } = await run();
+      await this.registry.audit.record({ ...audit, ...record, outcome: 'succeeded', durationMs: performance.now() - started });
       return result;
     } catch (error) {
       await this.registry.audit.record({ ...audit, outcome: 'failed', errorCode: isFlotillaError(error) ? error.code : null, errorMessage: (error as Error).message, durationMs: performance.now() - started });

@@ -15,7 +15,7 @@ import { connect, withClient } from '../postgres/connect.js';
 import { historyExists, readHistory } from '../postgres/history.js';
 import { requireTool, runTool, serverMajor } from '../postgres/pg-tools.js';
 import { createDatabase, dropDatabase, dropSchemas } from '../postgres/provision.js';
-import { databaseOf, withDatabase } from '../postgres/server-url.js';
+import { adminDatabase, withDatabase } from '../postgres/server-url.js';
 import type { Registry } from '../registry/registry.js';
 import type { Server, Tenant } from '../registry/types.js';
 import { ownedSchemas, placeTenant } from '../tenants/placement.js';
@@ -73,7 +73,7 @@ export class BackupService {
       if (backup.strategy === 'dump') await rm(backup.location, { force: true });
       else {
         const server = servers.find((s) => s.name === backup.server) ?? (await this.registry.getServer(backup.server));
-        await withClient(server.url, adminDatabase(server), (admin) => dropDatabase(admin, backup.location));
+        await withClient(server.url, adminDatabase(server.url), (admin) => dropDatabase(admin, backup.location));
       }
       await this.registry.backups.delete(backup.id);
     }
@@ -89,7 +89,7 @@ export class BackupService {
     }
     const id = randomUUID();
     const name = `flotilla_snap_${id.replaceAll('-', '')}`;
-    await withClient(server.url, adminDatabase(server), async (admin) => {
+    await withClient(server.url, adminDatabase(server.url), async (admin) => {
       // PostgreSQL waits 5 s for sessions to leave before it refuses: ask first, and fail within a second
       // (long enough for a session that was just closed, such as the upgrade's own, to be gone).
       let busy = await sessionsOn(admin, tenant.database);
@@ -113,7 +113,7 @@ export class BackupService {
       }));
       return { id, tenant: tenant.slug, kind: tenant.kind, server: server.name, strategy: 'snapshot', location: name, sizeBytes: size, checksum: null, schemaVersion: version, rowCounts: counts, reason: options.reason, runId: options.runId ?? null };
     } catch (error) {
-      await withClient(server.url, adminDatabase(server), (admin) => dropDatabase(admin, name)).catch(() => undefined);
+      await withClient(server.url, adminDatabase(server.url), (admin) => dropDatabase(admin, name)).catch(() => undefined);
       throw error;
     }
   }
@@ -188,7 +188,7 @@ export class BackupService {
     const short = backup.id.slice(0, 8);
     const scratch = `flotilla_restore_${short}`;
     await this.materialize(backup, server, scratch);
-    await withClient(server.url, adminDatabase(server), async (admin) => {
+    await withClient(server.url, adminDatabase(server.url), async (admin) => {
       const old = `flotilla_old_${short}`;
       await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [tenant.database]);
       try {
@@ -209,7 +209,7 @@ export class BackupService {
 
   /** A database named `name` holding the backup, with its row counts checked; removed again on any failure. */
   private async materialize(backup: Backup, server: Server, name: string): Promise<void> {
-    await withClient(server.url, adminDatabase(server), async (admin) => {
+    await withClient(server.url, adminDatabase(server.url), async (admin) => {
       await dropDatabase(admin, name);
       if (backup.strategy === 'snapshot') await admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(backup.location)}`);
       else await createDatabase(admin, name);
@@ -218,7 +218,7 @@ export class BackupService {
       if (backup.strategy === 'dump') await pgRestore(backup, server, name);
       await withClient(server.url, name, async (client) => checkCounts(backup, await countRows(client, backup.kind === 'schema' ? { schemas: await tenantSchemasIn(client, schemaOfBackup(backup, this.tenantsConfig)), tenantSchema: schemaOfBackup(backup, this.tenantsConfig) } : {})));
     } catch (error) {
-      await withClient(server.url, adminDatabase(server), (admin) => dropDatabase(admin, name)).catch(() => undefined);
+      await withClient(server.url, adminDatabase(server.url), (admin) => dropDatabase(admin, name)).catch(() => undefined);
       throw error;
     }
   }
@@ -259,7 +259,7 @@ export class BackupService {
       await this.registry.setStatus(newSlug, 'active');
       return await this.registry.getTenant(newSlug);
     } catch (error) {
-      if (backup.kind === 'database') await withClient(server.url, adminDatabase(server), (admin) => dropDatabase(admin, tenant.database)).catch(() => undefined);
+      if (backup.kind === 'database') await withClient(server.url, adminDatabase(server.url), (admin) => dropDatabase(admin, tenant.database)).catch(() => undefined);
       await this.registry.deleteTenant(newSlug);
       throw error;
     }
@@ -290,7 +290,7 @@ export class BackupService {
       await mkdir(this.config.dir, { recursive: true });
       const run = await runTool('pg_dump', ['--format=custom', '--file', file, ...renamed.flatMap((s) => ['--schema', `"${s}"`])], withDatabase(server.url, scratch));
       if (run.code !== 0) throw new FlotillaError('FLO_RESTORE_FAILED', `pg_dump of the renamed copy failed: ${run.stderr.trim()}`, { hint: 'Check the message above; nothing was changed.' });
-      await withClient(server.url, adminDatabase(server), async (admin) => {
+      await withClient(server.url, adminDatabase(server.url), async (admin) => {
         const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [tenant.database]);
         if (rows.length === 0) await createDatabase(admin, tenant.database);
       });
@@ -305,7 +305,7 @@ export class BackupService {
       });
     } finally {
       await rm(file, { force: true });
-      await withClient(server.url, adminDatabase(server), (admin) => dropDatabase(admin, scratch)).catch(() => undefined);
+      await withClient(server.url, adminDatabase(server.url), (admin) => dropDatabase(admin, scratch)).catch(() => undefined);
     }
   }
 }
@@ -313,7 +313,7 @@ export class BackupService {
 /** Refuses a dump whose file is gone or changed since it was taken, or a snapshot database that is gone. */
 async function verifyBackupIntact(backup: Backup, server: Server): Promise<void> {
   if (backup.strategy === 'snapshot') {
-    const exists = await withClient(server.url, adminDatabase(server), async (admin) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [backup.location])).rows.length > 0);
+    const exists = await withClient(server.url, adminDatabase(server.url), async (admin) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [backup.location])).rows.length > 0);
     if (!exists) {
       throw new FlotillaError('FLO_BACKUP_TAMPERED', `Snapshot database ${backup.location} of backup ${backup.id.slice(0, 8)} no longer exists.`, {
         hint: 'Pick another backup (`flotilla backup list <slug>`).',
@@ -335,7 +335,7 @@ async function verifyBackupIntact(backup: Backup, server: Server): Promise<void>
 }
 
 async function pgRestore(backup: Backup, server: Server, database: string): Promise<void> {
-  const major = await withClient(server.url, adminDatabase(server), serverMajor);
+  const major = await withClient(server.url, adminDatabase(server.url), serverMajor);
   requireTool('pg_restore', major);
   const run = await runTool('pg_restore', ['--exit-on-error', '--single-transaction', '--no-owner', backup.location], withDatabase(server.url, database));
   if (run.code !== 0) {
@@ -376,9 +376,6 @@ async function schemaVersion(client: pg.Client, schema: string): Promise<string 
   return newestVersion(await readHistory(client, schema));
 }
 
-function adminDatabase(server: Server): string {
-  return databaseOf(server.url) ?? 'postgres';
-}
 
 function fileChecksum(path: string): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -1,23 +1,10 @@
-import type { ParsedMigration, Statement } from '../core/migration.js';
-import { unwrap } from '../core/sql/ast.js';
+import type { Statement } from '../core/migration.js';
+import type { PendingPart } from '../core/schedule.js';
 import type { LintReport } from '../lint/lint.js';
 import { changesData } from '../lint/codes.js';
 
-/**
- * Statements that may run outside the transaction without putting data at
- * risk: a failed one leaves at most an INVALID index or an unused enum value,
- * which a retry cleans up; no row is changed.
- */
-const HARMLESS_OUTSIDE = new Set(['IndexStmt', 'ReindexStmt', 'AlterEnumStmt', 'VacuumStmt', 'VacuumStmtList']);
-
-/** Statements that rewrite existing rows in place: verification sees row counts, not values. */
+/** Statements that change or remove existing rows: verification sees row and value counts, not the values themselves. */
 const ROW_CHANGES: Record<string, string> = { UpdateStmt: 'UPDATE', DeleteStmt: 'DELETE', MergeStmt: 'MERGE' };
-
-/** The part of a migration an upgrade is about to run (all of it, or what a failed run left). */
-export interface PendingPart {
-  readonly migration: ParsedMigration;
-  readonly statements: readonly Statement[];
-}
 
 const cache = new WeakMap<LintReport, Map<string, Map<number, string[]>>>();
 
@@ -26,8 +13,9 @@ const cache = new WeakMap<LintReport, Map<string, Map<number, string[]>>>();
  * policy: something that removes or rewrites existing data where the
  * all-or-nothing transaction and verification cannot bring it back — a
  * destructive statement (allowed or not), a column type change, an UPDATE,
- * DELETE or MERGE of existing rows, or a statement outside the transaction that
- * is more than an index build or an enum value. Empty: no backup needed.
+ * DELETE, MERGE or upsert of existing rows, a DO block or CALL, or a statement
+ * outside the transaction that is more than an index build or drop, an enum
+ * value, REINDEX or VACUUM. Empty: no backup needed.
  */
 export function backupRisks(pending: readonly PendingPart[], lint: LintReport): string[] {
   let byMigration = cache.get(lint);
@@ -63,7 +51,12 @@ function risksByLine(lint: LintReport): Map<string, Map<number, string[]>> {
 function statementRisk(statement: Statement): string | undefined {
   const rowChange = ROW_CHANGES[statement.kind];
   if (rowChange) return `${rowChange} of existing rows`;
-  if (!statement.nonTransactional || HARMLESS_OUTSIDE.has(statement.kind)) return undefined;
-  if (statement.kind === 'DropStmt' && unwrap(statement.node).removeType === 'OBJECT_INDEX') return undefined;
-  return `${statement.kind.replace(/Stmt$/, '')} outside the transaction`;
+  // A plain INSERT only adds rows; ON CONFLICT DO UPDATE overwrites some.
+  if (statement.kind === 'InsertStmt' && !statement.keepsData) return 'INSERT … ON CONFLICT DO UPDATE of existing rows';
+  // DO and CALL run code whose effect cannot be read from the statement.
+  if (statement.kind === 'DoStmt' || statement.kind === 'CallStmt') return `${statement.kind === 'DoStmt' ? 'DO block' : 'CALL'}, whose effect cannot be read`;
+  // Outside the transaction, what could take data cannot be rolled back: only an index build or
+  // drop, an enum value, REINDEX or VACUUM (statements that keep every row) need no backup.
+  if (statement.nonTransactional && !statement.keepsData) return `${statement.kind.replace(/Stmt$/, '')} outside the transaction`;
+  return undefined;
 }

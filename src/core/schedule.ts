@@ -12,6 +12,16 @@ export interface HistoryUpdate {
   readonly remaining: readonly number[];
 }
 
+/** The part of a migration an upgrade is about to run: all of it, or what a failed run left. */
+export interface PendingPart {
+  readonly migration: ParsedMigration;
+  readonly statements: readonly Statement[];
+}
+
+export function pendingParts(plan: Plan<ParsedMigration>): PendingPart[] {
+  return plan.steps.map((step) => ({ migration: step.migration, statements: step.statements.map((i) => step.migration.statements[i]!) }));
+}
+
 export type Phase =
   | { readonly kind: 'transaction'; readonly statements: readonly ScheduledStatement[]; readonly history: readonly HistoryUpdate[] }
   | { readonly kind: 'outside'; readonly statement: ScheduledStatement; readonly reason: string; readonly history: readonly HistoryUpdate[] };

@@ -12,7 +12,7 @@ import { Flotilla } from '../flotilla.js';
 import { withClient } from '../postgres/connect.js';
 import { startEmbedded } from '../postgres/embedded.js';
 import { dropDatabase } from '../postgres/provision.js';
-import { databaseOf, withDatabase } from '../postgres/server-url.js';
+import { adminDatabase, databaseOf, withDatabase } from '../postgres/server-url.js';
 import type { TenantKind } from '../registry/types.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/loans', import.meta.url));
@@ -111,7 +111,7 @@ async function resetDemo(serverUrl: string, workDir: string): Promise<void> {
   const snapshots = await withClient(serverUrl, CONTROL_DATABASE, async (client) =>
     (await client.query<{ location: string }>(`SELECT location FROM flotilla.backups WHERE strategy = 'snapshot'`)).rows.map((r) => r.location),
   ).catch(() => [] as string[]);
-  await withClient(serverUrl, databaseOf(serverUrl) ?? 'postgres', async (admin) => {
+  await withClient(serverUrl, adminDatabase(serverUrl), async (admin) => {
     for (const db of [CONTROL_DATABASE, 'flotilla_demo_tenants', ...DEMO_TENANTS.map((t) => `demo_${t.slug}`), ...snapshots]) await dropDatabase(admin, db);
   });
 }

@@ -1,5 +1,5 @@
 import { withClient } from '../postgres/connect.js';
-import { databaseOf } from '../postgres/server-url.js';
+import { adminDatabase } from '../postgres/server-url.js';
 import type { Server, Tenant } from '../registry/types.js';
 
 /**
@@ -14,7 +14,7 @@ export async function tenantSizes(tenants: readonly Tenant[], servers: ReadonlyM
     const server = servers.get(name)!;
     const databases = group.filter((t) => t.kind === 'database');
     if (databases.length > 0) {
-      await withClient(server.url, databaseOf(server.url) ?? 'postgres', async (c) => {
+      await withClient(server.url, adminDatabase(server.url), async (c) => {
         const { rows } = await c.query<{ datname: string; size: string }>('SELECT datname, pg_database_size(datname) AS size FROM pg_database WHERE datname = ANY($1)', [databases.map((t) => t.database)]);
         const bySize = new Map(rows.map((r) => [r.datname, Number(r.size)]));
         for (const t of databases) sizes.set(t.slug, bySize.get(t.database) ?? 0);

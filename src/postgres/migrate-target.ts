@@ -2,17 +2,17 @@ import type pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { FlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
-import type { ParsedMigration, Statement } from '../core/migration.js';
+import type { ParsedMigration } from '../core/migration.js';
 import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
 import type { Plan } from '../core/plan.js';
-import type { HistoryUpdate, Phase, ScheduledStatement, Split } from '../core/schedule.js';
-import { isNode } from '../core/sql/ast.js';
+import type { HistoryUpdate, PendingPart, Phase, ScheduledStatement, Split } from '../core/schedule.js';
+import { isNode, stringField } from '../core/sql/ast.js';
 import type { Loss, TableFingerprint } from '../core/verification.js';
 import { affectedRelations, describeLoss, findLosses, planRenames } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
 import type { TableInfo } from './fingerprint.js';
 import { affectedTables, fingerprintAfter, fingerprintTables } from './fingerprint.js';
-import { schedule } from '../core/schedule.js';
+import { pendingParts, schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
 import { withTenantLock } from './advisory-lock.js';
@@ -58,7 +58,7 @@ export interface EngineOptions {
    * run too, which stops there anyway. `stop` ends the upgrade there, unchanged,
    * with status `planned`.
    */
-  readonly beforeApply?: (pending: readonly { migration: ParsedMigration; statements: readonly Statement[] }[]) => Promise<'apply' | 'stop'>;
+  readonly beforeApply?: (pending: readonly PendingPart[]) => Promise<'apply' | 'stop'>;
   /** Where the session comes from (a pool, for schema tenants sharing a database); default: a new connection. */
   readonly session?: SessionSource;
 }
@@ -148,8 +148,7 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
           verification: null,
         };
         if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
-        const pending = planned.plan.steps.map((s) => ({ migration: s.migration, statements: s.statements.map((i) => s.migration.statements[i]!) }));
-        const go = options.beforeApply ? await options.beforeApply(pending) : 'apply';
+        const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan)) : 'apply';
         if (options.dryRun || go === 'stop') return { ...base, status: 'planned', durationMs: performance.now() - started };
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
@@ -160,7 +159,7 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
           // Index builds in a row are recorded once, after the last: one commit instead of one each. A run
           // killed among them leaves them all remaining, and the resumed run finds each built one by its name.
           const next = phases[i + 1];
-          const recordLater = phase.kind === 'outside' && next?.kind === 'outside' && isNamedIndexBuild(phase.statement) && isNamedIndexBuild(next.statement);
+          const recordLater = phase.kind === 'outside' && next?.kind === 'outside' && namedIndexBuild(phase.statement) !== undefined && namedIndexBuild(next.statement) !== undefined;
           await runPhase(phase, context, recordLater);
         }
         return { ...base, status: 'succeeded', durationMs: performance.now() - started, verification: verifier ? verifier.summary() : null };
@@ -192,10 +191,7 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
   const record = async () => {
     // Each update holds a migration's remaining statements after this phase: the newest one wins.
     for (const update of phase.history) context.unrecorded.set(update.migration, update);
-    if (recordLater) return;
-    await recordHistory(client, target.schema, [...context.unrecorded.values()], context);
-    context.unrecorded.clear();
-    durations.clear();
+    if (!recordLater) await writeHistory(context);
   };
   if (phase.kind === 'transaction') {
     await client.query('BEGIN');
@@ -221,16 +217,25 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
     if (!(await indexAlreadyBuilt(phase.statement, context))) await runStatement(phase.statement, context, durations);
   } catch (error) {
     // What ran before it is written down, when the session still works.
-    if (context.unrecorded.size > 0) await recordHistory(client, target.schema, [...context.unrecorded.values()], context).catch(() => undefined);
+    await writeHistory(context).catch(() => undefined);
     throw error;
   }
   await record();
 }
 
-/** A named CREATE INDEX CONCURRENTLY: whether it already ran can be read from the catalog. */
-function isNamedIndexBuild({ statement }: ScheduledStatement): boolean {
+/** Writes the history of what ran since the last write, in one statement. */
+async function writeHistory(context: RunContext): Promise<void> {
+  if (context.unrecorded.size === 0) return;
+  await recordHistory(context.client, context.target.schema, [...context.unrecorded.values()], context);
+  context.unrecorded.clear();
+  context.durations.clear();
+}
+
+/** A named CREATE INDEX CONCURRENTLY (its name, and its schema when written): whether it ran can be read from the catalog. */
+function namedIndexBuild({ statement }: ScheduledStatement): { name: string; schema: string | undefined } | undefined {
   const body = statement.node.IndexStmt;
-  return isNode(body) && body.concurrent === true && typeof body.idxname === 'string';
+  if (!isNode(body) || body.concurrent !== true || typeof body.idxname !== 'string') return undefined;
+  return { name: body.idxname, schema: isNode(body.relation) ? stringField(body.relation, 'schemaname') : undefined };
 }
 
 /**
@@ -238,17 +243,16 @@ function isNamedIndexBuild({ statement }: ScheduledStatement): boolean {
  * left INVALID, and when resuming, treat a valid index of that name as done (the
  * build succeeded but the crash came before its history row was written).
  */
-async function indexAlreadyBuilt({ migration, statement }: ScheduledStatement, context: RunContext): Promise<boolean> {
+async function indexAlreadyBuilt(scheduled: ScheduledStatement, context: RunContext): Promise<boolean> {
   // An index build runs only after its migration's transaction committed with a history row, so a
   // failed earlier build always leaves a partly applied migration: only a resumed one needs the check.
-  if (!context.resumed.has(migration.id)) return false;
-  const body = statement.node.IndexStmt;
-  if (!body || typeof body !== 'object' || Array.isArray(body) || !body.concurrent || typeof body.idxname !== 'string') return false;
-  const relation = body.relation as { schemaname?: string } | undefined;
-  const schema = relation?.schemaname ?? context.target.schema;
-  const state = await indexState(context.client, schema, body.idxname);
+  if (!context.resumed.has(scheduled.migration.id)) return false;
+  const index = namedIndexBuild(scheduled);
+  if (!index) return false;
+  const schema = index.schema ?? context.target.schema;
+  const state = await indexState(context.client, schema, index.name);
   if (state === 'invalid') {
-    await dropInvalidIndex(context.client, schema, body.idxname);
+    await dropInvalidIndex(context.client, schema, index.name);
     return false;
   }
   return state === 'valid';

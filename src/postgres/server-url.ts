@@ -12,6 +12,11 @@ export function databaseOf(url: string): string | undefined {
   return path === '' ? undefined : path;
 }
 
+/** The database a server's URL names, where Flotilla connects to create, copy and drop databases; `postgres` when it names none. */
+export function adminDatabase(url: string): string {
+  return databaseOf(url) ?? 'postgres';
+}
+
 export function parseServerUrl(url: string): URL {
   let parsed: URL | undefined;
   try {

@@ -3,7 +3,7 @@ import { AuditLog } from '../audit/audit-log.js';
 import { BackupCatalog } from '../backup/catalog.js';
 import { RolloutStore } from '../fleet/rollout-store.js';
 import { withClient } from '../postgres/connect.js';
-import { databaseOf, withDatabase } from '../postgres/server-url.js';
+import { adminDatabase, withDatabase } from '../postgres/server-url.js';
 import { FlotillaError } from '../core/errors.js';
 import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
 
@@ -54,7 +54,7 @@ export class Registry {
         limits.set(server.name, own);
         continue;
       }
-      const max = await withClient(server.url, databaseOf(server.url) ?? 'postgres', async (c) => Number((await c.query(`SELECT current_setting('max_connections') AS m`)).rows[0].m)).catch(() => 16);
+      const max = await withClient(server.url, adminDatabase(server.url), async (c) => Number((await c.query(`SELECT current_setting('max_connections') AS m`)).rows[0].m)).catch(() => 16);
       limits.set(server.name, Math.max(1, Math.min(16, Math.floor(max / 4))));
     }
     return limits;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { PendingPart } from '../../src/backup/risk.js';
 import { backupRisks } from '../../src/backup/risk.js';
 import type { ParsedMigration } from '../../src/core/migration.js';
+import type { PendingPart } from '../../src/core/schedule.js';
 import { lintMigrations } from '../../src/lint/lint.js';
 import { migration } from '../support/migrations.js';
 
@@ -33,6 +33,15 @@ describe('the backup policy "risky"', () => {
       'UPDATE of existing rows at 0002_backfill.sql:2',
       'DELETE of existing rows at 0002_backfill.sql:3',
     ]);
+  });
+
+  it('backs up an upsert that overwrites rows, and code whose effect cannot be read, but not a plain INSERT', () => {
+    expect(
+      risks(
+        migration('0002_seed', `INSERT INTO accounts (id, email) VALUES (1, 'a@x');\nINSERT INTO accounts (id, email) VALUES (2, 'b@x') ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email;`),
+        migration('0003_code', `DO $$ BEGIN PERFORM 1; END $$;`),
+      ),
+    ).toEqual(['INSERT … ON CONFLICT DO UPDATE of existing rows at 0002_seed.sql:2', 'DO block, whose effect cannot be read at 0003_code.sql:1']);
   });
 
   it('backs up a destructive statement once, by its lint code, allowed or not', () => {

@@ -166,6 +166,8 @@ const KEEPS_DATA_KINDS = new Set([
   'AlterPolicyStmt',
   'CreateStatsStmt',
   'VariableSetStmt',
+  'ReindexStmt',
+  'VacuumStmt',
 ]);
 
 /** ALTER TABLE sub-commands that add or constrain, never remove or convert, what a table holds. */
@@ -196,6 +198,7 @@ const KEEPS_DATA_ALTERS = new Set([
  */
 export function keepsData(kind: string, node: AstNode): boolean {
   if (KEEPS_DATA_KINDS.has(kind)) return true;
+  if (kind === 'DropStmt') return unwrap(node).removeType === 'OBJECT_INDEX';
   // A plain INSERT only adds; ON CONFLICT DO UPDATE may overwrite.
   if (kind === 'InsertStmt') return !isNode(unwrap(node).onConflictClause);
   if (kind !== 'AlterTableStmt') return false;
