@@ -8,6 +8,24 @@ const RESTORED_STATUS = `CASE WHEN d.previous_status IS NULL OR d.previous_statu
 /** First key of the transaction lock that serializes claims on one rollout. */
 const CLAIM_LOCK_NAMESPACE = 0x464c5443;
 
+/** SQL: the liveness lock of the runner whose key is in `keyColumn` is held (its runner lives). `$2` is RUNNER_LOCK_NAMESPACE. */
+function runnerAlive(keyColumn: string): string {
+  return `EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $2::int::oid
+                    AND l.objid = ${keyColumn}::oid AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`;
+}
+
+/** Rollouts with their counts per state; a WHERE, ORDER BY or LIMIT follows. */
+const ROLLOUTS = `SELECT r.*, c.* FROM flotilla.rollouts r,
+   LATERAL (SELECT count(*)::int AS total,
+                   count(*) FILTER (WHERE state = 'pending')::int AS pending,
+                   count(*) FILTER (WHERE state = 'running')::int AS running,
+                   count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded,
+                   count(*) FILTER (WHERE state = 'failed')::int AS failed,
+                   count(*) FILTER (WHERE state = 'skipped')::int AS skipped,
+                   min(wave) FILTER (WHERE state IN ('pending', 'running')) AS current_wave,
+                   count(DISTINCT wave) FILTER (WHERE state <> 'skipped')::int AS waves
+              FROM flotilla.rollout_tenants WHERE rollout_id = r.id) c`;
+
 export type RolloutStatus = 'running' | 'halted' | 'finished' | 'cancelled';
 export type TenantState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
 
@@ -90,9 +108,7 @@ export class RolloutStore {
     startedBy: string;
     tenants: readonly { tenant: string; server: string; wave: number; position: number; state: 'pending' | 'skipped'; versionBefore: string | null }[];
   }): Promise<string> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return this.inTransaction(async (client) => {
       const { rows } = await client.query<{ id: string }>(
         `INSERT INTO flotilla.rollouts (status, target, options, selection, started_by) VALUES ('running', $1, $2, $3, $4) RETURNING id`,
         [input.target, JSON.stringify(input.options), JSON.stringify(input.selection), input.startedBy],
@@ -106,8 +122,18 @@ export class RolloutStore {
            FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[]) AS u(tenant, server, wave, position, state, version)`,
         [id, t.map((x) => x.tenant), t.map((x) => x.server), t.map((x) => x.wave), t.map((x) => x.position), t.map((x) => x.state), t.map((x) => x.versionBefore)],
       );
-      await client.query('COMMIT');
       return id;
+    });
+  }
+
+  /** Runs `fn` in one transaction on one pooled session: committed when it returns, rolled back when it throws. */
+  private async inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -117,26 +143,13 @@ export class RolloutStore {
   }
 
   async get(id: string): Promise<Rollout | undefined> {
-    const { rows } = await this.pool.query(
-      `SELECT r.*, c.* FROM flotilla.rollouts r,
-         LATERAL (SELECT count(*)::int AS total,
-                         count(*) FILTER (WHERE state = 'pending')::int AS pending,
-                         count(*) FILTER (WHERE state = 'running')::int AS running,
-                         count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded,
-                         count(*) FILTER (WHERE state = 'failed')::int AS failed,
-                         count(*) FILTER (WHERE state = 'skipped')::int AS skipped,
-                         min(wave) FILTER (WHERE state IN ('pending', 'running')) AS current_wave,
-                         count(DISTINCT wave) FILTER (WHERE state <> 'skipped')::int AS waves
-                    FROM flotilla.rollout_tenants WHERE rollout_id = r.id) c
-        WHERE r.id::text = $1 OR r.id::text LIKE $1 || '%'`,
-      [id.toLowerCase()],
-    );
+    const { rows } = await this.pool.query(`${ROLLOUTS} WHERE r.id::text = $1 OR r.id::text LIKE $1 || '%'`, [id.toLowerCase()]);
     return rows.length === 1 ? toRollout(rows[0]) : undefined;
   }
 
   async list(limit = 50): Promise<Rollout[]> {
-    const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM flotilla.rollouts ORDER BY created_at DESC LIMIT $1', [limit]);
-    return (await Promise.all(rows.map((r) => this.get(r.id)))).filter((r): r is Rollout => r !== undefined);
+    const { rows } = await this.pool.query(`${ROLLOUTS} ORDER BY r.created_at DESC LIMIT $1`, [limit]);
+    return rows.map(toRollout);
   }
 
   async tenants(id: string): Promise<RolloutTenant[]> {
@@ -177,9 +190,7 @@ export class RolloutStore {
    * wait, or done.
    */
   async claim(id: string, runner: { name: string; key: number }, serverLimits: ReadonlyMap<string, number>): Promise<Claim> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return this.inTransaction(async (client): Promise<Claim> => {
       // One round trip for the lock and the rollout's state: claims are on every tenant's path.
       const { rows: states } = await client.query<{ status: RolloutStatus; options: RolloutOptions; canary_check: string | null; wave: number | null; busy: number; canaries: string[] | null }>(
         `SELECT r.status, r.options, r.canary_check,
@@ -190,23 +201,19 @@ export class RolloutStore {
         [id, CLAIM_LOCK_NAMESPACE],
       );
       const rollout = states[0];
-      const finish = async (claim: Claim) => {
-        await client.query('COMMIT');
-        return claim;
-      };
-      if (!rollout || rollout.status !== 'running') return finish({ kind: 'done', status: rollout?.status ?? 'cancelled' });
+      if (!rollout || rollout.status !== 'running') return { kind: 'done', status: rollout?.status ?? 'cancelled' };
       if (rollout.wave === null) {
         await client.query(`UPDATE flotilla.rollouts SET status = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = $1`, [id]);
-        return finish({ kind: 'done', status: 'finished' });
+        return { kind: 'done', status: 'finished' };
       }
       const command = rollout.options.canaryCheck;
       const canaries = rollout.canaries ?? [];
       if (rollout.wave > 0 && command && rollout.canary_check !== 'passed' && canaries.length > 0) {
-        if (rollout.canary_check !== null) return finish({ kind: 'wait' });
+        if (rollout.canary_check !== null) return { kind: 'wait' };
         await client.query(`UPDATE flotilla.rollouts SET canary_check = 'running' WHERE id = $1`, [id]);
-        return finish({ kind: 'canary-check', tenants: canaries, command });
+        return { kind: 'canary-check', tenants: canaries, command };
       }
-      if (rollout.busy >= rollout.options.concurrency) return finish({ kind: 'wait' });
+      if (rollout.busy >= rollout.options.concurrency) return { kind: 'wait' };
       const limits = [...serverLimits];
       // Pick, mark running and mark the tenant upgrading, in one statement.
       const { rows } = await client.query<{ tenant: string; server: string; attempts: number }>(
@@ -229,14 +236,9 @@ export class RolloutStore {
         [id, rollout.wave, limits.map(([s]) => s), limits.map(([, n]) => n), runner.name, runner.key],
       );
       const row = rows[0];
-      if (!row) return finish({ kind: 'wait' });
-      return finish({ kind: 'tenant', tenant: row.tenant, server: row.server, wave: rollout.wave, attempts: row.attempts });
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+      if (!row) return { kind: 'wait' };
+      return { kind: 'tenant', tenant: row.tenant, server: row.server, wave: rollout.wave, attempts: row.attempts };
+    });
   }
 
   async finish(
@@ -267,15 +269,11 @@ export class RolloutStore {
    * failed tenants (by error code, or all).
    */
   async recover(id: string, retry: 'transient' | 'all' | 'none'): Promise<{ reset: string[]; retried: string[] }> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return this.inTransaction(async (client) => {
       const reset = await client.query<{ tenant: string }>(
         `WITH d AS (
            UPDATE flotilla.rollout_tenants rt SET state = 'pending', runner = NULL, runner_key = NULL
-            WHERE rollout_id = $1 AND state = 'running'
-              AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                                AND l.classid = $2::int::oid AND l.objid = rt.runner_key::oid AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+            WHERE rollout_id = $1 AND state = 'running' AND NOT ${runnerAlive('rt.runner_key')}
             RETURNING tenant, previous_status),
          restored AS (UPDATE flotilla.tenants t SET status = ${RESTORED_STATUS}, updated_at = now() FROM d WHERE t.slug = d.tenant AND t.status = 'upgrading')
          SELECT tenant FROM d`,
@@ -289,14 +287,8 @@ export class RolloutStore {
           WHERE rollout_id = $1 AND state = 'failed' AND ($2::text[] IS NULL OR error_code = ANY($2)) RETURNING tenant`,
         [id, codes],
       );
-      await client.query('COMMIT');
       return { reset: reset.rows.map((r) => r.tenant), retried: retried.rows.map((r) => r.tenant) };
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Records a runner working on this rollout (its liveness lock is already held). */
@@ -306,19 +298,17 @@ export class RolloutStore {
 
   /** How many runners of this rollout are alive (their liveness lock is held). */
   async liveRunners(id: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM flotilla.rollout_runners r JOIN pg_locks l
-          ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $2::int::oid AND l.objid = r.runner_key::oid
-       WHERE r.rollout_id = $1`,
-      [id, RUNNER_LOCK_NAMESPACE],
-    );
+    const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM flotilla.rollout_runners r WHERE r.rollout_id = $1 AND ${runnerAlive('r.runner_key')}`, [
+      id,
+      RUNNER_LOCK_NAMESPACE,
+    ]);
     return rows[0]?.n ?? 0;
   }
 
   /** Rollouts that did not finish (running with no live runner, or halted), newest first. */
   async unfinished(): Promise<Rollout[]> {
-    const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM flotilla.rollouts WHERE status IN ('running', 'halted') ORDER BY created_at DESC`);
-    return (await Promise.all(rows.map((r) => this.get(r.id)))).filter((r): r is Rollout => r !== undefined);
+    const { rows } = await this.pool.query(`${ROLLOUTS} WHERE r.status IN ('running', 'halted') ORDER BY r.created_at DESC`);
+    return rows.map(toRollout);
   }
 }
 
