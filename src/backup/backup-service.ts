@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { FlotillaConfig } from '../config/config.js';
 import { FlotillaError, isFlotillaError } from '../core/errors.js';
@@ -14,7 +13,7 @@ import { quoteIdent } from '../core/sql/quote.js';
 import { connect, withClient } from '../postgres/connect.js';
 import { historyExists, readHistory } from '../postgres/history.js';
 import { requireTool, runTool, serverMajor } from '../postgres/pg-tools.js';
-import { createDatabase, dropDatabase, dropSchemas } from '../postgres/provision.js';
+import { createDatabase, databaseExists, dropDatabase, dropSchemas, ensureDatabase } from '../postgres/provision.js';
 import { adminDatabase, withDatabase } from '../postgres/server-url.js';
 import type { Registry } from '../registry/registry.js';
 import type { Server, Tenant } from '../registry/types.js';
@@ -290,10 +289,7 @@ export class BackupService {
       await mkdir(this.config.dir, { recursive: true });
       const run = await runTool('pg_dump', ['--format=custom', '--file', file, ...renamed.flatMap((s) => ['--schema', `"${s}"`])], withDatabase(server.url, scratch));
       if (run.code !== 0) throw new FlotillaError('FLO_RESTORE_FAILED', `pg_dump of the renamed copy failed: ${run.stderr.trim()}`, { hint: 'Check the message above; nothing was changed.' });
-      await withClient(server.url, adminDatabase(server.url), async (admin) => {
-        const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [tenant.database]);
-        if (rows.length === 0) await createDatabase(admin, tenant.database);
-      });
+      await withClient(server.url, adminDatabase(server.url), (admin) => ensureDatabase(admin, tenant.database));
       await pgRestore({ ...backup, location: file }, server, tenant.database);
       await withClient(server.url, tenant.database, async (client) => {
         try {
@@ -313,8 +309,7 @@ export class BackupService {
 /** Refuses a dump whose file is gone or changed since it was taken, or a snapshot database that is gone. */
 async function verifyBackupIntact(backup: Backup, server: Server): Promise<void> {
   if (backup.strategy === 'snapshot') {
-    const exists = await withClient(server.url, adminDatabase(server.url), async (admin) => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [backup.location])).rows.length > 0);
-    if (!exists) {
+    if (!(await withClient(server.url, adminDatabase(server.url), (admin) => databaseExists(admin, backup.location)))) {
       throw new FlotillaError('FLO_BACKUP_TAMPERED', `Snapshot database ${backup.location} of backup ${backup.id.slice(0, 8)} no longer exists.`, {
         hint: 'Pick another backup (`flotilla backup list <slug>`).',
         meta: { backup: backup.id },
@@ -375,7 +370,6 @@ async function schemaVersion(client: pg.Client, schema: string): Promise<string 
   if (!(await historyExists(client, schema))) return null;
   return newestVersion(await readHistory(client, schema));
 }
-
 
 function fileChecksum(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
