@@ -64,6 +64,8 @@ export interface MigrateOptions {
   readonly all?: boolean;
   readonly dryRun?: boolean;
   readonly allowOutOfOrder?: boolean;
+  /** Stop at this version (default: the newest migration). */
+  readonly target?: string;
   /** Called as each tenant finishes, for live output. */
   readonly onTenant?: (outcome: TenantOutcome) => void;
 }
@@ -398,7 +400,7 @@ export class Flotilla {
     const runId = randomUUID();
     const outcomes: TenantOutcome[] = [];
     for (const tenant of selected) {
-      const outcome = await this.upgradeTenant(tenant, context, { runId, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder });
+      const outcome = await this.upgradeTenant(tenant, context, { runId, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder, target: options.target });
       outcomes.push(outcome);
       options.onTenant?.(outcome);
     }

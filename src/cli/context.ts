@@ -1,9 +1,23 @@
+import { InvalidArgumentError } from 'commander';
 import type { ResolvedConfig } from '../config/config.js';
 import { loadConfig } from '../config/config.js';
 import { Flotilla } from '../flotilla.js';
 
 export interface GlobalOptions {
   config?: string;
+}
+
+/** Commander argument parser of a repeatable option: every value given, in order. */
+export function repeatable(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** The same, each value one of `choices` (anything else is refused, naming them). */
+export function repeatableChoice(choices: readonly string[]): (value: string, previous?: string[]) => string[] {
+  return (value, previous = []) => {
+    if (!choices.includes(value)) throw new InvalidArgumentError(`Allowed choices are ${choices.join(', ')}.`);
+    return [...previous, value];
+  };
 }
 
 export function cliConfig(options: GlobalOptions): Promise<ResolvedConfig> {

@@ -70,6 +70,9 @@ describe('the flotilla CLI', () => {
     // Grouped: acme (database) and globex (schema) get the same plan here.
     expect(JSON.parse(dry.stdout)).toEqual([expect.objectContaining({ count: 2, tenants: ['acme', 'globex'], status: 'planned', from: '0001' })]);
     expect(JSON.parse((await cli('status', '--json')).stdout)[0].pending).toBe(1);
+    // --to holds in a dry run too: up to 0001, there is nothing to apply.
+    const held = await cli('migrate', '--all', '--dry-run', '--to', '0001', '--json');
+    expect(JSON.parse(held.stdout)).toEqual([expect.objectContaining({ count: 2, status: 'skipped', from: '0001', migrations: [] })]);
 
     const run = await cli('migrate', '--all');
     expect(run.code).toBe(0);
@@ -153,6 +156,18 @@ describe('the flotilla CLI', () => {
     const result = await cli('migrate');
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('error FLO_USAGE');
+  });
+
+  it('refuses an unknown --status or --order, naming the choices, before any rollout is made', async () => {
+    const rollouts = async () => JSON.parse((await cli('rollout', 'list', '--json')).stdout).length as number;
+    const before = await rollouts();
+    const status = await cli('migrate', '--all', '--status', 'activ');
+    expect(status.code).toBe(2);
+    expect(status.stderr).toContain("option '--status <status>' argument 'activ' is invalid. Allowed choices are provisioning, active, suspended, archived, restoring, upgrading.");
+    const order = await cli('migrate', '--all', '--order', 'biggest');
+    expect(order.code).toBe(2);
+    expect(order.stderr).toContain("argument 'biggest' is invalid. Allowed choices are slug, plan, created, size.");
+    expect(await rollouts()).toBe(before);
   });
 
   it('registers servers and never prints their passwords', async () => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { Option } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { FlotillaError } from '../../core/errors.js';
 import type { Flotilla, RolloutSelection, RolloutStartOptions, TenantOutcome } from '../../flotilla.js';
@@ -6,20 +7,19 @@ import type { RolloutEvent } from '../../fleet/events.js';
 import type { Rollout } from '../../fleet/rollout-store.js';
 import type { Finding } from '../../lint/lint.js';
 import type { TenantStatus } from '../../registry/types.js';
+import { TENANT_STATUSES } from '../../registry/types.js';
 import type { GlobalOptions } from '../context.js';
-import { withFlotilla } from '../context.js';
+import { repeatable, repeatableChoice, withFlotilla } from '../context.js';
 import { describeOutcome } from '../describe-outcome.js';
 import { line, printJson, printTable } from '../output.js';
 import { RolloutProgress } from '../progress.js';
-
-const repeat = (value: string, previous: string[] = []) => [...previous, value];
 
 interface MigrateFlags {
   tenant?: string[];
   all?: boolean;
   tag?: string[];
   server?: string[];
-  status?: string[];
+  status?: TenantStatus[];
   to?: string;
   canary?: string;
   canaryCheck?: string;
@@ -58,18 +58,18 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
   program
     .command('migrate')
     .description('upgrade tenants as a rollout: canary first, in waves, bounded concurrency, a failure budget, resumable')
-    .option('--tenant <slug>', 'a tenant (repeatable)', repeat)
+    .option('--tenant <slug>', 'a tenant (repeatable)', repeatable)
     .option('--all', 'every active tenant')
-    .option('--tag <tag>', 'tenants with this tag (repeatable)', repeat)
-    .option('--server <name>', 'tenants on this server (repeatable)', repeat)
-    .option('--status <status>', 'tenants in this status (repeatable; default active)', repeat)
+    .option('--tag <tag>', 'tenants with this tag (repeatable)', repeatable)
+    .option('--server <name>', 'tenants on this server (repeatable)', repeatable)
+    .option('--status <status>', `tenants in this status (repeatable; default active): ${TENANT_STATUSES.join(', ')}`, repeatableChoice(TENANT_STATUSES))
     .option('--to <version>', 'stop at this version (default: the newest)')
     .option('--canary <n|n%|slugs>', 'upgrade these first; the rest starts only when they all succeeded')
     .option('--canary-check <command>', 'run after the canary (slugs as arguments); the rest starts only if it exits 0')
     .option('--wave-size <n>', 'after the canary, upgrade in waves of n tenants')
     .option('--concurrency <n>', 'tenants upgraded at once, across all runners', '4')
     .option('--max-failures <n|n%>', 'halt once more tenants than this failed')
-    .option('--order <order>', 'slug, plan, created, or size (smallest first)', 'slug')
+    .addOption(new Option('--order <order>', 'the order tenants are upgraded in (size: smallest first)').choices(['slug', 'plan', 'created', 'size']).default('slug'))
     .option('--dry-run', 'show what each group of tenants would get, change nothing')
     .option('--resume <rollout>', 'finish an unfinished rollout (after a crash or a halt)')
     .option('--join <rollout>', 'add this process as one more runner of a running rollout')
@@ -77,7 +77,7 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
     .option('--allow-out-of-order', 'apply pending migrations older than the newest applied one')
     .option('--json', 'one JSON event per line')
     .action(async (flags: MigrateFlags) => {
-      const selection: RolloutSelection = { tenants: flags.tenant, all: flags.all, tags: flags.tag, servers: flags.server, statuses: flags.status as TenantStatus[] | undefined };
+      const selection: RolloutSelection = { tenants: flags.tenant, all: flags.all, tags: flags.tag, servers: flags.server, statuses: flags.status };
       const selected = Boolean(flags.all || flags.tenant?.length || flags.tag?.length || flags.server?.length);
       if (!selected && !flags.resume && !flags.join) {
         throw new FlotillaError('FLO_USAGE', 'Say which tenants to migrate: --all, --tenant <slug>, --tag <tag> or --server <name> (or --resume/--join <rollout>).', {
@@ -183,7 +183,7 @@ async function summary(flotilla: Flotilla, rollout: Rollout): Promise<void> {
 /** The plan per tenant, grouped: 2,000 identical tenants read as one line with a count. */
 async function dryRun(flotilla: Flotilla, selection: RolloutSelection, flags: MigrateFlags): Promise<void> {
   const tenants = await flotilla.selectTenants(selection);
-  const report = await flotilla.migrate({ tenants: tenants.map((t) => t.slug), dryRun: true, allowOutOfOrder: flags.allowOutOfOrder });
+  const report = await flotilla.migrate({ tenants: tenants.map((t) => t.slug), dryRun: true, allowOutOfOrder: flags.allowOutOfOrder, target: flags.to });
   const lint = await flotilla.lint();
   const summarize = (outcome: TenantOutcome) => summarizeOutcome(outcome, lint.findings);
   const groups = new Map<string, { outcome: TenantOutcome; tenants: string[] }>();

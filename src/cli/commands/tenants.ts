@@ -3,7 +3,7 @@ import { Option } from 'commander';
 import { TENANT_KINDS } from '../../registry/types.js';
 import type { Tenant, TenantKind } from '../../registry/types.js';
 import type { GlobalOptions } from '../context.js';
-import { withFlotilla } from '../context.js';
+import { repeatable, withFlotilla } from '../context.js';
 import { line, printJson, printTable } from '../output.js';
 
 export function registerTenantCommands(program: Command, globals: () => GlobalOptions): void {
@@ -15,7 +15,7 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
     .addOption(new Option('--kind <kind>', 'where the tenant lives (default from config: database)').choices([...TENANT_KINDS]))
     .option('--server <server>', 'registered server to place it on', 'main')
     .option('--plan <plan>', 'commercial plan, stored in the registry')
-    .option('--tag <tag>', 'a label rollouts can select by, `migrate --tag` (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--tag <tag>', 'a label rollouts can select by, `migrate --tag` (repeatable)', repeatable)
     .option('--json', 'print the tenant as JSON')
     .action(async (slug: string, options: { name?: string; kind?: TenantKind; server: string; plan?: string; tag?: string[]; json?: boolean }) => {
       await withFlotilla(globals(), async (flotilla) => {
