@@ -24,7 +24,7 @@ import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas
 import { adminDatabase, databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.js';
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
-import { migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
+import { byDatabase, migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
 import type { Finding, LintOptions, LintReport } from './lint/lint.js';
 import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
 import { BackupService } from './backup/backup-service.js';
@@ -608,13 +608,8 @@ export class Flotilla {
     const set = await this.migrations();
     const tenants = await this.registry.listTenants();
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
-    const groups = new Map<string, Tenant[]>();
-    for (const tenant of tenants) {
-      const key = `${tenant.server}\u0000${tenant.database}`;
-      groups.set(key, [...(groups.get(key) ?? []), tenant]);
-    }
     const states = new Map<string, TenantState>();
-    for (const group of groups.values()) {
+    for (const group of byDatabase(tenants)) {
       const first = group[0]!;
       const server = servers.get(first.server)!;
       let client;

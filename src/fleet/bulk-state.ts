@@ -4,6 +4,7 @@ import { compareVersions } from '../core/migration-file.js';
 import { queryEachHistory, schemasWithHistory } from '../postgres/bulk-history.js';
 import { connect } from '../postgres/connect.js';
 import type { Server, Tenant } from '../registry/types.js';
+import { byDatabase } from '../tenants/placement.js';
 
 export interface TenantVersion {
   /** Newest applied version; null when none (or the tenant's database cannot be read). */
@@ -18,7 +19,6 @@ export function targetDigest(set: MigrationSet, target: string | null): string {
   return createHash('md5').update(lines.join(',')).digest('hex');
 }
 
-
 /**
  * Reads where every tenant is with one connection per tenant database and, for
  * schema tenants sharing a database, one catalog query for all of them (in
@@ -26,13 +26,8 @@ export function targetDigest(set: MigrationSet, target: string | null): string {
  */
 export async function tenantVersions(tenants: readonly Tenant[], servers: ReadonlyMap<string, Server>, set: MigrationSet, target: string | null): Promise<Map<string, TenantVersion>> {
   const expected = targetDigest(set, target);
-  const groups = new Map<string, Tenant[]>();
-  for (const tenant of tenants) {
-    const key = `${tenant.server}\u0000${tenant.database}`;
-    groups.set(key, [...(groups.get(key) ?? []), tenant]);
-  }
   const result = new Map<string, TenantVersion>();
-  const work = [...groups.values()];
+  const work = byDatabase(tenants);
   const worker = async () => {
     for (let group = work.shift(); group; group = work.shift()) {
       const first = group[0]!;

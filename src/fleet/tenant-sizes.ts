@@ -1,6 +1,7 @@
 import { withClient } from '../postgres/connect.js';
 import { adminDatabase } from '../postgres/server-url.js';
 import type { Server, Tenant } from '../registry/types.js';
+import { byDatabase } from '../tenants/placement.js';
 
 /**
  * Bytes each tenant holds: its database's size (one query per server), or the
@@ -8,31 +9,27 @@ import type { Server, Tenant } from '../registry/types.js';
  */
 export async function tenantSizes(tenants: readonly Tenant[], servers: ReadonlyMap<string, Server>): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
-  const byServer = new Map<string, Tenant[]>();
-  for (const t of tenants) byServer.set(t.server, [...(byServer.get(t.server) ?? []), t]);
-  for (const [name, group] of byServer) {
+  const databaseTenants = tenants.filter((t) => t.kind === 'database');
+  for (const name of new Set(databaseTenants.map((t) => t.server))) {
     const server = servers.get(name)!;
-    const databases = group.filter((t) => t.kind === 'database');
-    if (databases.length > 0) {
-      await withClient(server.url, adminDatabase(server.url), async (c) => {
-        const { rows } = await c.query<{ datname: string; size: string }>('SELECT datname, pg_database_size(datname) AS size FROM pg_database WHERE datname = ANY($1)', [databases.map((t) => t.database)]);
-        const bySize = new Map(rows.map((r) => [r.datname, Number(r.size)]));
-        for (const t of databases) sizes.set(t.slug, bySize.get(t.database) ?? 0);
-      });
-    }
-    const shared = new Map<string, Tenant[]>();
-    for (const t of group.filter((x) => x.kind === 'schema')) shared.set(t.database, [...(shared.get(t.database) ?? []), t]);
-    for (const [database, members] of shared) {
-      await withClient(server.url, database, async (c) => {
-        const { rows } = await c.query<{ schema: string; size: string }>(
-          `SELECT n.nspname AS schema, coalesce(sum(pg_total_relation_size(c.oid)), 0) AS size FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm')
-            WHERE n.nspname = ANY($1) GROUP BY 1`,
-          [members.map((t) => t.schema)],
-        );
-        const bySize = new Map(rows.map((r) => [r.schema, Number(r.size)]));
-        for (const t of members) sizes.set(t.slug, bySize.get(t.schema) ?? 0);
-      });
-    }
+    const onServer = databaseTenants.filter((t) => t.server === name);
+    await withClient(server.url, adminDatabase(server.url), async (c) => {
+      const { rows } = await c.query<{ datname: string; size: string }>('SELECT datname, pg_database_size(datname) AS size FROM pg_database WHERE datname = ANY($1)', [onServer.map((t) => t.database)]);
+      const bySize = new Map(rows.map((r) => [r.datname, Number(r.size)]));
+      for (const t of onServer) sizes.set(t.slug, bySize.get(t.database) ?? 0);
+    });
+  }
+  for (const members of byDatabase(tenants.filter((t) => t.kind === 'schema'))) {
+    const first = members[0]!;
+    await withClient(servers.get(first.server)!.url, first.database, async (c) => {
+      const { rows } = await c.query<{ schema: string; size: string }>(
+        `SELECT n.nspname AS schema, coalesce(sum(pg_total_relation_size(c.oid)), 0) AS size FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm')
+          WHERE n.nspname = ANY($1) GROUP BY 1`,
+        [members.map((t) => t.schema)],
+      );
+      const bySize = new Map(rows.map((r) => [r.schema, Number(r.size)]));
+      for (const t of members) sizes.set(t.slug, bySize.get(t.schema) ?? 0);
+    });
   }
   return sizes;
 }

@@ -26,3 +26,15 @@ export function migrationTarget(tenant: Tenant, server: Server, set: MigrationSe
 export function ownedSchemas(tenant: Tenant, set: MigrationSet): string[] {
   return tenant.kind === 'schema' ? [...new Set(tenantSchemaMap(tenant.schema, set.createdSchemas).values())] : [];
 }
+
+/** Tenants grouped by the database they live in (server and database): what one connection can read at once. */
+export function byDatabase(tenants: readonly Tenant[]): Tenant[][] {
+  const groups = new Map<string, Tenant[]>();
+  for (const tenant of tenants) {
+    const key = `${tenant.server}\u0000${tenant.database}`;
+    const group = groups.get(key);
+    if (group) group.push(tenant);
+    else groups.set(key, [tenant]);
+  }
+  return [...groups.values()];
+}
