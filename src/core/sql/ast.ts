@@ -20,11 +20,16 @@ export function unwrap(node: AstNode): AstNode {
 
 /** Visits every object in the tree, depth first, parents before children. */
 export function walk(value: AstValue | undefined, visit: (node: AstNode, key: string) => void, key = ''): void {
+  if (typeof value !== 'object' || value === null) return;
   if (Array.isArray(value)) {
     for (const item of value) walk(item, visit, key);
-  } else if (isNode(value)) {
-    visit(value, key);
-    for (const [childKey, child] of Object.entries(value)) walk(child, visit, childKey);
+    return;
+  }
+  visit(value, key);
+  // for…in rather than Object.entries: a data migration's tree has millions of nodes.
+  for (const childKey in value) {
+    const child = value[childKey];
+    if (typeof child === 'object' && child !== null) walk(child, visit, childKey);
   }
 }
 

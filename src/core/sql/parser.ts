@@ -3,6 +3,7 @@ import { deparseSync, loadModule as loadParser, parseSync } from 'pgsql-parser';
 import { FlotillaError } from '../errors.js';
 import type { AstNode } from './ast.js';
 import { nodeType } from './ast.js';
+import { cutPoints } from './chunks.js';
 
 let loading: Promise<void> | undefined;
 
@@ -27,13 +28,36 @@ export interface SourcePosition {
   column: number;
 }
 
-/** Line and column (1-based) of a UTF-8 byte offset; the parser reports bytes. */
+/**
+ * Line and column (1-based) of UTF-8 byte offsets in one text; the parser reports
+ * bytes. The line starts are found once, so each lookup is a binary search: a file
+ * with many statements is positioned in linear time, not quadratic.
+ */
+export class LineIndex {
+  private readonly starts: number[] = [0];
+
+  constructor(private readonly bytes: Buffer) {
+    for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) this.starts.push(i + 1);
+  }
+
+  positionAt(byteOffset: number): SourcePosition {
+    const offset = Math.max(0, Math.min(byteOffset, this.bytes.length));
+    let low = 0;
+    let high = this.starts.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if (this.starts[mid]! <= offset) low = mid;
+      else high = mid - 1;
+    }
+    // Columns count characters, not bytes.
+    const column = this.bytes.subarray(this.starts[low]!, offset).toString('utf8').length + 1;
+    return { line: low + 1, column };
+  }
+}
+
+/** Line and column (1-based) of a UTF-8 byte offset. */
 export function positionAt(bytes: Buffer, byteOffset: number): SourcePosition {
-  const before = bytes.subarray(0, Math.max(0, Math.min(byteOffset, bytes.length))).toString('utf8');
-  const lastNewline = before.lastIndexOf('\n');
-  let line = 1;
-  for (let i = 0; i < before.length; i++) if (before.charCodeAt(i) === 10) line++;
-  return { line, column: before.length - lastNewline };
+  return new LineIndex(bytes).positionAt(byteOffset);
 }
 
 /** Length of leading white space and comments (`--`, nested `/* *\/`) in a statement slice. */
@@ -58,15 +82,26 @@ function leadingTrivia(text: string): number {
   }
 }
 
+interface ParsedStatement {
+  readonly stmt: AstNode;
+  /** Byte offsets in the whole file. */
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Texts longer than this are parsed piece by piece (see chunks.ts). */
+const PIECE_CHARS = 1 << 20;
+
 /** Splits a file into statements with PostgreSQL's own parser; a syntax error names file, line and column. */
 export function splitStatements(sql: string, file: string): RawStatement[] {
   const bytes = Buffer.from(sql, 'utf8');
-  let tree: { stmts?: { stmt: AstNode; stmt_location?: number; stmt_len?: number }[] };
+  const lines = new LineIndex(bytes);
+  let parsed: ParsedStatement[];
   try {
-    tree = parseSync(sql);
-  } catch (cause) {
-    const details = (cause as { sqlDetails?: { cursorPosition?: number } }).sqlDetails;
-    const at = positionAt(bytes, details?.cursorPosition ?? 0);
+    parsed = parsePieces(sql);
+  } catch (failure) {
+    const { cause, at: offset } = failure as ParseFailure;
+    const at = lines.positionAt(offset);
     const reason = cause instanceof Error ? cause.message : String(cause);
     throw new FlotillaError('FLO_SQL_SYNTAX', `${file}:${at.line}:${at.column}: ${reason}`, {
       hint: 'Fix the SQL at that line; Flotilla parses every file with the PostgreSQL parser before touching any database.',
@@ -74,14 +109,55 @@ export function splitStatements(sql: string, file: string): RawStatement[] {
       cause,
     });
   }
-  return (tree.stmts ?? []).map((raw) => {
-    const start = raw.stmt_location ?? 0;
-    const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
+  return parsed.map(({ stmt, start, end }) => {
     const slice = bytes.subarray(start, end).toString('utf8');
     const skip = leadingTrivia(slice);
-    const at = positionAt(bytes, start + Buffer.byteLength(slice.slice(0, skip), 'utf8'));
-    return { node: raw.stmt, kind: nodeType(raw.stmt), sql: slice.slice(skip).trimEnd(), line: at.line, column: at.column };
+    const at = lines.positionAt(start + Buffer.byteLength(slice.slice(0, skip), 'utf8'));
+    return { node: stmt, kind: nodeType(stmt), sql: slice.slice(skip).trimEnd(), line: at.line, column: at.column };
   });
+}
+
+interface ParseFailure {
+  readonly cause: unknown;
+  /** Byte offset in the whole text. */
+  readonly at: number;
+}
+
+/**
+ * The statements of a text, parsed in pieces cut after top-level semicolons. A
+ * piece that fails is parsed again joined to the next one: when the error stays
+ * where it was, it is the text's own; when it moves, the cut was wrong.
+ */
+function parsePieces(sql: string): ParsedStatement[] {
+  const bounds = [0, ...(sql.length > PIECE_CHARS ? cutPoints(sql, PIECE_CHARS) : []), sql.length];
+  if (bounds[bounds.length - 2] === sql.length) bounds.pop();
+  const byteAt = [0];
+  for (let k = 1; k < bounds.length; k++) byteAt.push(byteAt[k - 1]! + Buffer.byteLength(sql.slice(bounds[k - 1], bounds[k]), 'utf8'));
+  const result: ParsedStatement[] = [];
+  for (let i = 0; i < bounds.length - 1; ) {
+    let previousError: number | undefined;
+    for (let j = i + 1; ; j++) {
+      // White space after the last cut is no statement (the parser refuses an empty text).
+      if (bounds.length > 2 && sql.slice(bounds[i], bounds[j]).trim() === '') {
+        i = j;
+        break;
+      }
+      try {
+        const tree = parseSync(sql.slice(bounds[i], bounds[j])) as { stmts?: { stmt: AstNode; stmt_location?: number; stmt_len?: number }[] };
+        for (const raw of tree.stmts ?? []) {
+          const start = byteAt[i]! + (raw.stmt_location ?? 0);
+          result.push({ stmt: raw.stmt, start, end: raw.stmt_len ? start + raw.stmt_len : byteAt[j]! });
+        }
+        i = j;
+        break;
+      } catch (cause) {
+        const at = byteAt[i]! + ((cause as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition ?? 0);
+        if (j === bounds.length - 1 || at === previousError) throw { cause, at } satisfies ParseFailure;
+        previousError = at;
+      }
+    }
+  }
+  return result;
 }
 
 export function deparseStatement(node: AstNode): string {

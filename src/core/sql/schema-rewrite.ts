@@ -76,12 +76,23 @@ export type TenantStatement = Statement & RewriteResult;
  * schema the tenant does not own is refused.
  */
 export function rewriteForSchemaTenant<S extends RawStatement>(statement: S, context: RewriteContext): S & RewriteResult {
+  // Most statements name no schema: a first pass over the tree as parsed finds that out without copying it
+  // (a data migration's tree is large), and refuses an escape just the same.
+  try {
+    new Rewriter(context, statement, true).rewriteTree(statement.node);
+    return { ...statement, rewritten: false, schemas: [] };
+  } catch (error) {
+    if (error !== NEEDS_REWRITE) throw error;
+  }
   const node = structuredClone(statement.node);
-  const rewriter = new Rewriter(context, statement);
+  const rewriter = new Rewriter(context, statement, false);
   rewriter.rewriteTree(node);
   if (!rewriter.changed) return { ...statement, rewritten: false, schemas: [] };
   return { ...statement, node, sql: deparseStatement(node), rewritten: true, schemas: [...rewriter.mapped] };
 }
+
+/** Thrown by a probing rewriter: the statement needs rewriting. */
+const NEEDS_REWRITE = Symbol('needs rewrite');
 
 class Rewriter {
   changed = false;
@@ -91,8 +102,15 @@ class Rewriter {
   constructor(
     private readonly context: RewriteContext,
     private readonly statement: RawStatement,
+    /** Change nothing: stop with NEEDS_REWRITE at the first name that would change. */
+    private readonly probe: boolean,
   ) {
     this.owned = new Set(context.map.values());
+  }
+
+  private markChanged(): void {
+    if (this.probe) throw NEEDS_REWRITE;
+    this.changed = true;
   }
 
   rewriteTree(root: AstNode): void {
@@ -103,7 +121,7 @@ class Rewriter {
   private schema(name: string): string {
     const mapped = this.context.map.get(name);
     if (mapped !== undefined) {
-      this.changed = true;
+      this.markChanged();
       this.mapped.add(name);
       return mapped;
     }
@@ -220,8 +238,8 @@ class Rewriter {
     if (!isNode(aConst) || !isNode(aConst.sval) || typeof aConst.sval.sval !== 'string') return;
     const rewritten = rewrite(aConst.sval.sval);
     if (rewritten === aConst.sval.sval) return;
+    this.markChanged();
     aConst.sval.sval = rewritten;
-    this.changed = true;
   }
 
   /** A schema's name as a string (`'public'::regnamespace`). */
@@ -246,8 +264,8 @@ class Rewriter {
         if (isNode(inner.String) && typeof inner.String.sval === 'string') {
           const rewritten = this.rewriteBody(inner.String.sval);
           if (rewritten !== inner.String.sval) {
+            this.markChanged();
             inner.String.sval = rewritten;
-            this.changed = true;
           }
         }
       });
