@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from './checksum.js';
 import { FlotillaError } from './errors.js';
+import { firstInvalidByte } from './utf8.js';
 
 /** One migration as found on disk, before parsing. */
 export interface MigrationFile {
@@ -17,9 +18,16 @@ export interface MigrationFile {
   readonly verify?: { readonly path: string; readonly sql: string };
 }
 
+/** A directory entry as `readdir` gives it, not following symbolic links. */
+export interface MigrationDirEntry {
+  readonly name: string;
+  isDirectory(): boolean;
+  isSymbolicLink?(): boolean;
+}
+
 /** The narrow file-system surface discovery needs; tests may pass their own. */
 export interface MigrationFs {
-  readdir(path: string): Promise<{ name: string; isDirectory(): boolean }[]>;
+  readdir(path: string): Promise<MigrationDirEntry[]>;
   readFile(path: string): Promise<Buffer>;
 }
 
@@ -51,11 +59,14 @@ export function compareMigrations(a: { version: string; name: string }, b: { ver
 
 /**
  * Reads `<version>_<name>.sql` files and Prisma's `<version>_<name>/migration.sql`
- * folders, ordered by version. A `.sql` file that does not follow the naming is an
- * error rather than silently ignored: a typo would otherwise skip a migration.
+ * folders, ordered by version. Every `.sql` file in the directory, whatever the
+ * case of its extension, is either read as a migration or refused, never
+ * skipped: a typo would otherwise leave a migration unapplied without a word.
+ * Symbolic links are refused, so that no migration comes from outside the
+ * directory; NUL bytes and invalid UTF-8 are refused with their byte offset.
  */
 export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrationFs): Promise<MigrationFile[]> {
-  let entries: { name: string; isDirectory(): boolean }[];
+  let entries: MigrationDirEntry[];
   try {
     entries = await fs.readdir(dir);
   } catch (cause) {
@@ -68,22 +79,27 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
   const found: MigrationFile[] = [];
   const verifyFiles = new Map<string, { path: string; sql: string }>();
   for (const entry of entries) {
-    if (IGNORED.has(entry.name) || entry.name.startsWith('.')) continue;
+    if (IGNORED.has(entry.name)) continue;
+    if (entry.isSymbolicLink?.()) throw refused(entry.name, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
+    if (entry.name.startsWith('.')) {
+      if (isSqlName(entry.name)) throw refused(entry.name, 'is a hidden file', 'Hidden files are not read as migrations: rename it without the leading "." or move it out of the migrations directory.');
+      continue;
+    }
     if (entry.isDirectory()) {
       const match = PRISMA_DIR.exec(entry.name);
-      if (!match) continue;
-      const path = `${entry.name}/migration.sql`;
-      const bytes = await fs.readFile(join(dir, path)).catch(() => undefined);
-      if (bytes === undefined) continue;
-      const verify = await fs.readFile(join(dir, entry.name, 'verify.sql')).catch(() => undefined);
-      found.push({ ...toMigration(match, path, bytes), ...(verify ? { verify: { path: `${entry.name}/verify.sql`, sql: verify.toString('utf8') } } : {}) });
+      if (!match) {
+        await refuseSqlInside(dir, entry.name, fs);
+        continue;
+      }
+      found.push(await prismaMigration(dir, entry.name, match, fs));
       continue;
     }
+    if (!isSqlName(entry.name)) continue;
+    if (!entry.name.endsWith('.sql')) throw refused(entry.name, 'has an extension in capitals', `Rename it with a lowercase extension (${entry.name.slice(0, -4)}.sql) so that it is applied.`);
     if (entry.name.endsWith('.verify.sql')) {
-      verifyFiles.set(entry.name.slice(0, -'.verify.sql'.length), { path: entry.name, sql: (await fs.readFile(join(dir, entry.name))).toString('utf8') });
+      verifyFiles.set(entry.name.slice(0, -'.verify.sql'.length), { path: entry.name, sql: text(entry.name, await fs.readFile(join(dir, entry.name))) });
       continue;
     }
-    if (!entry.name.endsWith('.sql')) continue;
     const match = FLAT_FILE.exec(entry.name);
     if (!match) {
       throw new FlotillaError('FLO_MIGRATION_NAME_INVALID', `Migration file ${entry.name} does not follow <version>_<name>.sql.`, {
@@ -117,8 +133,59 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
   return found;
 }
 
+function isSqlName(name: string): boolean {
+  return name.toLowerCase().endsWith('.sql');
+}
+
+/** A Prisma folder holds `migration.sql` and, optionally, `verify.sql`; any other SQL file in it is refused. */
+async function prismaMigration(dir: string, folder: string, match: RegExpExecArray, fs: MigrationFs): Promise<MigrationFile> {
+  for (const inner of await fs.readdir(join(dir, folder))) {
+    const path = `${folder}/${inner.name}`;
+    if (inner.isSymbolicLink?.()) throw refused(path, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
+    if (isSqlName(inner.name) && inner.name !== 'migration.sql' && inner.name !== 'verify.sql') {
+      throw refused(path, 'is not read: a Prisma migration folder holds migration.sql (and verify.sql) only', 'Rename it to migration.sql (lowercase), or move it to a migration folder of its own.');
+    }
+  }
+  const path = `${folder}/migration.sql`;
+  const bytes = await fs.readFile(join(dir, path)).catch(() => undefined);
+  if (bytes === undefined) throw refused(folder, 'is named like a migration but holds no migration.sql', 'Add its migration.sql, or remove the folder.');
+  const verify = await fs.readFile(join(dir, folder, 'verify.sql')).catch(() => undefined);
+  return { ...toMigration(match, path, bytes), ...(verify ? { verify: { path: `${folder}/verify.sql`, sql: text(`${folder}/verify.sql`, verify) } } : {}) };
+}
+
+/** A folder that is not a migration may hold other files, but no SQL file that would look like a forgotten migration. */
+async function refuseSqlInside(dir: string, folder: string, fs: MigrationFs): Promise<void> {
+  for (const inner of await fs.readdir(join(dir, folder)).catch(() => [])) {
+    if (inner.name.startsWith('.') || inner.isSymbolicLink?.()) continue;
+    const path = `${folder}/${inner.name}`;
+    if (inner.isDirectory()) await refuseSqlInside(dir, path, fs);
+    else if (isSqlName(inner.name)) {
+      throw refused(path, 'is in a folder that is not a migration, so it would never be applied', 'Move it to the top of the migrations directory as <version>_<name>.sql, or name its folder <version>_<name> (the Prisma layout), or keep it outside the migrations directory.');
+    }
+  }
+}
+
+function refused(path: string, what: string, hint: string): FlotillaError {
+  return new FlotillaError('FLO_MIGRATION_FILE_INVALID', `${path} in the migrations directory ${what}.`, { hint, meta: { file: path } });
+}
+
+/** The file's text; a NUL byte or invalid UTF-8 is refused with where it is. */
+function text(path: string, bytes: Buffer): string {
+  const bad = firstInvalidByte(bytes);
+  if (!bad) return bytes.toString('utf8');
+  const before = bytes.subarray(0, bad.offset);
+  const line = before.filter((b) => b === 10).length + 1;
+  throw new FlotillaError('FLO_MIGRATION_FILE_INVALID', `${path}: ${bad.reason} at byte ${bad.offset} (line ${line}).`, {
+    hint:
+      bad.reason === 'NUL byte'
+        ? 'Remove the NUL byte: PostgreSQL would read the file only up to it, so everything after it would silently not run.'
+        : 'Save the file as UTF-8 (it may be in Latin-1 or Windows-1252); PostgreSQL migrations must be UTF-8 text.',
+    meta: { file: path, byte: bad.offset, line },
+  });
+}
+
 function toMigration(match: RegExpExecArray, path: string, bytes: Buffer): MigrationFile {
   const version = match[1]!;
   const name = match[2]!;
-  return { id: `${version}_${name}`, version, name, path, sql: bytes.toString('utf8'), checksum: sha256(bytes) };
+  return { id: `${version}_${name}`, version, name, path, sql: text(path, bytes), checksum: sha256(bytes) };
 }

@@ -1,7 +1,7 @@
 import { isFlotillaError } from '../core/errors.js';
 import type { ParsedMigration } from '../core/migration.js';
 import { unwrap } from '../core/sql/ast.js';
-import { rewriteForSchemaTenant, tenantSchemaMap } from '../core/sql/schema-rewrite.js';
+import { probeSchemaTenant, tenantSchemaMap } from '../core/sql/schema-rewrite.js';
 import type { Family, LintCode, Severity } from './codes.js';
 import { isLintCode, RULES } from './codes.js';
 import type { RawFinding } from './rules.js';
@@ -94,7 +94,7 @@ export function lintMigrations(migrations: readonly ParsedMigration[], options: 
 
 function tenancyFindings(statement: ParsedMigration['statements'][number], migration: ParsedMigration, schemaMap: Map<string, string>): RawFinding[] {
   try {
-    const rewritten = rewriteForSchemaTenant(statement, { map: schemaMap, file: migration.path });
+    const rewritten = probeSchemaTenant(statement, { map: schemaMap, file: migration.path });
     return rewritten.rewritten ? [{ code: 'FN601', message: `Hard-coded schema (${rewritten.schemas.join(', ')}): schema tenants run this with it rewritten to their own schema.` }] : [];
   } catch (error) {
     if (isFlotillaError(error) && error.code === 'FLO_SCHEMA_ESCAPE') return [{ code: 'FN602', message: `Uses schema "${String(error.meta.schema)}", which a schema tenant does not own: it would be refused for every schema tenant.` }];

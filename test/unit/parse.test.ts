@@ -90,4 +90,38 @@ INSERT INTO a VALUES ('x;y')`,
   it('reads an empty or comment-only file as a migration with no statements', () => {
     expect(migration('0001_x', '-- nothing yet\n').statements).toEqual([]);
   });
+
+  describe('a file over a megabyte, parsed in pieces', () => {
+    // The filler ends just before the size at which the text is first cut, so the first cut falls on a
+    // semicolon of whatever follows: inside a BEGIN ATOMIC body, which the parser alone can tell.
+    const filler = 'SELECT 1;\n'.repeat(104_855);
+    const tricky = [
+      "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;",
+      "INSERT INTO t VALUES ('a;b', E'it\\'s; fine', $body$ x; y $body$);",
+      '/* a; /* nested; */ comment; */ SELECT 3;',
+      'DO $$ BEGIN PERFORM 1; END $$;',
+    ].join('\n');
+
+    it('finds the same statements, lines and texts as one parse of the whole file', () => {
+      const m = migration('0001_big', `${filler}${tricky}\n${filler}SELECT 'last';\n`);
+      expect(m.statements).toHaveLength(104_855 * 2 + 5);
+      const after = m.statements.slice(104_855, 104_860);
+      expect(after.map((s) => [s.kind, s.line])).toEqual([
+        ['CreateFunctionStmt', 104_856],
+        ['InsertStmt', 104_857],
+        ['SelectStmt', 104_858],
+        ['DoStmt', 104_859],
+        ['SelectStmt', 104_860],
+      ]);
+      expect(after[0]!.sql).toBe('CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END');
+      expect(after[1]!.sql).toBe("INSERT INTO t VALUES ('a;b', E'it\\'s; fine', $body$ x; y $body$)");
+      expect(m.statements.at(-1)).toMatchObject({ sql: "SELECT 'last'", line: 104_855 * 2 + 5 });
+    });
+
+    it('reports a syntax error deep in the file at its own line', () => {
+      const error = thrown(() => migration('0001_big', `${filler}${filler}SELEC 2;\n${filler}`));
+      expect(error.code).toBe('FLO_SQL_SYNTAX');
+      expect(error.meta).toMatchObject({ line: 104_855 * 2 + 1, column: 1 });
+    });
+  });
 });

@@ -78,21 +78,19 @@ export type TenantStatement = Statement & RewriteResult;
 export function rewriteForSchemaTenant<S extends RawStatement>(statement: S, context: RewriteContext): S & RewriteResult {
   // Most statements name no schema: a first pass over the tree as parsed finds that out without copying it
   // (a data migration's tree is large), and refuses an escape just the same.
-  try {
-    new Rewriter(context, statement, true).rewriteTree(statement.node);
-    return { ...statement, rewritten: false, schemas: [] };
-  } catch (error) {
-    if (error !== NEEDS_REWRITE) throw error;
-  }
+  if (!probeSchemaTenant(statement, context).rewritten) return { ...statement, rewritten: false, schemas: [] };
   const node = structuredClone(statement.node);
   const rewriter = new Rewriter(context, statement, false);
   rewriter.rewriteTree(node);
-  if (!rewriter.changed) return { ...statement, rewritten: false, schemas: [] };
   return { ...statement, node, sql: deparseStatement(node), rewritten: true, schemas: [...rewriter.mapped] };
 }
 
-/** Thrown by a probing rewriter: the statement needs rewriting. */
-const NEEDS_REWRITE = Symbol('needs rewrite');
+/** What rewriting a statement for a schema tenant would do, without doing it (lint needs no rewritten text). */
+export function probeSchemaTenant(statement: RawStatement, context: RewriteContext): RewriteResult {
+  const probe = new Rewriter(context, statement, true);
+  probe.rewriteTree(statement.node);
+  return { rewritten: probe.changed, schemas: [...probe.mapped] };
+}
 
 class Rewriter {
   changed = false;
@@ -102,14 +100,13 @@ class Rewriter {
   constructor(
     private readonly context: RewriteContext,
     private readonly statement: RawStatement,
-    /** Change nothing: stop with NEEDS_REWRITE at the first name that would change. */
+    /** Change nothing, only find out what would change. */
     private readonly probe: boolean,
   ) {
     this.owned = new Set(context.map.values());
   }
 
   private markChanged(): void {
-    if (this.probe) throw NEEDS_REWRITE;
     this.changed = true;
   }
 
@@ -123,7 +120,8 @@ class Rewriter {
     if (mapped !== undefined) {
       this.markChanged();
       this.mapped.add(name);
-      return mapped;
+      // A probe leaves the tree as it is: every assignment of this result writes back the same name.
+      return this.probe ? name : mapped;
     }
     if (SYSTEM_SCHEMAS.has(name) || this.owned.has(name)) return name;
     throw new FlotillaError(
@@ -239,7 +237,7 @@ class Rewriter {
     const rewritten = rewrite(aConst.sval.sval);
     if (rewritten === aConst.sval.sval) return;
     this.markChanged();
-    aConst.sval.sval = rewritten;
+    if (!this.probe) aConst.sval.sval = rewritten;
   }
 
   /** A schema's name as a string (`'public'::regnamespace`). */
@@ -265,7 +263,7 @@ class Rewriter {
           const rewritten = this.rewriteBody(inner.String.sval);
           if (rewritten !== inner.String.sval) {
             this.markChanged();
-            inner.String.sval = rewritten;
+            if (!this.probe) inner.String.sval = rewritten;
           }
         }
       });
