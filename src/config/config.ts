@@ -8,6 +8,16 @@ import { parseServerUrl } from '../postgres/server-url.js';
 
 const duration = z.string().regex(/^\d+\s*(ms|s|min|h)?$/, 'a PostgreSQL duration such as "10s", "500ms" or "15min"');
 
+/**
+ * A tenant name is the prefix and the slug; PostgreSQL cuts names at 63 bytes, so
+ * a prefix leaves room for slugs of at least 23 characters (longer slugs are
+ * refused by name when they would not fit).
+ */
+const namePrefix = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"')
+  .max(40, 'at most 40 characters, so that prefix and slug fit PostgreSQL\'s 63-byte limit for names');
+
 export const configSchema = z.strictObject({
   /** Server and control database; absent: an embedded PostgreSQL under `.flotilla/`. */
   databaseUrl: z.string().optional(),
@@ -16,10 +26,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       defaultKind: z.enum(['database', 'schema']).default('database'),
       /** `tenant_` → database `tenant_acme_paris` for slug `acme-paris`. */
-      databasePrefix: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"').default('tenant_'),
-      schemaPrefix: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"').default('tenant_'),
+      databasePrefix: namePrefix.default('tenant_'),
+      schemaPrefix: namePrefix.default('tenant_'),
       /** The shared database holding schema tenants. */
-      schemaDatabase: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"').default('flotilla_tenants'),
+      schemaDatabase: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"')
+        .max(63, 'at most 63 characters: PostgreSQL cuts longer names')
+        .default('flotilla_tenants'),
     })
     .prefault({}),
   engine: z

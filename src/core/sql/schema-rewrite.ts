@@ -1,5 +1,6 @@
 import { sha256 } from '../checksum.js';
 import { FlotillaError } from '../errors.js';
+import { MAX_NAME_BYTES } from '../slug.js';
 import type { Statement } from '../migration.js';
 import type { RawStatement } from './parser.js';
 import type { AstNode, AstValue } from './ast.js';
@@ -27,7 +28,6 @@ const QUALIFIED_NAME_KEYS = new Set([
 /** Object types whose name lists are `[schema?, table, member]`. */
 const MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_POLICY', 'OBJECT_RULE', 'OBJECT_TABCONSTRAINT']);
 
-const MAX_IDENTIFIER_BYTES = 63;
 
 /** Casts of a string that names a schema object: the string's schema part is rewritten. */
 const OBJECT_NAME_TYPES = new Set(['regclass', 'regtype', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regconfig', 'regdictionary', 'regcollation']);
@@ -44,14 +44,32 @@ export function tenantSchemaMap(tenantSchema: string, createdSchemas: Iterable<s
   const map = new Map<string, string>([['public', tenantSchema]]);
   for (const schema of createdSchemas) {
     if (schema === 'public' || map.has(schema)) continue;
-    let name = `${tenantSchema}__${schema}`;
-    if (Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES) {
-      const hash = sha256(schema).slice(0, 8);
-      name = `${name.slice(0, MAX_IDENTIFIER_BYTES - 9)}_${hash}`;
+    const base = `${tenantSchema}__`;
+    let name = `${base}${schema}`;
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+      // Shortened within the created schema's part only, so the `__` after the tenant's own name stays:
+      // that separator is what keeps one tenant's schemas apart from every other tenant's.
+      const room = MAX_NAME_BYTES - Buffer.byteLength(base) - 9;
+      if (room < 1) {
+        throw new FlotillaError('FLO_SLUG_INVALID', `Schema tenant schema "${tenantSchema}" is too long to hold the schema "${schema}" its migrations create: "${name}" is over PostgreSQL's ${MAX_NAME_BYTES}-byte limit.`, {
+          hint: 'Use a shorter schemaPrefix in the config or a shorter slug, or a shorter schema name in the migration.',
+          meta: { schema: tenantSchema, created: schema },
+        });
+      }
+      name = `${base}${truncateBytes(schema, room)}_${sha256(schema).slice(0, 8)}`;
     }
     map.set(schema, name);
   }
   return map;
+}
+
+function truncateBytes(text: string, bytes: number): string {
+  let out = '';
+  for (const char of text) {
+    if (Buffer.byteLength(out + char) > bytes) break;
+    out += char;
+  }
+  return out;
 }
 
 export interface RewriteContext {
