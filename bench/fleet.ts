@@ -67,8 +67,10 @@ try {
   const setup = await Flotilla.open({ config: base });
   await setup.createTenant({ slug: 'template' });
   for (const n of names) {
-    await setup.registry.insertTenant({ slug: n.replace('bench_fleet_', '').replace('_', '-'), name: n, kind: 'database', server: 'main', database: n, schema: 'public' });
-    await setup.registry.setStatus(n.replace('bench_fleet_', '').replace('_', '-'), 'active');
+    // Registered as Flotilla would have made them (the bench copies them from a template instead, for speed).
+    const tenant = await setup.registry.insertTenant({ slug: n.replace('bench_fleet_', '').replace('_', '-'), name: n, kind: 'database', server: 'main', database: n, schema: 'public', operationId: null });
+    await setup.registry.storage.claim({ server: 'main', kind: 'database', name: n }, { purpose: 'tenant', tenantId: tenant.id });
+    await setup.registry.activate(tenant.slug);
   }
   await setup.close();
   await sql(['CREATE DATABASE bench_fleet_pgtemplate']);

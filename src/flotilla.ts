@@ -9,7 +9,7 @@ import type { MigrationSet } from './core/migration-set.js';
 import { buildMigrationSet, loadMigrationSet, readMigrationFiles } from './core/migration-set.js';
 import { sha256 } from './core/checksum.js';
 import { plan } from './core/plan.js';
-import { newestVersion } from './core/migration-file.js';
+import { compareVersions, newestVersion } from './core/migration-file.js';
 import { assertSlug } from './core/slug.js';
 import { quoteIdent } from './core/sql/quote.js';
 import { lockHolders } from './postgres/advisory-lock.js';
@@ -20,11 +20,17 @@ import type { EmbeddedServer } from './postgres/embedded.js';
 import { startEmbedded } from './postgres/embedded.js';
 import type { EngineOptions, MigrationTarget, TargetResult } from './postgres/migrate-target.js';
 import { migrateTarget } from './postgres/migrate-target.js';
-import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, isFlotillaStorage, schemaExists } from './postgres/provision.js';
-import { adminDatabase, databaseOf, parseServerUrl, withDatabase } from './postgres/server-url.js';
+import { ensureDatabase } from './postgres/provision.js';
+import { adminDatabase, databaseOf, parseServerUrl, redactUrl, splitPassword, withDatabase } from './postgres/server-url.js';
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
-import { byDatabase, migrationTarget, ownedSchemas, placeTenant } from './tenants/placement.js';
+import { byDatabase, migrationTarget, placeTenant } from './tenants/placement.js';
+import { provisionTenant } from './tenants/provisioning.js';
+import { Operations } from './operations/operations.js';
+import type { OperationContext } from './operations/operations.js';
+import { OwnedStorage } from './storage/owned-storage.js';
+import { claimTenantSchemas } from './storage/tenant-storage.js';
+import { restoreBackup } from './backup/restore.js';
 import type { Finding, LintOptions, LintReport } from './lint/lint.js';
 import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
 import { BackupService } from './backup/backup-service.js';
@@ -43,8 +49,6 @@ import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 export const MAIN_SERVER = 'main';
 const CONTROL_MIGRATIONS = fileURLToPath(new URL('./registry/migrations', import.meta.url));
 const SERVER_NAME = /^[a-z][a-z0-9-]{0,40}$/;
-/** Advisory lock namespace (control database) of a tenant being created, keyed by its slug. */
-const CREATE_LOCK_NAMESPACE = 0x464c4352;
 
 export interface CreateTenantInput {
   readonly slug: string;
@@ -125,6 +129,8 @@ interface UpgradeContext {
   readonly servers: ReadonlyMap<string, Server>;
   readonly lint: LintReport;
   readonly lintErrors: ReadonlyMap<string, readonly Finding[]>;
+  /** The schemas the registry records as each schema tenant's own, by tenant id. */
+  readonly ownedSchemas: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface StatusProblem {
@@ -151,6 +157,10 @@ export interface TenantState {
  */
 export class Flotilla {
   private readonly backups: BackupService;
+  /** Every database, schema and file Flotilla makes or removes goes through here, under the registry's claims. */
+  private readonly storage: OwnedStorage;
+  /** Every mutating call goes through here: recorded start and end, interrupted ones cleared first. */
+  private readonly operations: Operations;
 
   private constructor(
     readonly config: ResolvedConfig,
@@ -159,7 +169,17 @@ export class Flotilla {
     private readonly controlDatabase: string,
     private readonly embedded: EmbeddedServer | undefined,
   ) {
-    this.backups = new BackupService(registry, config.backup, config.tenants);
+    this.storage = new OwnedStorage(registry.storage, (name) => registry.serverUrl(name));
+    this.backups = new BackupService(registry, this.storage, config.backup);
+    this.operations = new Operations({
+      registry,
+      storage: this.storage,
+      actor: currentActor(),
+      liveness: async () => {
+        const runner = await this.runnerSession();
+        return { key: runner.identity.key, alive: () => runner.alive };
+      },
+    });
   }
 
   /** Opens the control plane (creating and migrating it on first use), on the configured server or the embedded one. */
@@ -172,7 +192,15 @@ export class Flotilla {
       const serverUrl = withDatabase(given, controlDatabase);
       await bootstrapControlDatabase(serverUrl, controlDatabase);
       const registry = Registry.open(serverUrl, controlDatabase);
-      await registry.upsertServer(MAIN_SERVER, serverUrl);
+      try {
+        await registry.upsertMainServer(serverUrl);
+        await registry.separateServerPasswords();
+        // The control database is Flotilla's own: no tenant can ever be given its name.
+        await registry.storage.claim({ server: MAIN_SERVER, kind: 'database', name: controlDatabase }, { purpose: 'control' }).catch(() => undefined);
+      } catch (error) {
+        await registry.close();
+        throw error;
+      }
       return new Flotilla(config, registry, serverUrl, controlDatabase, embedded);
     } catch (error) {
       await embedded?.release();
@@ -186,11 +214,19 @@ export class Flotilla {
    * a runner killed with SIGKILL loses its session, and with it the lock.
    */
   private async runner(): Promise<RunnerIdentity> {
-    this.runnerSession ??= (async () => {
+    return (await this.runnerSession()).identity;
+  }
+
+  private runnerSession(): Promise<{ client: pg.Client; identity: RunnerIdentity; alive: boolean }> {
+    this.liveness ??= (async () => {
       const client = await connect(this.serverUrl, this.controlDatabase, `flotilla runner ${process.pid}`);
-      return { client, identity: await becomeRunner(client) };
+      const session = { client, identity: await becomeRunner(client), alive: true };
+      // A broken session releases the liveness lock: others may then take this process's work for dead.
+      client.on('error', () => (session.alive = false));
+      client.on('end', () => (session.alive = false));
+      return session;
     })();
-    return (await this.runnerSession).identity;
+    return this.liveness;
   }
 
   /** This process's name as a runner (`host:pid:n`), as rollout events and records show it. */
@@ -198,19 +234,19 @@ export class Flotilla {
     return (await this.runner()).name;
   }
 
-  private runnerSession: Promise<{ client: pg.Client; identity: RunnerIdentity }> | undefined;
+  private liveness: Promise<{ client: pg.Client; identity: RunnerIdentity; alive: boolean }> | undefined;
   private readonly sessions = new SessionPools();
 
   async close(): Promise<void> {
     await this.sessions.close();
-    if (this.runnerSession) await (await this.runnerSession).client.end().catch(() => undefined);
+    if (this.liveness) await (await this.liveness).client.end().catch(() => undefined);
     await this.registry.close();
     await this.embedded?.release();
   }
 
-  /** The URL of the server holding the control database. */
+  /** The URL of the server holding the control database, without its password. */
   get controlUrl(): string {
-    return this.serverUrl;
+    return redactUrl(this.serverUrl);
   }
 
   /**
@@ -236,6 +272,11 @@ export class Flotilla {
     return report;
   }
 
+  /**
+   * Registers a server tenants can be placed on, once its connection works. Its
+   * password is kept apart from its URL and never shown. Registering the same
+   * name and URL again is accepted as done.
+   */
   async addServer(name: string, url: string): Promise<Server> {
     if (!SERVER_NAME.test(name)) {
       throw new FlotillaError('FLO_USAGE', `Invalid server name ${JSON.stringify(name)}.`, {
@@ -244,12 +285,18 @@ export class Flotilla {
       });
     }
     parseServerUrl(url);
-    await withClient(url, adminDatabase(url), async () => undefined);
-    return this.registry.addServer(name, url);
+    return this.operations.run({ command: 'server add', arguments: { name, url } }, async () => {
+      const existing = (await this.registry.listServers()).find((s) => s.name === name);
+      // Run again after it was killed: done already.
+      if (existing && name !== MAIN_SERVER && splitPassword(existing.url).url === splitPassword(url).url) return { result: publicServer(existing) };
+      await withClient(url, adminDatabase(url), async () => undefined);
+      return { result: publicServer(await this.registry.addServer(name, url)) };
+    });
   }
 
-  listServers(): Promise<Server[]> {
-    return this.registry.listServers();
+  /** The registered servers; their URLs without passwords. */
+  async listServers(): Promise<Server[]> {
+    return (await this.registry.listServers()).map(publicServer);
   }
 
   listTenants(): Promise<Tenant[]> {
@@ -263,110 +310,26 @@ export class Flotilla {
   /**
    * Creates the tenant's database or schema, applies every migration and
    * registers it as active. On any failure what was created is removed and the
-   * tenant is not registered.
+   * tenant is not registered; if the process is killed, the next command does
+   * that, and running the same create again then makes the tenant.
    */
   async createTenant(input: CreateTenantInput): Promise<Tenant> {
     assertSlug(input.slug);
     const kind = input.kind ?? this.config.tenants.defaultKind;
-    const server = await this.registry.getServer(input.server ?? MAIN_SERVER);
+    // Names are checked before anything runs: too long a name is refused here.
+    placeTenant(input.slug, kind, this.config.tenants);
     const set = await this.migrations();
-    const place = placeTenant(input.slug, kind, this.config.tenants);
-    // Held until the tenant is active (or removed): a second `tenant create` of the slug meanwhile is refused,
-    // and a tenant left `provisioning` with nobody holding it was interrupted, so it can be cleared away.
-    const creation = await this.holdCreation(input.slug);
-    try {
-      const interrupted = await this.clearInterruptedCreate(input.slug, set);
-      return await this.provisionTenant(input, { kind, server, set, place, interrupted });
-    } finally {
-      await creation.end().catch(() => undefined);
-    }
-  }
-
-  private async provisionTenant(
-    input: CreateTenantInput,
-    { kind, server, set, place, interrupted }: { kind: TenantKind; server: Server; set: MigrationSet; place: ReturnType<typeof placeTenant>; interrupted: boolean },
-  ): Promise<Tenant> {
-    const tenant = await this.registry.insertTenant({ slug: input.slug, name: input.name ?? input.slug, kind, server: server.name, ...place, plan: input.plan, settings: input.settings });
-    const created = { database: false, schemas: [] as string[] };
-    const started = performance.now();
-    const audit = { command: 'tenant create', arguments: { ...input, kind, ...(interrupted ? { clearedInterruptedCreate: true } : {}) }, tenant: tenant.slug };
-    try {
-      await this.provisionStorage(tenant, server, set, created);
-      const result = await migrateTarget(migrationTarget(tenant, server, set), set, this.engineOptions());
-      if (input.tags?.length) await this.registry.setTags(tenant.slug, input.tags);
-      await this.registry.setStatus(tenant.slug, 'active');
-      await this.registry.audit.record({ ...audit, versionAfter: result.toVersion, outcome: 'succeeded', durationMs: performance.now() - started, runId: null });
-      return await this.registry.getTenant(tenant.slug);
-    } catch (error) {
-      await this.removeStorage(tenant, server, created).catch(() => undefined);
-      await this.registry.deleteTenant(tenant.slug);
-      const cause = isFlotillaError(error) ? error : undefined;
-      await this.registry.audit.record({ ...audit, outcome: 'failed', errorCode: cause?.code ?? 'FLO_PROVISION_FAILED', errorMessage: (error as Error).message, durationMs: performance.now() - started });
-      throw new FlotillaError(
-        'FLO_PROVISION_FAILED',
-        `Tenant ${tenant.slug} was not created: ${(cause?.message ?? (error as Error).message).replace(/\.$/, '')}. Its ${kind === 'database' ? 'database' : 'schema'} was removed and it is not registered.`,
-        { hint: cause?.hint ?? 'Fix the cause above and run the command again.', meta: { tenant: tenant.slug, cause: cause?.code ?? null, ...(cause?.meta ?? {}) }, cause: error },
-      );
-    }
-  }
-
-  /** A session of the control database holding the creation lock of `slug`; refused while another process holds it. */
-  private async holdCreation(slug: string): Promise<pg.Client> {
-    const client = await connect(this.serverUrl, this.controlDatabase, `flotilla tenant create ${slug}`);
-    const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS held', [CREATE_LOCK_NAMESPACE, slug]);
-    if (rows[0]?.held) return client;
-    await client.end().catch(() => undefined);
-    throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${slug} is being created by another process right now.`, {
-      hint: 'Wait for that `flotilla tenant create` to finish, then see the tenant with `flotilla tenant show <slug>`.',
-      meta: { tenant: slug },
+    return this.operations.run({ command: 'tenant create', tenant: input.slug, arguments: { ...input, kind } }, async (op) => {
+      const server = await this.registry.getServer(input.server ?? MAIN_SERVER);
+      const created = await provisionTenant({ ...input, kind, server }, set, op.id, { registry: this.registry, storage: this.storage, tenantsConfig: this.config.tenants, engine: { ...this.engineOptions(), runId: op.id } });
+      return { result: created.tenant, record: { versionAfter: created.result.toVersion, ...(created.cleared ? { arguments: { ...input, kind, clearedInterruptedCreate: true } } : {}) } };
     });
   }
 
-  /**
-   * A tenant still `provisioning` while this process holds its creation lock was
-   * left by a `tenant create` that was killed: it never became active, so what it
-   * made (a database or schema that is empty or holds only what migrations put
-   * there) is removed with its registry row, and the creation starts over.
-   * Storage holding anything else is left alone. True when there was one.
-   */
-  private async clearInterruptedCreate(slug: string, set: MigrationSet): Promise<boolean> {
-    const leftover = await this.registry.findTenant(slug);
-    // No tenant, or a real one (registering it again is then refused as taken).
-    if (leftover?.status !== 'provisioning') return false;
-    const server = await this.registry.getServer(leftover.server);
-    const ours = await withClient(server.url, leftover.database, (client) => isFlotillaStorage(client, leftover.schema)).catch((error: FlotillaError) => {
-      // No database: nothing was made yet (or it is already gone).
-      if ((error.cause as { code?: string } | undefined)?.code === '3D000') return false;
-      throw error;
-    });
-    if (ours && leftover.kind === 'database') await withClient(server.url, adminDatabase(server.url), (client) => dropDatabase(client, leftover.database));
-    if (ours && leftover.kind === 'schema') await withClient(server.url, leftover.database, (client) => dropSchemas(client, ownedSchemas(leftover, set)));
-    await this.registry.deleteTenant(slug);
-    return true;
-  }
-
-  private async provisionStorage(tenant: Tenant, server: Server, set: MigrationSet, created: { database: boolean; schemas: string[] }): Promise<void> {
-    await withClient(server.url, adminDatabase(server.url), async (admin) => {
-      if (tenant.kind === 'database') {
-        if (await databaseExists(admin, tenant.database)) throw storageTaken(tenant, `database "${tenant.database}"`);
-        await createDatabase(admin, tenant.database);
-        created.database = true;
-      } else {
-        await ensureDatabase(admin, tenant.database);
-      }
-    });
-    if (tenant.kind === 'schema') {
-      await withClient(server.url, tenant.database, async (client) => {
-        if (await schemaExists(client, tenant.schema)) throw storageTaken(tenant, `schema "${tenant.schema}"`);
-        await createSchema(client, tenant.schema);
-        created.schemas = ownedSchemas(tenant, set);
-      });
-    }
-  }
-
-  private async removeStorage(tenant: Tenant, server: Server, created: { database: boolean; schemas: string[] }): Promise<void> {
-    if (created.database) await withClient(server.url, adminDatabase(server.url), (admin) => dropDatabase(admin, tenant.database));
-    if (created.schemas.length > 0) await withClient(server.url, tenant.database, (client) => dropSchemas(client, created.schemas));
+  /** What the registry records a tenant owns: its databases and schemas. */
+  async tenantStorage(slug: string): Promise<{ kind: string; server: string; database: string; name: string }[]> {
+    const tenant = await this.registry.getTenant(slug);
+    return (await this.registry.storage.ofTenant(tenant.id)).map((c) => ({ kind: c.kind, server: c.server, database: c.database, name: c.name }));
   }
 
   /**
@@ -384,33 +347,28 @@ export class Flotilla {
 
   /** Migrates the selected tenants one after another; a result per tenant, never a throw for one tenant's failure. */
   async migrate(options: MigrateOptions): Promise<MigrateReport> {
-    const started = performance.now();
-    let set: MigrationSet;
-    let selected: Tenant[];
-    try {
-      set = await this.migrations();
-      selected = options.all ? await this.registry.listTenants() : await Promise.all((options.tenants ?? []).map((slug) => this.registry.getTenant(slug)));
-    } catch (error) {
-      // Refused before any tenant was touched: still on the record.
-      const code = isFlotillaError(error) ? error.code : null;
-      await this.registry.audit.record({ command: 'migrate', arguments: { tenants: options.tenants, all: options.all, dryRun: options.dryRun }, outcome: 'failed', errorCode: code, errorMessage: (error as Error).message, durationMs: performance.now() - started });
-      throw error;
-    }
-    const context = await this.upgradeContext(set, selected);
-    const runId = randomUUID();
-    const outcomes: TenantOutcome[] = [];
-    for (const tenant of selected) {
-      const outcome = await this.upgradeTenant(tenant, context, { runId, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder, target: options.target });
-      outcomes.push(outcome);
-      options.onTenant?.(outcome);
-    }
-    return {
-      runId,
-      outcomes,
-      succeeded: outcomes.filter((o) => o.status === 'succeeded' || o.status === 'planned').length,
-      failed: outcomes.filter((o) => o.status === 'failed').length,
-      skipped: outcomes.filter((o) => o.status === 'skipped').length,
-    };
+    const args = { tenants: options.tenants, all: options.all, dryRun: options.dryRun, target: options.target, allowOutOfOrder: options.allowOutOfOrder };
+    return this.operations.run({ command: 'migrate', arguments: args }, async (op) => {
+      const set = await this.migrations();
+      assertTarget(set, options.target);
+      const selected = options.all ? await this.registry.listTenants() : await Promise.all((options.tenants ?? []).map((slug) => this.registry.getTenant(slug)));
+      const context = await this.upgradeContext(set, selected);
+      const runId = op.id;
+      const outcomes: TenantOutcome[] = [];
+      for (const tenant of selected) {
+        const outcome = await this.upgradeTenant(tenant, context, { runId, operationId: op.id, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder, target: options.target });
+        outcomes.push(outcome);
+        options.onTenant?.(outcome);
+      }
+      const report = {
+        runId,
+        outcomes,
+        succeeded: outcomes.filter((o) => o.status === 'succeeded' || o.status === 'planned').length,
+        failed: outcomes.filter((o) => o.status === 'failed').length,
+        skipped: outcomes.filter((o) => o.status === 'skipped').length,
+      };
+      return { result: report, record: { runId, ...endOfRun(report.failed, outcomes.length) } };
+    });
   }
 
   /** The tenants a selection names (active ones unless statuses say otherwise), sorted. */
@@ -437,7 +395,15 @@ export class Flotilla {
    * at the target (read in bulk) or `pending`, placed in a canary wave and waves.
    */
   async startRollout(selection: RolloutSelection, options: RolloutStartOptions = {}): Promise<Rollout> {
+    return this.operations.run({ command: 'rollout start', arguments: { ...selection, ...options } }, async () => {
+      const rollout = await this.createRollout(selection, options);
+      return { result: rollout, record: { runId: rollout.id } };
+    });
+  }
+
+  private async createRollout(selection: RolloutSelection, options: RolloutStartOptions): Promise<Rollout> {
     const set = await this.migrations();
+    assertTarget(set, options.target);
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
     const selected = await this.selectTenants(selection, options.order === 'size' ? 'slug' : (options.order ?? 'slug'));
     let ordered = selected;
@@ -468,8 +434,15 @@ export class Flotilla {
 
   /** Works on a rollout until nothing is left for this process; several processes may run the same rollout. */
   async runRollout(id: string, options: { emit?: EventSink; concurrency?: number } = {}): Promise<Rollout> {
-    const started = performance.now();
     const rollout = await this.getRollout(id);
+    return this.operations.run({ command: 'rollout run', arguments: { rollout: rollout.id } }, async (op) => {
+      const final = await this.workOnRollout(rollout, op, options);
+      return { result: final, record: { runId: final.id, ...endOfRollout(final) } };
+    });
+  }
+
+  private async workOnRollout(rollout: Rollout, op: OperationContext, options: { emit?: EventSink; concurrency?: number }): Promise<Rollout> {
+    const started = performance.now();
     const emit = options.emit ?? (() => undefined);
     const set = await this.migrations();
     const servers = await this.registry.listServers();
@@ -481,7 +454,7 @@ export class Flotilla {
         store: this.registry.rollouts,
         runner: await this.runner(),
         serverLimits: await this.registry.serverLimits(servers.filter((s) => rows.some((r) => r.server === s.name))),
-        upgrade: async (slug) => this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, dryRun: false, target: rollout.target ?? undefined }),
+        upgrade: async (slug) => this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, operationId: op.id, dryRun: false, target: rollout.target ?? undefined }),
       },
       rollout.id,
       { concurrency: options.concurrency ?? rollout.options.concurrency, emit, budget: rollout.options.budget },
@@ -501,10 +474,13 @@ export class Flotilla {
     if (rollout.status === 'finished' || rollout.status === 'cancelled') {
       if (rollout.counts.failed === 0 || options.retry === 'none') return rollout;
     }
-    const recovered = await this.registry.rollouts.recover(rollout.id, options.retry ?? 'transient');
-    await this.registry.rollouts.setStatus(rollout.id, 'running', null, ['running', 'halted', 'finished']);
-    options.emit?.({ event: 'rollout.resumed', rollout: rollout.id, runner: await this.runnerName(), rechecked: recovered.reset, retried: recovered.retried });
-    return this.runRollout(rollout.id, options);
+    return this.operations.run({ command: 'rollout resume', arguments: { rollout: rollout.id, retry: options.retry ?? 'transient' } }, async (op) => {
+      const recovered = await this.registry.rollouts.recover(rollout.id, options.retry ?? 'transient');
+      await this.registry.rollouts.setStatus(rollout.id, 'running', null, ['running', 'halted', 'finished']);
+      options.emit?.({ event: 'rollout.resumed', rollout: rollout.id, runner: await this.runnerName(), rechecked: recovered.reset, retried: recovered.retried });
+      const final = await this.workOnRollout(await this.getRollout(rollout.id), op, options);
+      return { result: final, record: { runId: final.id, ...endOfRollout(final) } };
+    });
   }
 
   async getRollout(id: string): Promise<Rollout> {
@@ -526,8 +502,11 @@ export class Flotilla {
   /** Stops a rollout: no new tenant starts; tenants running now finish. */
   async cancelRollout(id: string): Promise<Rollout> {
     const rollout = await this.getRollout(id);
-    await this.registry.rollouts.setStatus(rollout.id, 'cancelled', 'cancelled by an operator', ['running', 'halted']);
-    return this.getRollout(rollout.id);
+    // Starting an operation first puts back the tenants of runners that died, so none stays `upgrading`.
+    return this.operations.run({ command: 'rollout cancel', arguments: { rollout: rollout.id } }, async () => {
+      await this.registry.rollouts.setStatus(rollout.id, 'cancelled', 'cancelled by an operator', ['running', 'halted']);
+      return { result: await this.getRollout(rollout.id), record: { runId: rollout.id } };
+    });
   }
 
   /** Rollouts left running by a runner that died, or halted: the next command offers to resume them. */
@@ -543,7 +522,10 @@ export class Flotilla {
     const servers = new Map((await this.registry.listServers()).map((s) => [s.name, s]));
     const schemaTenants = this.config.lint.schemaTenants ?? tenants.some((t) => t.kind === 'schema');
     const lint = this.lintOf(set, lintOptions(this.config, schemaTenants));
-    return { set, servers, lint, lintErrors: blockingFindings(lint) };
+    // One query for every schema tenant: an upgrade claims the schemas its migrations create only when some are new.
+    const schemaTenantIds = tenants.filter((t) => t.kind === 'schema').map((t) => t.id);
+    const ownedSchemas = schemaTenantIds.length > 0 ? await this.registry.storage.schemasOfTenants(schemaTenantIds) : new Map<string, string[]>();
+    return { set, servers, lint, lintErrors: blockingFindings(lint), ownedSchemas };
   }
 
   /**
@@ -551,7 +533,7 @@ export class Flotilla {
    * the engine (all-or-nothing, verified), and its audit event. Never throws for
    * the tenant's own failure.
    */
-  private async upgradeTenant(tenant: Tenant, context: UpgradeContext, options: { runId: string; dryRun: boolean; allowOutOfOrder?: boolean; target?: string }): Promise<TenantOutcome> {
+  private async upgradeTenant(tenant: Tenant, context: UpgradeContext, options: { runId: string; operationId: string; dryRun: boolean; allowOutOfOrder?: boolean; target?: string }): Promise<TenantOutcome> {
     const started = performance.now();
     let outcome: TenantOutcome;
     // A rollout marks the tenant `upgrading` when it claims it.
@@ -564,13 +546,15 @@ export class Flotilla {
         const session = tenant.kind === 'schema' ? this.sessions.source(server.url, tenant.database, 16) : undefined;
         const allowOutOfOrder = options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder;
         const engine = { ...this.engineOptions(), lintErrors: context.lintErrors, runId: options.runId, target: options.target, allowOutOfOrder, session, dryRun: options.dryRun };
-        outcome = await this.migrateWithBackup(tenant, server, migrationTarget(tenant, server, context.set), engine, context);
+        // The schemas this upgrade's migrations create become the tenant's before they exist (a dry run only checks).
+        await claimTenantSchemas(tenant, server, context.set, this.storage, { known: context.ownedSchemas.get(tenant.id) ?? [], checkOnly: options.dryRun });
+        outcome = await this.migrateWithBackup(tenant, server, migrationTarget(tenant, server, context.set), engine, { ...context, operationId: options.operationId });
       } catch (error) {
         if (!isFlotillaError(error)) throw error;
         outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
       }
     }
-    await this.registry.audit.record(auditOfOutcome(outcome, { runId: options.runId, dryRun: options.dryRun, allowOutOfOrder: options.allowOutOfOrder === true }));
+    await this.registry.audit.record({ ...auditOfOutcome(outcome, { runId: options.runId, dryRun: options.dryRun, allowOutOfOrder: options.allowOutOfOrder === true }), operationId: options.operationId });
     return outcome;
   }
 
@@ -580,11 +564,11 @@ export class Flotilla {
    * needs the database free of sessions, so the engine stops, the snapshot is
    * taken, and the engine plans again.
    */
-  private async migrateWithBackup(tenant: Tenant, server: Server, target: MigrationTarget, engine: EngineOptions, context: UpgradeContext): Promise<TargetResult & { backup: BackupDecision | null }> {
+  private async migrateWithBackup(tenant: Tenant, server: Server, target: MigrationTarget, engine: EngineOptions, context: UpgradeContext & { operationId: string }): Promise<TargetResult & { backup: BackupDecision | null }> {
     const backup = { reasons: null as readonly string[] | null, id: null as string | null, snapshotFirst: false };
     const take = async () => {
       const reason = `before migrate: ${backup.reasons!.join('; ')}`;
-      backup.id = (await this.backups.backup(tenant, server, context.set, { reason, runId: engine.runId })).id;
+      backup.id = (await this.backups.backup(tenant, server, context.set, context.operationId, { reason, runId: engine.runId })).id;
     };
     const beforeApply = async (pending: readonly PendingPart[]): Promise<'apply' | 'stop'> => {
       backup.reasons = this.backupReasons(pending, context.lint);
@@ -648,42 +632,41 @@ export class Flotilla {
 
   /** Backs a tenant up now (`flotilla backup <slug>`), recorded in the catalog and the audit trail. */
   async backup(slug: string, options: { strategy?: BackupStrategy; keep?: number } = {}): Promise<Backup> {
-    return this.audited({ command: 'backup', arguments: { slug, ...options }, tenant: slug }, async () => {
+    assertSlug(slug);
+    return this.operations.run({ command: 'backup', arguments: { slug, ...options }, tenant: slug }, async (op) => {
       const tenant = await this.registry.getTenant(slug);
       const server = await this.registry.getServer(tenant.server);
-      const backup = await this.backups.backup(tenant, server, await this.migrations(), { ...options, reason: 'manual' });
+      // A backup must work even while the migrations directory is broken: then it takes what the registry records.
+      const backup = await this.backups.backup(tenant, server, await this.migrations().catch(() => undefined), op.id, { ...options, reason: 'manual' });
       return { result: backup, record: { versionBefore: backup.schemaVersion, versionAfter: backup.schemaVersion, backupId: backup.id } };
     });
   }
 
   listBackups(slug?: string): Promise<Backup[]> {
+    if (slug !== undefined) assertSlug(slug);
     return this.registry.backups.list(slug);
   }
 
-  /** Removes a tenant's backups beyond the newest `keep`. */
+  /** Removes a tenant's backups beyond the newest `keep`: their files and snapshot databases, and their catalog rows. */
   async pruneBackups(slug: string, keep: number): Promise<Backup[]> {
-    return this.backups.prune(slug, keep, await this.registry.listServers());
+    assertSlug(slug);
+    return this.operations.run({ command: 'backup prune', arguments: { slug, keep }, tenant: slug }, async (op) => {
+      await this.registry.getTenant(slug);
+      const removed = await this.backups.prune(slug, keep, op.id);
+      return { result: removed };
+    });
   }
 
   /** Restores a backup into its tenant (offline meanwhile), or into a new tenant with `as`. */
   async restore(slug: string, backupId: string, options: { as?: string } = {}): Promise<{ backup: Backup; tenant: Tenant }> {
-    return this.audited({ command: 'restore', arguments: { slug, backup: backupId, as: options.as }, tenant: options.as ?? slug }, async () => {
-      const result = await this.backups.restore(backupId, slug, options);
+    assertSlug(slug);
+    if (options.as !== undefined) assertSlug(options.as);
+    // Only a schema tenant restored under another slug needs the migrations (the schemas they create).
+    const set = await this.migrations().catch(() => undefined);
+    return this.operations.run({ command: 'restore', arguments: { slug, backup: backupId, as: options.as }, tenant: options.as ?? slug }, async (op) => {
+      const result = await restoreBackup({ registry: this.registry, storage: this.storage, config: this.config }, op, set, { backupId, slug, as: options.as });
       return { result, record: { versionAfter: result.backup.schemaVersion, backupId: result.backup.id } };
     });
-  }
-
-  /** Runs one command and records its audit event, succeeded (with what `run` adds) or failed (and rethrown). */
-  private async audited<T>(audit: Pick<AuditEventInput, 'command' | 'arguments' | 'tenant'>, run: () => Promise<{ result: T; record: Partial<AuditEventInput> }>): Promise<T> {
-    const started = performance.now();
-    try {
-      const { result, record } = await run();
-      await this.registry.audit.record({ ...audit, ...record, outcome: 'succeeded', durationMs: performance.now() - started });
-      return result;
-    } catch (error) {
-      await this.registry.audit.record({ ...audit, outcome: 'failed', errorCode: isFlotillaError(error) ? error.code : null, errorMessage: (error as Error).message, durationMs: performance.now() - started });
-      throw error;
-    }
   }
 
   /** The audit trail, oldest first. */
@@ -719,11 +702,44 @@ export class Flotilla {
   }
 }
 
+/** Refuses a target version that no migration has: `--to 9999` must not mean "everything". */
+function assertTarget(set: MigrationSet, target: string | undefined): void {
+  if (target === undefined) return;
+  if (!/^\d{1,40}$/.test(target)) {
+    throw new FlotillaError('FLO_USAGE', `Target version ${JSON.stringify(target.slice(0, 60))} is not a version: versions are digits, as in the migration file names.`, {
+      hint: 'Give the version of an existing migration, for example 0003 for 0003_add_loans.sql.',
+      meta: { target: target.slice(0, 60) },
+    });
+  }
+  if (!set.migrations.some((m) => compareVersions(m.version, target) === 0)) {
+    const newest = set.migrations.at(-1)?.version ?? null;
+    throw new FlotillaError('FLO_VERSION_NOT_FOUND', `No migration has version ${target}${newest ? ` (the newest is ${newest})` : ' (there are no migrations)'}.`, {
+      hint: 'Give the version of an existing migration, or leave the target out to upgrade to the newest.',
+      meta: { target, newest },
+    });
+  }
+}
+
+/** The end of a command that upgraded tenants: failed when any tenant failed. */
+function endOfRun(failed: number, total: number): Partial<AuditEventInput> {
+  return failed > 0 ? { outcome: 'failed', errorMessage: `${failed} of ${total} tenant${total > 1 ? 's' : ''} failed` } : {};
+}
+
+function endOfRollout(rollout: Rollout): Partial<AuditEventInput> {
+  if (rollout.status === 'halted') return { outcome: 'failed', errorCode: 'FLO_ROLLOUT_UNFINISHED', errorMessage: `halted: ${rollout.haltReason ?? ''}` };
+  return endOfRun(rollout.counts.failed, rollout.counts.total);
+}
+
 function auditOfOutcome(outcome: TenantOutcome, context: { runId: string; dryRun: boolean; allowOutOfOrder: boolean }): AuditEventInput {
   const base = { command: 'migrate', arguments: { dryRun: context.dryRun, allowOutOfOrder: context.allowOutOfOrder }, tenant: outcome.tenant, durationMs: outcome.durationMs, runId: context.runId };
   if (outcome.status === 'failed') return { ...base, outcome: 'failed', errorCode: outcome.error.code, errorMessage: outcome.error.message };
   if ('reason' in outcome) return { ...base, outcome: 'skipped', errorMessage: outcome.reason };
   return { ...base, outcome: outcome.status, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion, backupId: outcome.backup?.id ?? null };
+}
+
+/** A server as the API shows it: its URL without a password. */
+function publicServer(server: Server): Server {
+  return { ...server, url: splitPassword(server.url).url };
 }
 
 function baseState(tenant: Tenant, extra: Partial<TenantState>): TenantState {

@@ -1,8 +1,9 @@
 import { userInfo } from 'node:os';
 import type pg from 'pg';
-import { redactUrl } from '../postgres/server-url.js';
+import { redactSecrets, redactValue } from '../core/redact.js';
 
-export type AuditOutcome = 'succeeded' | 'failed' | 'skipped' | 'planned';
+/** `started` opens a command; `interrupted` closes one whose process died (appended by the next command). */
+export type AuditOutcome = 'succeeded' | 'failed' | 'skipped' | 'planned' | 'started' | 'interrupted';
 
 export interface AuditEventInput {
   readonly command: string;
@@ -16,6 +17,8 @@ export interface AuditEventInput {
   readonly durationMs: number;
   readonly backupId?: string | null;
   readonly runId?: string | null;
+  /** The command (operation) this event belongs to: its start, its tenants' events and its end share it. */
+  readonly operationId?: string | null;
 }
 
 export interface AuditEvent extends Required<AuditEventInput> {
@@ -33,15 +36,32 @@ export function currentActor(): string {
   }
 }
 
-const SECRET_KEY = /pass(word)?|secret|token|credential/i;
-
 /** Arguments as recorded: URLs without passwords, secret-looking keys masked. */
-export function redactArguments(value: unknown, key = ''): unknown {
-  if (SECRET_KEY.test(key)) return '***';
-  if (typeof value === 'string') return /^postgres(ql)?:\/\//.test(value) ? redactUrl(value) : value;
-  if (Array.isArray(value)) return value.map((item) => redactArguments(item));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, redactArguments(v, k)]));
-  return value;
+export function redactArguments(value: unknown): unknown {
+  return redactValue(value);
+}
+
+export const AUDIT_COLUMNS = 'actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id';
+
+export const AUDIT_INSERT = `INSERT INTO flotilla.audit_events (${AUDIT_COLUMNS}) VALUES (${AUDIT_COLUMNS.split(',').map((_, i) => `$${i + 1}`).join(', ')})`;
+
+/** One event's values in AUDIT_COLUMNS order, its arguments and message redacted. */
+export function auditRow(actor: string, event: AuditEventInput): unknown[] {
+  return [
+    actor,
+    event.command,
+    JSON.stringify(redactArguments(event.arguments)),
+    event.tenant ?? null,
+    event.versionBefore ?? null,
+    event.versionAfter ?? null,
+    event.outcome,
+    event.errorCode ?? null,
+    event.errorMessage === undefined || event.errorMessage === null ? null : redactSecrets(event.errorMessage),
+    Math.round(event.durationMs),
+    event.backupId ?? null,
+    event.runId ?? null,
+    event.operationId ?? null,
+  ];
 }
 
 /** The append-only audit trail in the control database (UPDATE and DELETE are refused by a trigger). */
@@ -52,29 +72,12 @@ export class AuditLog {
   ) {}
 
   async record(event: AuditEventInput): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO flotilla.audit_events (actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [
-        this.actor,
-        event.command,
-        JSON.stringify(redactArguments(event.arguments)),
-        event.tenant ?? null,
-        event.versionBefore ?? null,
-        event.versionAfter ?? null,
-        event.outcome,
-        event.errorCode ?? null,
-        event.errorMessage ?? null,
-        Math.round(event.durationMs),
-        event.backupId ?? null,
-        event.runId ?? null,
-      ],
-    );
+    await this.pool.query(AUDIT_INSERT, auditRow(this.actor, event));
   }
 
   async list(filter: { tenant?: string; since?: Date; limit?: number } = {}): Promise<AuditEvent[]> {
     const { rows } = await this.pool.query(
-      `SELECT id, at, actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id
+      `SELECT id, at, actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id
          FROM flotilla.audit_events
         WHERE ($1::text IS NULL OR tenant = $1) AND ($2::timestamptz IS NULL OR at >= $2)
         ORDER BY id DESC LIMIT $3`,
@@ -95,6 +98,7 @@ export class AuditLog {
       durationMs: r.duration_ms,
       backupId: r.backup_id,
       runId: r.run_id,
+      operationId: r.operation_id,
     }));
   }
 }

@@ -20,20 +20,22 @@ export interface Backup {
   readonly rowCounts: RowCounts;
   readonly reason: string;
   readonly runId: string | null;
+  /** A schema tenant's dump: the schemas it holds (null for dumps taken before this was recorded). */
+  readonly schemas?: readonly string[] | null;
   readonly createdAt: string;
 }
 
-const COLUMNS = 'id, tenant_slug, tenant_kind, server, strategy, location, size_bytes, checksum, schema_version, fingerprint, reason, run_id, created_at';
+const COLUMNS = 'id, tenant_slug, tenant_kind, server, strategy, location, size_bytes, checksum, schema_version, fingerprint, reason, run_id, schemas, created_at';
 
 /** The backup catalog in the control database. */
 export class BackupCatalog {
   constructor(private readonly pool: pg.Pool) {}
 
-  async insert(backup: Omit<Backup, 'createdAt'>): Promise<Backup> {
-    const { rows } = await this.pool.query(
-      `INSERT INTO flotilla.backups (id, tenant_slug, tenant_kind, server, strategy, location, size_bytes, checksum, schema_version, fingerprint, reason, run_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLUMNS}`,
-      [backup.id, backup.tenant, backup.kind, backup.server, backup.strategy, backup.location, backup.sizeBytes, backup.checksum, backup.schemaVersion, JSON.stringify(backup.rowCounts), backup.reason, backup.runId],
+  async insert(backup: Omit<Backup, 'createdAt'>, client: Pick<pg.Pool, 'query'> = this.pool): Promise<Backup> {
+    const { rows } = await client.query(
+      `INSERT INTO flotilla.backups (id, tenant_slug, tenant_kind, server, strategy, location, size_bytes, checksum, schema_version, fingerprint, reason, run_id, schemas)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${COLUMNS}`,
+      [backup.id, backup.tenant, backup.kind, backup.server, backup.strategy, backup.location, backup.sizeBytes, backup.checksum, backup.schemaVersion, JSON.stringify(backup.rowCounts), backup.reason, backup.runId, backup.schemas ?? null],
     );
     return toBackup(rows[0]);
   }
@@ -58,8 +60,8 @@ export class BackupCatalog {
     return toBackup(rows[0]);
   }
 
-  async delete(id: string): Promise<void> {
-    await this.pool.query('DELETE FROM flotilla.backups WHERE id = $1', [id]);
+  async delete(id: string, client: Pick<pg.Pool, 'query'> = this.pool): Promise<void> {
+    await client.query('DELETE FROM flotilla.backups WHERE id = $1', [id]);
   }
 }
 
@@ -77,6 +79,7 @@ function toBackup(r: Record<string, unknown>): Backup {
     rowCounts: r.fingerprint as RowCounts,
     reason: String(r.reason),
     runId: (r.run_id as string | null) ?? null,
+    schemas: (r.schemas as string[] | null) ?? null,
     createdAt: (r.created_at as Date).toISOString(),
   };
 }

@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { RolloutEvent } from '../fleet/events.js';
+import { redactSecrets } from '../core/redact.js';
 
 /**
  * The live display on a terminal: done / failed / running / pending, rate, ETA,
@@ -49,12 +50,12 @@ export class RolloutProgress {
         this.counts.running--;
         this.counts.failed++;
         this.bar.stop();
-        process.stdout.write(`✗ ${event.tenant}: ${event.code} ${event.message.split('\n')[0]}\n`);
+        process.stdout.write(redactSecrets(`✗ ${event.tenant}: ${event.code} ${event.message.split('\n')[0]}\n`));
         this.bar.start(this.total, 0, this.payload());
         break;
       case 'rollout.halted':
         this.bar.stop();
-        process.stdout.write(`Rollout halted: ${event.reason}\n`);
+        process.stdout.write(redactSecrets(`Rollout halted: ${event.reason}\n`));
         this.bar.start(this.total, 0, this.payload());
         break;
       default:

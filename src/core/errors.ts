@@ -1,3 +1,5 @@
+import { redactSecrets, redactValue } from './redact.js';
+
 /**
  * Errors are data: a stable code, a message that says what happened, a hint that
  * says what to do next, and JSON-safe meta (tenant, file, line, ...).
@@ -101,11 +103,12 @@ export class FlotillaError extends Error {
   readonly meta: ErrorMeta;
 
   constructor(code: ErrorCode, message: string, options: { hint?: string; meta?: ErrorMeta; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Redacted here, where every error is made: no message, hint or meta can carry a password out.
+    super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FlotillaError';
     this.code = code;
-    this.hint = options.hint;
-    this.meta = options.meta ?? {};
+    this.hint = options.hint === undefined ? undefined : redactSecrets(options.hint);
+    this.meta = redactValue(options.meta ?? {}) as ErrorMeta;
   }
 
   get exitCode(): number {

@@ -11,7 +11,8 @@ import type { MigrateReport, TenantState } from '../flotilla.js';
 import { Flotilla } from '../flotilla.js';
 import { withClient } from '../postgres/connect.js';
 import { startEmbedded } from '../postgres/embedded.js';
-import { dropDatabase } from '../postgres/provision.js';
+import { databaseExists, dropDatabase } from '../postgres/provision.js';
+import { OwnedStorage } from '../storage/owned-storage.js';
 import { adminDatabase, databaseOf, withDatabase } from '../postgres/server-url.js';
 import type { TenantKind } from '../registry/types.js';
 
@@ -61,8 +62,6 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
     say(base.databaseUrl ? `PostgreSQL: ${databaseOf(serverUrl) ? 'the configured server' : serverUrl}` : `PostgreSQL: embedded, data in ${base.embedded.dataDir}`);
     const workDir = join(base.embedded.dataDir, '..', 'demo');
     const migrationsDir = join(workDir, 'migrations');
-    await resetDemo(serverUrl, workDir);
-    await copyMigrations(join(EXAMPLE, 'migrations'), migrationsDir);
     // Backups need pg_dump for the schema tenant; a bare machine may lack it, and the demo must still run.
     const canDump = spawnSync('pg_dump', ['--version']).status === 0;
     if (!canDump) say('pg_dump is not installed: this demo runs without backups (apt-get install postgresql-client-15 to see them)');
@@ -73,6 +72,8 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
       tenants: { ...base.tenants, databasePrefix: 'demo_', schemaPrefix: 'demo_', schemaDatabase: 'flotilla_demo_tenants' },
       backup: { ...base.backup, policy: canDump ? 'risky' : 'never', strategy: 'snapshot', dir: join(workDir, 'backups') },
     };
+    await resetDemo(serverUrl, workDir, config);
+    await copyMigrations(join(EXAMPLE, 'migrations'), migrationsDir);
     let flotilla = await Flotilla.open({ config });
     try {
       for (const t of DEMO_TENANTS) {
@@ -105,15 +106,24 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
   }
 }
 
-async function resetDemo(serverUrl: string, workDir: string): Promise<void> {
+/**
+ * Clears the previous run: everything its control database records having made
+ * (tenant databases and schemas, snapshots, dump files), then that control
+ * database. Nothing is removed by name alone.
+ */
+async function resetDemo(serverUrl: string, workDir: string, config: ResolvedConfig): Promise<void> {
+  const exists = await withClient(serverUrl, adminDatabase(serverUrl), (admin) => databaseExists(admin, CONTROL_DATABASE));
+  if (exists) {
+    const previous = await Flotilla.open({ config: { ...config, migrationsDir: join(workDir, 'migrations') } });
+    try {
+      const storage = new OwnedStorage(previous.registry.storage, (name) => previous.registry.serverUrl(name));
+      for (const claim of (await previous.registry.storage.all()).reverse()) if (claim.purpose !== 'control') await storage.removeObject(claim);
+    } finally {
+      await previous.close();
+    }
+    await withClient(serverUrl, adminDatabase(serverUrl), (admin) => dropDatabase(admin, CONTROL_DATABASE));
+  }
   await rm(workDir, { recursive: true, force: true });
-  // Snapshot backups of the previous run are databases too: its own catalog names them.
-  const snapshots = await withClient(serverUrl, CONTROL_DATABASE, async (client) =>
-    (await client.query<{ location: string }>(`SELECT location FROM flotilla.backups WHERE strategy = 'snapshot'`)).rows.map((r) => r.location),
-  ).catch(() => [] as string[]);
-  await withClient(serverUrl, adminDatabase(serverUrl), async (admin) => {
-    for (const db of [CONTROL_DATABASE, 'flotilla_demo_tenants', ...DEMO_TENANTS.map((t) => `demo_${t.slug}`), ...snapshots]) await dropDatabase(admin, db);
-  });
 }
 
 async function copyMigrations(from: string, to: string): Promise<void> {

@@ -1,17 +1,17 @@
 import type pg from 'pg';
+import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
 
 /** First key of a runner's liveness lock (session-level, held while the runner lives). */
-export const RUNNER_LOCK_NAMESPACE = 0x464c5452;
+export const RUNNER_LOCK_NAMESPACE = LOCK_NAMESPACES.runner;
 /** A tenant's registry status after its upgrade: what it was before (`active` when that is unknown). */
 const RESTORED_STATUS = `CASE WHEN d.previous_status IS NULL OR d.previous_status = 'upgrading' THEN 'active' ELSE d.previous_status END`;
 
 /** First key of the transaction lock that serializes claims on one rollout. */
-const CLAIM_LOCK_NAMESPACE = 0x464c5443;
+const CLAIM_LOCK_NAMESPACE = LOCK_NAMESPACES.rolloutClaim;
 
 /** SQL: the liveness lock of the runner whose key is in `keyColumn` is held (its runner lives). `$2` is RUNNER_LOCK_NAMESPACE. */
 function runnerAlive(keyColumn: string): string {
-  return `EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $2::int::oid
-                    AND l.objid = ${keyColumn}::oid AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`;
+  return processAlive(keyColumn, '$2');
 }
 
 /** Rollouts with their counts per state; a WHERE, ORDER BY or LIMIT follows. */
@@ -289,6 +289,24 @@ export class RolloutStore {
       );
       return { reset: reset.rows.map((r) => r.tenant), retried: retried.rows.map((r) => r.tenant) };
     });
+  }
+
+  /**
+   * In every rollout, the tenants a dead runner left `running` go back to pending
+   * and their registry status back to what it was: no tenant stays `upgrading`
+   * because the process upgrading it was killed.
+   */
+  async recoverDeadRunners(): Promise<string[]> {
+    const { rows } = await this.pool.query<{ tenant: string }>(
+      `WITH d AS (
+         UPDATE flotilla.rollout_tenants rt SET state = 'pending', runner = NULL, runner_key = NULL
+          WHERE state = 'running' AND NOT ${processAlive('rt.runner_key', '$1')}
+          RETURNING tenant, previous_status),
+       restored AS (UPDATE flotilla.tenants t SET status = ${RESTORED_STATUS}, updated_at = now() FROM d WHERE t.slug = d.tenant AND t.status = 'upgrading')
+       SELECT tenant FROM d`,
+      [RUNNER_LOCK_NAMESPACE],
+    );
+    return rows.map((r) => r.tenant);
   }
 
   /** Records a runner working on this rollout (its liveness lock is already held). */

@@ -2,8 +2,9 @@ import type pg from 'pg';
 import { sha256 } from '../core/checksum.js';
 import { FlotillaError } from '../core/errors.js';
 
-/** First key of every Flotilla advisory lock ("FLOT"); the second is per tenant. */
-const NAMESPACE = 0x464c4f54;
+import { LOCK_NAMESPACES } from './lock-namespaces.js';
+
+const NAMESPACE = LOCK_NAMESPACES.tenant;
 
 /** Advisory locks are per database, so the schema name is enough to tell tenants apart. */
 export function tenantLockKey(schema: string): number {

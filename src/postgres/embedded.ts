@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { FlotillaError } from '../core/errors.js';
 import { connect } from './connect.js';
+import { EMBEDDED_IN_USE_LOCK } from './lock-namespaces.js';
 
 export interface EmbeddedServer {
   /** URL of the server's maintenance database. */
@@ -21,7 +22,7 @@ const PASSWORD = 'flotilla-embedded';
  * Every process using the embedded server holds this advisory lock, shared, on a
  * session of its own; the one that can then take it exclusively is the last.
  */
-const IN_USE_LOCK = [0x466c6f, 0x656d62] as const;
+const IN_USE_LOCK = EMBEDDED_IN_USE_LOCK;
 
 /**
  * Starts the embedded PostgreSQL 15 kept in `dataDir`, or joins it when another

@@ -1,6 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { spawnGuarded } from './child-process.js';
 import type pg from 'pg';
 import { FlotillaError } from '../core/errors.js';
+import { splitPassword } from './server-url.js';
 
 /** How to get the client tools of a PostgreSQL major version. */
 function installHint(major: number): string {
@@ -34,19 +36,24 @@ export function requireTool(name: 'pg_dump' | 'pg_restore', serverMajorVersion: 
   }
 }
 
-/** Runs a client tool with the password in the environment (never on the command line). */
-export function runTool(name: 'pg_dump' | 'pg_restore', args: readonly string[], serverUrl: string): Promise<{ code: number; stderr: string }> {
-  const url = new URL(serverUrl);
-  const password = decodeURIComponent(url.password);
-  url.password = '';
+/**
+ * Runs a client tool with the password in the environment (never on the command
+ * line); with no server URL, the tool reads no database (`pg_restore --list`).
+ */
+export function runTool(name: 'pg_dump' | 'pg_restore', args: readonly string[], serverUrl: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Neither the user-info password nor a password= parameter goes on a command line (others can read it).
+  const { url, password } = serverUrl ? splitPassword(serverUrl) : { url: undefined, password: null };
   return new Promise((resolve, reject) => {
-    const child = spawn(name, [...args, '--dbname', url.toString()], {
+    // The tool dies with this process, so a killed backup leaves no pg_dump writing on its own.
+    const child = spawnGuarded(name, [...args, ...(url ? ['--dbname', url] : [])], {
       env: { ...process.env, ...(password ? { PGPASSWORD: password } : {}) },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdout: 'pipe',
     });
+    let stdout = '';
     let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }

@@ -1,13 +1,13 @@
 import type pg from 'pg';
 import { quoteIdent } from '../core/sql/quote.js';
 
-export async function databaseExists(client: pg.Client, name: string): Promise<boolean> {
+export async function databaseExists(client: pg.ClientBase, name: string): Promise<boolean> {
   const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
   return rows.length > 0;
 }
 
 /** Creates a database unless it exists; safe when several processes race to create it. */
-export async function ensureDatabase(client: pg.Client, name: string): Promise<void> {
+export async function ensureDatabase(client: pg.ClientBase, name: string): Promise<void> {
   if (await databaseExists(client, name)) return;
   try {
     await client.query(`CREATE DATABASE ${quoteIdent(name)}`);
@@ -18,20 +18,20 @@ export async function ensureDatabase(client: pg.Client, name: string): Promise<v
   }
 }
 
-export async function createDatabase(client: pg.Client, name: string): Promise<void> {
-  await client.query(`CREATE DATABASE ${quoteIdent(name)}`);
+export async function createDatabase(client: pg.ClientBase, name: string, template?: string): Promise<void> {
+  await client.query(`CREATE DATABASE ${quoteIdent(name)}${template ? ` TEMPLATE ${quoteIdent(template)}` : ''}`);
 }
 
 /** Drops a database even with sessions still open on it (PostgreSQL 13+). */
-export async function dropDatabase(client: pg.Client, name: string): Promise<void> {
+export async function dropDatabase(client: pg.ClientBase, name: string): Promise<void> {
   await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
 }
 
-export async function createSchema(client: pg.Client, name: string): Promise<void> {
+export async function createSchema(client: pg.ClientBase, name: string): Promise<void> {
   await client.query(`CREATE SCHEMA ${quoteIdent(name)}`);
 }
 
-export async function dropSchemas(client: pg.Client, names: readonly string[]): Promise<void> {
+export async function dropSchemas(client: pg.ClientBase, names: readonly string[]): Promise<void> {
   for (const name of names) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE`);
 }
 
@@ -51,4 +51,24 @@ export async function isFlotillaStorage(client: pg.ClientBase, schema: string): 
     [schema],
   );
   return rows[0]!.history || rows[0]!.relations === 0;
+}
+
+/** Renames a database; it must have no sessions (the caller ends them first where that is wanted). */
+export async function renameDatabase(client: pg.ClientBase, from: string, to: string): Promise<void> {
+  await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+}
+
+/** Ends every other session on a database (so that it can be renamed or copied). */
+export async function endSessions(client: pg.ClientBase, database: string): Promise<void> {
+  await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+}
+
+export async function renameSchema(client: pg.ClientBase, from: string, to: string): Promise<void> {
+  await client.query(`ALTER SCHEMA ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+}
+
+/** Which of these schemas exist in the session's database. */
+export async function existingSchemas(client: pg.ClientBase, names: readonly string[]): Promise<string[]> {
+  const { rows } = await client.query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE nspname = ANY($1) ORDER BY 1', [names]);
+  return rows.map((r) => r.nspname);
 }

@@ -3,7 +3,9 @@ import { AuditLog } from '../audit/audit-log.js';
 import { BackupCatalog } from '../backup/catalog.js';
 import { RolloutStore } from '../fleet/rollout-store.js';
 import { withClient } from '../postgres/connect.js';
-import { adminDatabase, withDatabase } from '../postgres/server-url.js';
+import { adminDatabase, splitPassword, withDatabase, withPassword } from '../postgres/server-url.js';
+import { OperationStore } from './operations.js';
+import { StorageRegistry } from './storage.js';
 import { FlotillaError } from '../core/errors.js';
 import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
 
@@ -36,11 +38,37 @@ export class Registry {
   readonly audit: AuditLog;
   readonly backups: BackupCatalog;
   readonly rollouts: RolloutStore;
+  /** Who owns each database, schema and file Flotilla made. */
+  readonly storage: StorageRegistry;
+  /** Mutating commands while they run. */
+  readonly operations: OperationStore;
 
-  private constructor(private readonly pool: pg.Pool) {
+  private constructor(
+    private readonly pool: pg.Pool,
+    /** The main server's connection URL: its password comes from the configuration, never from the registry. */
+    private readonly mainUrl: string,
+  ) {
     this.audit = new AuditLog(pool);
     this.backups = new BackupCatalog(pool);
     this.rollouts = new RolloutStore(pool);
+    this.storage = new StorageRegistry(pool);
+    this.operations = new OperationStore(pool);
+  }
+
+  /** The pool's query, for a store that needs one transaction across tables (claims and catalog rows). */
+  async inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   /** Each server's limit on migrations at once: its own setting, else a quarter of its max_connections (1 to 16). */
@@ -73,20 +101,30 @@ export class Registry {
   static open(serverUrl: string, controlDatabase: string): Registry {
     const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: 'flotilla registry' });
     pool.on('error', () => undefined);
-    return new Registry(pool);
+    return new Registry(pool, serverUrl);
+  }
+
+  /** Moves passwords that older versions kept inside servers' URLs to their own column. */
+  async separateServerPasswords(): Promise<void> {
+    const { rows } = await this.pool.query<{ name: string; url: string }>(`SELECT name, url FROM flotilla.servers WHERE url ~ '^[^/]*//[^/@]*:[^/]*@' OR url ~* '[?&]password='`);
+    for (const row of rows) {
+      const { url, password } = splitPassword(row.url);
+      await this.pool.query('UPDATE flotilla.servers SET url = $2, password = CASE WHEN name = $3 THEN NULL ELSE coalesce(password, $4) END WHERE name = $1', [row.name, url, MAIN_SERVER_NAME, password]);
+    }
   }
 
   close(): Promise<void> {
     return this.pool.end();
   }
 
-  async addServer(name: string, url: string): Promise<Server> {
+  async addServer(name: string, connectionUrl: string): Promise<Server> {
+    const { url, password } = splitPassword(connectionUrl);
     try {
-      const { rows } = await this.pool.query<{ name: string; url: string; created_at: Date }>(
-        'INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) RETURNING name, url, created_at',
-        [name, url],
+      const { rows } = await this.pool.query<ServerRow>(
+        `INSERT INTO flotilla.servers (name, url, password) VALUES ($1, $2, $3) RETURNING ${SERVER_COLUMNS}`,
+        [name, url, password],
       );
-      return toServer(rows[0]!);
+      return this.toServer(rows[0]!);
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {
         throw new FlotillaError('FLO_SERVER_EXISTS', `Server ${name} is already registered.`, {
@@ -98,33 +136,39 @@ export class Registry {
     }
   }
 
-  /** Registers the server unless one of that name exists; keeps its URL current. */
-  async upsertServer(name: string, url: string): Promise<void> {
+  /** Registers the main server unless it is there; keeps its URL current (without its password, which the configuration holds). */
+  async upsertMainServer(connectionUrl: string): Promise<void> {
     await this.pool.query(
-      'INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url',
-      [name, url],
+      'INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, password = NULL',
+      [MAIN_SERVER_NAME, splitPassword(connectionUrl).url],
     );
   }
 
   async listServers(): Promise<Server[]> {
-    const { rows } = await this.pool.query<{ name: string; url: string; created_at: Date }>(
-      'SELECT name, url, created_at FROM flotilla.servers ORDER BY name',
-    );
-    return rows.map(toServer);
+    const { rows } = await this.pool.query<ServerRow>(`SELECT ${SERVER_COLUMNS} FROM flotilla.servers ORDER BY name`);
+    return rows.map((row) => this.toServer(row));
+  }
+
+  /** A server's connection URL, by name. */
+  async serverUrl(name: string): Promise<string> {
+    return (await this.getServer(name)).url;
   }
 
   async getServer(name: string): Promise<Server> {
-    const { rows } = await this.pool.query<{ name: string; url: string; created_at: Date }>(
-      'SELECT name, url, created_at FROM flotilla.servers WHERE name = $1',
-      [name],
-    );
+    const { rows } = await this.pool.query<ServerRow>(`SELECT ${SERVER_COLUMNS} FROM flotilla.servers WHERE name = $1`, [name]);
     if (!rows[0]) {
       throw new FlotillaError('FLO_SERVER_NOT_FOUND', `No server named ${name}.`, {
         hint: 'Register it with `flotilla server add <name> --url <url>`, or see `flotilla server list`.',
         meta: { server: name },
       });
     }
-    return toServer(rows[0]);
+    return this.toServer(rows[0]);
+  }
+
+  /** A server with its connection URL: the stored URL and password, or the configured URL for the main server. */
+  private toServer(row: ServerRow): Server {
+    const url = row.name === MAIN_SERVER_NAME ? this.mainUrl : withPassword(row.url, row.password);
+    return { name: row.name, url, createdAt: row.created_at.toISOString() };
   }
 
   async insertTenant(input: {
@@ -136,12 +180,14 @@ export class Registry {
     schema: string;
     plan?: string | null;
     settings?: Record<string, unknown>;
+    /** The operation making it: if that dies, the tenant is removed with what it made. */
+    operationId: string | null;
   }): Promise<Tenant> {
     try {
       await this.pool.query(
-        `INSERT INTO flotilla.tenants (slug, name, kind, server, database_name, schema_name, status, plan, settings)
-         VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8)`,
-        [input.slug, input.name, input.kind, input.server, input.database, input.schema, input.plan ?? null, input.settings ?? {}],
+        `INSERT INTO flotilla.tenants (slug, name, kind, server, database_name, schema_name, status, plan, settings, operation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8, $9)`,
+        [input.slug, input.name, input.kind, input.server, input.database, input.schema, input.plan ?? null, input.settings ?? {}, input.operationId],
       );
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {
@@ -157,6 +203,23 @@ export class Registry {
 
   async setStatus(slug: string, status: TenantStatus): Promise<void> {
     await this.pool.query('UPDATE flotilla.tenants SET status = $2, updated_at = now() WHERE slug = $1', [slug, status]);
+  }
+
+  /** A provisioned tenant becomes active and no longer belongs to the operation that made it. */
+  async activate(slug: string): Promise<void> {
+    await this.pool.query(`UPDATE flotilla.tenants SET status = 'active', operation_id = NULL, updated_at = now() WHERE slug = $1`, [slug]);
+  }
+
+  /** The operation provisioning a tenant: undefined when there is no such tenant, null when none is recorded. */
+  async provisioningOperation(slug: string): Promise<string | null | undefined> {
+    const { rows } = await this.pool.query<{ operation_id: string | null }>('SELECT operation_id FROM flotilla.tenants WHERE slug = $1', [slug]);
+    return rows[0] ? rows[0].operation_id : undefined;
+  }
+
+  /** Tenants an operation was still provisioning. */
+  async provisioningBy(operationId: string): Promise<Tenant[]> {
+    const { rows } = await this.pool.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM flotilla.tenants t WHERE t.operation_id = $1 AND t.status = 'provisioning'`, [operationId]);
+    return rows.map(toTenant);
   }
 
   async deleteTenant(slug: string): Promise<void> {
@@ -185,9 +248,15 @@ export class Registry {
   }
 }
 
-function toServer(row: { name: string; url: string; created_at: Date }): Server {
-  return { name: row.name, url: row.url, createdAt: row.created_at.toISOString() };
+interface ServerRow {
+  name: string;
+  url: string;
+  password: string | null;
+  created_at: Date;
 }
+
+const SERVER_COLUMNS = 'name, url, password, created_at';
+const MAIN_SERVER_NAME = 'main';
 
 function toTenant(row: TenantRow): Tenant {
   return {

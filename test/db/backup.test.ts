@@ -175,7 +175,11 @@ describe('the audit trail', () => {
 
   it('holds one event for every tenant create, migrate (per tenant), backup and restore this file ran', async () => {
     const events = await flotilla.audit();
-    const by = (command: string) => events.filter((e) => e.command === command);
+    // Every command has its start and its end on the record, linked by its operation id.
+    const started = events.filter((e) => e.outcome === 'started');
+    for (const start of started) expect(events.filter((e) => e.operationId === start.operationId && e.tenant === start.tenant && ['succeeded', 'failed'].includes(e.outcome)).length, start.command).toBeGreaterThanOrEqual(1);
+    // The ends of commands (a migrate's per-tenant events aside, which carry the tenant).
+    const by = (command: string) => events.filter((e) => e.command === command && e.outcome !== 'started' && !(command === 'migrate' && e.tenant === null));
     // tenant create: gamma, delta (copies are restores).
     expect(by('tenant create').map((e) => [e.tenant, e.outcome])).toEqual([
       ['gamma', 'succeeded'],

@@ -59,11 +59,14 @@ describe('the safety commands of the CLI', () => {
     expect(JSON.parse(manual.stdout)).toMatchObject({ tenant: 'acme', strategy: 'dump', reason: 'manual' });
     const audit = JSON.parse((await cli('audit', '--tenant', 'acme', '--json')).stdout);
     expect(audit.map((e: { command: string; outcome: string }) => `${e.command}:${e.outcome}`)).toEqual([
+      'tenant create:started',
       'tenant create:succeeded',
       'migrate:failed',
       'migrate:planned',
       'migrate:succeeded',
+      'restore:started',
       'restore:succeeded',
+      'backup:started',
       'backup:succeeded',
     ]);
     expect((await cli('audit', '--since', '1h')).stdout).toContain('restore');
@@ -73,9 +76,9 @@ describe('the safety commands of the CLI', () => {
     const unknown = await cli('restore', 'acme', '--backup', 'deadbeef');
     expect([unknown.code, unknown.stderr]).toEqual([9, expect.stringContaining('error FLO_BACKUP_NOT_FOUND')]);
     const keep = await cli('backup', 'acme', '--keep', 'zero');
-    expect([keep.code, keep.stderr]).toEqual([2, expect.stringContaining('--keep zero')]);
+    expect([keep.code, keep.stderr]).toEqual([2, expect.stringContaining('--keep "zero" is not a whole number from 1 to 100000')]);
     const since = await cli('audit', '--since', 'yesterday-ish');
-    expect([since.code, since.stderr]).toEqual([2, expect.stringContaining('neither a date nor a duration')]);
+    expect([since.code, since.stderr]).toEqual([2, expect.stringContaining('--since "yesterday-ish" is not a date')]);
     const missing = await cli('backup', 'nobody');
     expect([missing.code, missing.stderr]).toEqual([9, expect.stringContaining('error FLO_TENANT_NOT_FOUND')]);
   });

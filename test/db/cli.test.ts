@@ -149,7 +149,7 @@ describe('the flotilla CLI', () => {
     const result = await runCli(['tenant', 'list'], { cwd: project.dir, env: { ...project.env, FLOTILLA_DATABASE_URL: 'localhost:5432/flotilla' } });
     expect(result.code).toBe(3);
     expect(result.stderr).toContain('error FLO_URL_INVALID');
-    expect(result.stderr).toContain('postgres://user[:password]@host[:port]/database');
+    expect(result.stderr).toContain('for example postgres://postgres@127.0.0.1:5432/flotilla');
   });
 
   it('asks which tenants to migrate', async () => {
@@ -178,8 +178,12 @@ describe('the flotilla CLI', () => {
     expect(added.code).toBe(0);
     const list = await cli('server', 'list', '--json');
     expect(list.stdout).not.toContain(url.password);
-    expect(list.stdout).toContain(':***@');
-    expect(JSON.parse(list.stdout).map((s: { name: string }) => s.name)).toEqual(['main', 'second']);
+    const listed = JSON.parse(list.stdout) as { name: string; url: string }[];
+    expect(listed.map((s) => s.name)).toEqual(['main', 'second']);
+    // Shown without any password at all: the registry keeps it apart from the URL.
+    expect(listed[1]!.url).toBe(`postgres://${url.username}@${url.host}${url.pathname}`);
+    // Added again with the same URL (say, after the first was killed): done already, not an error.
+    expect((await cli('server', 'add', 'second', '--url', url.toString())).code).toBe(0);
   });
 
   it('writes a config and an empty migrations directory with flotilla init, once', async () => {

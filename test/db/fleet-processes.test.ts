@@ -92,14 +92,15 @@ describe('rollouts with real runner processes', () => {
     expect(killedDuringSleep).toBe(true);
     await third.exit;
 
-    // 4. The same command again refuses to start a second rollout over an unfinished one, and says how to resume.
-    const again = await runCli(['migrate', '--all'], { cwd: project.dir, env: project.env });
-    expect(again.code).toBe(11);
-    expect(again.stderr).toContain(`flotilla migrate --resume ${id}`);
+    // 4. Another command refuses to start a second rollout over an unfinished one, and says how to resume.
+    const other = await runCli(['migrate', '--tag', 'none'], { cwd: project.dir, env: project.env });
+    expect(other.code).toBe(11);
+    expect(other.stderr).toContain(`flotilla migrate --resume ${id}`);
 
-    // 5. Resumed to the end.
-    const last = runner(['--resume', id]);
+    // 5. The killed command, run again as it was, resumes its rollout and finishes it.
+    const last = runner(['--all', '--concurrency', '8']);
     expect(await last.exit).toBe(0);
+    expect(events(last.output()).find((e) => e.event === 'rollout.resumed')).toMatchObject({ rollout: id });
     const rollout = await flotilla.getRollout(id);
     // A tenant killed after its upgrade committed but before its row was updated is rechecked on resume: already at the target.
     expect(rollout).toMatchObject({ status: 'finished', counts: { failed: 0, pending: 0, running: 0 } });

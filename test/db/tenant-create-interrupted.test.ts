@@ -58,17 +58,23 @@ describe('a tenant create that was interrupted', () => {
     expect(await flotilla.getTenant('phoenix')).toMatchObject({ status: 'active' });
     const notes = await flotilla.withTenantClient('phoenix', async (c) => (await c.query('SELECT body FROM notes')).rows);
     expect(notes).toEqual([{ body: 'welcome' }]);
+    // The killed attempt is on the record: started, then interrupted (closed by the command that cleared it), then the new one.
     const creates = (await flotilla.audit({ tenant: 'phoenix' })).filter((e) => e.command === 'tenant create');
-    expect(creates.map((e) => [e.outcome, e.arguments.clearedInterruptedCreate ?? false])).toEqual([['succeeded', true]]);
+    expect(creates.map((e) => e.outcome)).toEqual(['started', 'interrupted', 'started', 'succeeded']);
+    expect(creates[1]!.errorMessage).toContain('unfinished tenant phoenix removed');
+    expect(creates[0]!.operationId).toBe(creates[1]!.operationId);
   });
 
   it('clears a schema tenant left half-made the same way', async () => {
     const place = placeTenant('half', 'schema', project.config.tenants);
-    await flotilla.registry.insertTenant({ slug: 'half', name: 'half', kind: 'schema', server: 'main', ...place });
+    // As an older Flotilla left it: no operation recorded, its storage claimed (as the control database's migration records it).
+    const half = await flotilla.registry.insertTenant({ slug: 'half', name: 'half', kind: 'schema', server: 'main', ...place, operationId: null });
+    await flotilla.registry.storage.claim({ server: 'main', kind: 'schema', database: place.database, name: place.schema }, { purpose: 'tenant', tenantId: half.id });
     await project.query(place.database, `CREATE SCHEMA IF NOT EXISTS "${place.schema}"`).catch(async () => {
       await project.query('postgres', `CREATE DATABASE "${place.database}"`);
       await project.query(place.database, `CREATE SCHEMA "${place.schema}"`);
     });
+    await flotilla.registry.storage.claim({ server: 'main', kind: 'database', name: place.database }, { purpose: 'shared' }).catch(() => undefined);
     const again = await cli('tenant', 'create', 'half', '--kind', 'schema');
     expect(again.code).toBe(0);
     expect((await flotilla.getTenant('half')).status).toBe('active');
@@ -76,7 +82,8 @@ describe('a tenant create that was interrupted', () => {
 
   it('never removes storage that holds data it did not make: the create fails, the data stays', async () => {
     const place = placeTenant('stranger', 'database', project.config.tenants);
-    await flotilla.registry.insertTenant({ slug: 'stranger', name: 'stranger', kind: 'database', server: 'main', ...place });
+    const stranger = await flotilla.registry.insertTenant({ slug: 'stranger', name: 'stranger', kind: 'database', server: 'main', ...place, operationId: null });
+    await flotilla.registry.storage.claim({ server: 'main', kind: 'database', name: place.database }, { purpose: 'tenant', tenantId: stranger.id });
     await project.query('postgres', `CREATE DATABASE "${place.database}"`);
     await project.query(place.database, "CREATE TABLE customers (id int); INSERT INTO customers VALUES (1), (2)");
     const again = await cli('tenant', 'create', 'stranger');

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { parseSince } from '../../audit/audit-log.js';
-import { FlotillaError } from '../../core/errors.js';
+import { assertSlug } from '../../core/slug.js';
+import { instant, optionalFlag, parseFlag, wholeNumber } from '../flags.js';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
 import { line, printJson, printTable } from '../output.js';
@@ -14,14 +14,11 @@ export function registerAuditCommand(program: Command, globals: () => GlobalOpti
     .option('--limit <n>', 'at most this many events (newest)', '1000')
     .option('--json', 'print JSON')
     .action(async (options: { tenant?: string; since?: string; limit: string; json?: boolean }) => {
-      const since = options.since === undefined ? undefined : parseSince(options.since);
-      if (options.since !== undefined && !since) {
-        throw new FlotillaError('FLO_USAGE', `--since ${JSON.stringify(options.since)} is neither a date nor a duration.`, {
-          hint: 'Use an ISO date (2026-11-21 or 2026-11-21T08:00:00Z) or a duration such as 30min, 2h, 3d, 1w.',
-        });
-      }
+      const since = optionalFlag('--since', options.since, instant(), '2h');
+      const limit = parseFlag('--limit', options.limit, wholeNumber(1, 100_000), '500');
+      if (options.tenant !== undefined) assertSlug(options.tenant);
       await withFlotilla(globals(), async (flotilla) => {
-        const events = await flotilla.audit({ tenant: options.tenant, since, limit: Number(options.limit) });
+        const events = await flotilla.audit({ tenant: options.tenant, since, limit });
         if (options.json) return printJson(events);
         if (events.length === 0) return line('No events.');
         printTable(

@@ -4,6 +4,7 @@ import type { Backup } from '../../backup/catalog.js';
 import { FlotillaError } from '../../core/errors.js';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
+import { idPrefix, optionalFlag, parseFlag, wholeNumber } from '../flags.js';
 import { line, printJson, printTable } from '../output.js';
 
 export function registerBackupCommands(program: Command, globals: () => GlobalOptions): void {
@@ -26,8 +27,7 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
           return;
         }
         if (second !== undefined) throw new FlotillaError('FLO_USAGE', `Unexpected argument ${second}.`, { hint: 'Use `flotilla backup <slug>` or `flotilla backup list [<slug>]`.' });
-        const keep = options.keep === undefined ? undefined : Number(options.keep);
-        if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1)) throw new FlotillaError('FLO_USAGE', `--keep ${options.keep} is not a whole number of at least 1.`, { hint: 'For example --keep 5.' });
+        const keep = optionalFlag('--keep', options.keep, wholeNumber(1, 100_000), '5');
         const backup = await flotilla.backup(first, { strategy: options.strategy, keep });
         if (options.json) return printJson(backup);
         line(`Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatSize(backup.sizeBytes)}, ${totalRows(backup)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`);
@@ -42,6 +42,7 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
     .option('--as <new-slug>', 'restore into a new tenant instead')
     .option('--json', 'print JSON')
     .action(async (slug: string, options: { backup: string; as?: string; json?: boolean }) => {
+      parseFlag('--backup', options.backup, idPrefix, '3f2a9c1d');
       await withFlotilla(globals(), async (flotilla) => {
         const result = await flotilla.restore(slug, options.backup, { as: options.as });
         if (options.json) return printJson(result);

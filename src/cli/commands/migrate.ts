@@ -10,8 +10,9 @@ import type { TenantStatus } from '../../registry/types.js';
 import { TENANT_STATUSES } from '../../registry/types.js';
 import type { GlobalOptions } from '../context.js';
 import { repeatable, repeatableChoice, withFlotilla } from '../context.js';
+import { countOrShare, idPrefix, optionalFlag, parseFlag, serverName, slugs, tag, version, wholeNumber } from '../flags.js';
 import { describeOutcome } from '../describe-outcome.js';
-import { line, printJson, printTable } from '../output.js';
+import { line, printJson, printJsonLine, printTable } from '../output.js';
 import { RolloutProgress } from '../progress.js';
 
 interface MigrateFlags {
@@ -77,6 +78,7 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
     .option('--allow-out-of-order', 'apply pending migrations older than the newest applied one')
     .option('--json', 'one JSON event per line')
     .action(async (flags: MigrateFlags) => {
+      checkFlags(flags);
       const selection: RolloutSelection = { tenants: flags.tenant, all: flags.all, tags: flags.tag, servers: flags.server, statuses: flags.status };
       const selected = Boolean(flags.all || flags.tenant?.length || flags.tag?.length || flags.server?.length);
       if (!selected && !flags.resume && !flags.join) {
@@ -96,7 +98,7 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
             output.emit({ event: 'rollout.joined', rollout: joining.id, runner: await flotilla.runnerName() });
             rollout = await flotilla.runRollout(joining.id, { emit: output.emit });
           } else {
-            const unfinished = await offerResume(flotilla, live);
+            const unfinished = await offerResume(flotilla, live, selection, flags.to);
             if (unfinished) rollout = await flotilla.resumeRollout(unfinished.id, { emit: output.emit });
             else {
               const created = await flotilla.startRollout(selection, startOptions(flags));
@@ -114,19 +116,27 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
     });
 }
 
+/** Every flag parsed and bounded before anything runs. */
+function checkFlags(flags: MigrateFlags): void {
+  slugs(flags.tenant);
+  for (const value of flags.tag ?? []) parseFlag('--tag', value, tag, 'beta');
+  for (const value of flags.server ?? []) parseFlag('--server', value, serverName, 'eu-west');
+  optionalFlag('--to', flags.to, version, '0042');
+  optionalFlag('--resume', flags.resume, idPrefix, '3f2a9c1d');
+  optionalFlag('--join', flags.join, idPrefix, '3f2a9c1d');
+  optionalFlag('--max-failures', flags.maxFailures, countOrShare, '5%');
+  // A count, a share, or slugs of selected tenants.
+  if (flags.canary !== undefined && !countOrShare.safeParse(flags.canary).success) slugs(flags.canary.split(',').map((s) => s.trim()).filter(Boolean));
+  startOptions(flags);
+}
+
 function startOptions(flags: MigrateFlags): RolloutStartOptions {
-  const int = (name: string, value: string | undefined) => {
-    if (value === undefined) return undefined;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new FlotillaError('FLO_USAGE', `--${name} ${value} is not a whole number of at least 1.`, { hint: `For example --${name} 4.` });
-    return n;
-  };
   return {
     target: flags.to,
     canary: flags.canary,
     canaryCheck: flags.canaryCheck,
-    waveSize: int('wave-size', flags.waveSize),
-    concurrency: int('concurrency', flags.concurrency),
+    waveSize: optionalFlag('--wave-size', flags.waveSize, wholeNumber(1, 1_000_000), '50'),
+    concurrency: optionalFlag('--concurrency', flags.concurrency, wholeNumber(1, 1000), '4'),
     maxFailures: flags.maxFailures,
     order: flags.order,
   };
@@ -135,7 +145,7 @@ function startOptions(flags: MigrateFlags): RolloutStartOptions {
 /** JSON lines (not a terminal, or --json), or the live display. */
 function eventOutput(live: boolean): { emit: (e: RolloutEvent) => void; started: (r: Rollout) => void; stop: () => void } {
   if (!live) {
-    const emit = (event: RolloutEvent) => process.stdout.write(`${JSON.stringify({ ...event, at: new Date().toISOString() })}\n`);
+    const emit = (event: RolloutEvent) => printJsonLine({ ...event, at: new Date().toISOString() });
     return {
       emit,
       started: (r) => emit({ event: 'rollout.started', rollout: r.id, tenants: r.counts.total, pending: r.counts.pending, skipped: r.counts.skipped, waves: r.waves, startedBy: r.startedBy }),
@@ -153,10 +163,16 @@ function eventOutput(live: boolean): { emit: (e: RolloutEvent) => void; started:
   };
 }
 
-/** An unfinished rollout is resumed rather than started again: asked on a terminal, refused otherwise. */
-async function offerResume(flotilla: Flotilla, live: boolean): Promise<Rollout | undefined> {
+/**
+ * An unfinished rollout is resumed rather than started again. The same command
+ * run again (same selection, same target) resumes it: a migrate that was killed
+ * is finished by running it again. Another one is asked about on a terminal,
+ * refused otherwise.
+ */
+async function offerResume(flotilla: Flotilla, live: boolean, selection: RolloutSelection, target: string | undefined): Promise<Rollout | undefined> {
   const [unfinished] = await flotilla.unfinishedRollouts();
   if (!unfinished) return undefined;
+  if (unfinished.status === 'running' && sameSelection(unfinished.selection, selection) && (unfinished.target ?? undefined) === target) return unfinished;
   const what = `Rollout ${unfinished.id} is unfinished (${unfinished.status}${unfinished.haltReason ? `: ${unfinished.haltReason}` : ''}; ${unfinished.counts.pending + unfinished.counts.running} tenants left, ${unfinished.counts.failed} failed).`;
   if (!live) {
     throw new FlotillaError('FLO_ROLLOUT_UNFINISHED', what, {
@@ -169,6 +185,16 @@ async function offerResume(flotilla: Flotilla, live: boolean): Promise<Rollout |
   rl.close();
   if (/^n/i.test(answer.trim())) throw new FlotillaError('FLO_ROLLOUT_UNFINISHED', what, { hint: `Cancel it first with \`flotilla rollout cancel ${unfinished.id}\`.` });
   return unfinished;
+}
+
+function sameSelection(recorded: Record<string, unknown>, selection: RolloutSelection): boolean {
+  const normal = (value: Record<string, unknown>) =>
+    JSON.stringify(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined && v !== false && !(Array.isArray(v) && v.length === 0))
+        .sort(([a], [b]) => (a < b ? -1 : 1)),
+    );
+  return normal(recorded) === normal({ ...selection });
 }
 
 async function summary(flotilla: Flotilla, rollout: Rollout): Promise<void> {

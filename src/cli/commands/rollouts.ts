@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
+import { idPrefix, parseFlag } from '../flags.js';
 import { line, printJson, printTable } from '../output.js';
 
 export function registerRolloutCommands(program: Command, globals: () => GlobalOptions): void {
@@ -25,6 +26,7 @@ export function registerRolloutCommands(program: Command, globals: () => GlobalO
     .description('one rollout with every tenant')
     .option('--json', 'print JSON')
     .action(async (id: string, options: { json?: boolean }) => {
+      parseFlag('rollout id', id, idPrefix, '3f2a9c1d');
       await withFlotilla(globals(), async (flotilla) => {
         const found = await flotilla.getRollout(id);
         const tenants = await flotilla.rolloutTenants(found.id);
@@ -40,6 +42,7 @@ export function registerRolloutCommands(program: Command, globals: () => GlobalO
     .command('cancel <id>')
     .description('stop a rollout: no new tenant starts, running ones finish')
     .action(async (id: string) => {
+      parseFlag('rollout id', id, idPrefix, '3f2a9c1d');
       await withFlotilla(globals(), async (flotilla) => {
         const cancelled = await flotilla.cancelRollout(id);
         line(`Rollout ${cancelled.id} is ${cancelled.status}.`);

@@ -4,6 +4,8 @@ import { TENANT_KINDS } from '../../registry/types.js';
 import type { Tenant, TenantKind } from '../../registry/types.js';
 import type { GlobalOptions } from '../context.js';
 import { repeatable, withFlotilla } from '../context.js';
+import { optionalFlag, parseFlag, serverName, tag, text } from '../flags.js';
+import { assertSlug } from '../../core/slug.js';
 import { line, printJson, printTable } from '../output.js';
 
 export function registerTenantCommands(program: Command, globals: () => GlobalOptions): void {
@@ -18,6 +20,11 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
     .option('--tag <tag>', 'a label rollouts can select by, `migrate --tag` (repeatable)', repeatable)
     .option('--json', 'print the tenant as JSON')
     .action(async (slug: string, options: { name?: string; kind?: TenantKind; server: string; plan?: string; tag?: string[]; json?: boolean }) => {
+      assertSlug(slug);
+      parseFlag('--server', options.server, serverName, 'eu-west');
+      for (const value of options.tag ?? []) parseFlag('--tag', value, tag, 'beta');
+      optionalFlag('--name', options.name, text, '"Acme Corp"');
+      optionalFlag('--plan', options.plan, text, 'pro');
       await withFlotilla(globals(), async (flotilla) => {
         const created = await flotilla.createTenant({ slug, name: options.name, kind: options.kind, server: options.server, plan: options.plan, tags: options.tag });
         if (options.json) printJson(created);
@@ -45,14 +52,16 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
     .option('--json', 'print JSON')
     .action(async (slug: string, options: { json?: boolean }) => {
       await withFlotilla(globals(), async (flotilla) => {
+        assertSlug(slug);
         const found = await flotilla.getTenant(slug);
-        if (options.json) printJson(found);
-        else showTenant(found);
+        const storage = await flotilla.tenantStorage(slug);
+        if (options.json) printJson({ ...found, storage });
+        else showTenant(found, storage);
       });
     });
 }
 
-function showTenant(t: Tenant): void {
+function showTenant(t: Tenant, storage: readonly { kind: string; database: string; name: string }[]): void {
   printTable(
     ['field', 'value'],
     [
@@ -67,6 +76,7 @@ function showTenant(t: Tenant): void {
       ['tags', t.tags.join(', ') || null],
       ['domains', t.domains.map((d) => `${d.host}${d.primary ? ' (primary)' : ''}`).join(', ') || null],
       ['settings', JSON.stringify(t.settings)],
+      ['owns', storage.map((s) => (s.kind === 'schema' ? `schema ${s.name} (in ${s.database})` : `${s.kind} ${s.name}`)).join('\n') || null],
       ['created', t.createdAt],
       ['updated', t.updatedAt],
     ],

@@ -1,0 +1,98 @@
+import type { AuditEventInput } from '../audit/audit-log.js';
+import { FlotillaError, isFlotillaError } from '../core/errors.js';
+import type { Registry } from '../registry/registry.js';
+import type { TenantStatus } from '../registry/types.js';
+import type { OwnedStorage } from '../storage/owned-storage.js';
+import { recoverOperation } from './recovery.js';
+
+/** What a running command may do with its own record. */
+export interface OperationContext {
+  readonly id: string;
+  /** Records how far it got (where that decides how it is finished or undone). */
+  setPhase(phase: string): Promise<void>;
+  /** Sets a tenant's status for the time of the operation; it is put back if the operation dies. */
+  setTenantStatus(slug: string, status: TenantStatus): Promise<TenantStatus>;
+  /** Refuses to go on once this process can no longer prove it lives (its liveness session broke). */
+  assertAlive(): void;
+}
+
+export interface OperationSpec {
+  readonly command: string;
+  readonly tenant?: string | null;
+  readonly arguments: Record<string, unknown>;
+}
+
+export interface OperationsDeps {
+  readonly registry: Registry;
+  readonly storage: OwnedStorage;
+  readonly actor: string;
+  /** This process's liveness: the key of the lock its session holds, and whether that session still works. */
+  liveness(): Promise<{ key: number; alive(): boolean }>;
+}
+
+/**
+ * The one path of every mutating command: its start and end are recorded (with
+ * their audit events), and before it starts, the commands whose process died
+ * are finished or undone, so that whatever they left behind is cleared.
+ */
+export class Operations {
+  constructor(private readonly deps: OperationsDeps) {}
+
+  async run<T>(spec: OperationSpec, fn: (op: OperationContext) => Promise<{ result: T; record?: Partial<AuditEventInput> }>): Promise<T> {
+    const started = performance.now();
+    const liveness = await this.deps.liveness();
+    await this.recoverInterrupted();
+    const { registry, actor } = this.deps;
+    const operation = await registry.operations.begin({ command: spec.command, tenant: spec.tenant ?? null, arguments: spec.arguments, actor, runnerKey: liveness.key });
+    const context: OperationContext = {
+      id: operation.id,
+      setPhase: (phase) => registry.operations.setPhase(operation.id, phase),
+      setTenantStatus: async (slug, status) => (await registry.operations.setTenantStatus(operation.id, slug, status)) as TenantStatus,
+      assertAlive: () => {
+        if (!liveness.alive()) {
+          throw new FlotillaError('FLO_CONNECTION_FAILED', `The connection to the control database that shows this ${spec.command} is alive broke: it stops here.`, {
+            hint: 'Check the control database, then run the command again: it finishes or undoes what this one left.',
+          });
+        }
+      },
+    };
+    const end = { command: spec.command, arguments: spec.arguments, tenant: spec.tenant ?? null };
+    try {
+      const { result, record } = await fn(context);
+      // A command that ran to its end may still report failure (tenants of a rollout that failed).
+      const outcome = record?.outcome === 'failed' ? 'failed' : 'succeeded';
+      await registry.operations.finish(operation.id, outcome, actor, { ...end, ...record, outcome, durationMs: performance.now() - started });
+      return result;
+    } catch (error) {
+      const code = isFlotillaError(error) ? error.code : 'FLO_INTERNAL';
+      await registry.operations
+        .finish(operation.id, 'failed', actor, { ...end, outcome: 'failed', errorCode: code, errorMessage: (error as Error).message, durationMs: performance.now() - started })
+        .catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Finishes or undoes every operation whose process died, and puts back tenants
+   * that dead rollout runners left `upgrading`. Each dead operation is taken by
+   * one process only.
+   */
+  async recoverInterrupted(): Promise<void> {
+    const { registry, storage, actor } = this.deps;
+    const liveness = await this.deps.liveness();
+    await registry.rollouts.recoverDeadRunners();
+    for (const operation of await registry.operations.dead()) {
+      if (!(await registry.operations.takeOver(operation.id, liveness.key))) continue;
+      const started = performance.now();
+      const outcome = await recoverOperation(operation, { registry, storage });
+      await registry.operations.finish(operation.id, 'interrupted', operation.actor, {
+        command: operation.command,
+        arguments: operation.arguments,
+        tenant: operation.tenant,
+        outcome: 'interrupted',
+        errorMessage: `interrupted: its process ended before the command did (${outcome}; cleared by ${actor})`,
+        durationMs: performance.now() - started,
+      });
+    }
+  }
+}

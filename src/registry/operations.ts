@@ -1,0 +1,121 @@
+import type pg from 'pg';
+import type { AuditEventInput } from '../audit/audit-log.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT, auditRow } from '../audit/audit-log.js';
+import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
+
+export type OperationOutcome = 'succeeded' | 'failed' | 'interrupted';
+
+/** A mutating command while it runs: what it is, who runs it, and how far it got. */
+export interface Operation {
+  readonly id: string;
+  readonly command: string;
+  readonly tenant: string | null;
+  readonly arguments: Record<string, unknown>;
+  readonly actor: string;
+  readonly runnerKey: number;
+  readonly previousStatus: string | null;
+  readonly phase: string | null;
+  readonly startedAt: string;
+}
+
+const COLUMNS = 'id, command, tenant, arguments, actor, runner_key, previous_status, phase, started_at';
+
+/**
+ * The operations table: each mutating command records its start (with an audit
+ * event) and its end (with another). One whose process died is found by its
+ * liveness lock being gone, and is finished or undone by the next command.
+ */
+export class OperationStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** Records the start of a command, and its audit event, in one transaction. */
+  async begin(input: { command: string; tenant: string | null; arguments: Record<string, unknown>; actor: string; runnerKey: number }): Promise<Operation> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query(
+        `INSERT INTO flotilla.operations (command, tenant, arguments, actor, runner_key) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+        [input.command, input.tenant, JSON.stringify(input.arguments), input.actor, input.runnerKey],
+      );
+      const operation = toOperation(rows[0]);
+      await client.query(AUDIT_INSERT, auditRow(input.actor, { command: input.command, arguments: input.arguments, tenant: input.tenant, outcome: 'started', durationMs: 0, operationId: operation.id }));
+      await client.query('COMMIT');
+      return operation;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async setPhase(id: string, phase: string): Promise<void> {
+    await this.pool.query('UPDATE flotilla.operations SET phase = $2 WHERE id = $1', [id, phase]);
+  }
+
+  /** Records the end of a command and its audit event, in one statement (nothing when it already ended). */
+  async finish(id: string, outcome: OperationOutcome, actor: string, event: AuditEventInput): Promise<void> {
+    const row = auditRow(actor, { ...event, operationId: id });
+    const values = row.map((_, i) => `$${i + 3}`).join(', ');
+    await this.pool.query(
+      `WITH done AS (UPDATE flotilla.operations SET finished_at = clock_timestamp(), outcome = $2 WHERE id = $1 AND finished_at IS NULL RETURNING id)
+       INSERT INTO flotilla.audit_events (${AUDIT_COLUMNS}) SELECT ${values} FROM done`,
+      [id, outcome, ...row],
+    );
+  }
+
+  /**
+   * Sets a tenant's status for the time of an operation (a restore: `restoring`),
+   * recording what it was so that it can be put back if the operation dies.
+   */
+  async setTenantStatus(id: string, slug: string, status: string): Promise<string> {
+    const { rows } = await this.pool.query<{ previous: string }>(
+      `WITH previous AS (SELECT status FROM flotilla.tenants WHERE slug = $2),
+            recorded AS (UPDATE flotilla.operations SET previous_status = (SELECT status FROM previous) WHERE id = $1)
+       UPDATE flotilla.tenants SET status = $3, updated_at = now() WHERE slug = $2 RETURNING (SELECT status FROM previous) AS previous`,
+      [id, slug, status],
+    );
+    return rows[0]!.previous;
+  }
+
+  /** Unfinished operations whose process is gone (its liveness lock released), oldest first. */
+  async dead(): Promise<Operation[]> {
+    const { rows } = await this.pool.query(
+      `SELECT ${COLUMNS} FROM flotilla.operations o WHERE finished_at IS NULL AND NOT ${processAlive('o.runner_key', '$1')} ORDER BY started_at`,
+      [LOCK_NAMESPACES.runner],
+    );
+    return rows.map(toOperation);
+  }
+
+  /**
+   * Takes a dead operation for this process to finish or undo; false when
+   * another live process already has it, or it is finished.
+   */
+  async takeOver(id: string, sweeperKey: number): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `UPDATE flotilla.operations o SET sweeper_key = $2 WHERE id = $1 AND finished_at IS NULL
+          AND (sweeper_key IS NULL OR sweeper_key = $2 OR NOT ${processAlive('o.sweeper_key', '$3')})`,
+      [id, sweeperKey, LOCK_NAMESPACES.runner],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  async get(id: string): Promise<Operation | undefined> {
+    const { rows } = await this.pool.query(`SELECT ${COLUMNS} FROM flotilla.operations WHERE id = $1`, [id]);
+    return rows[0] ? toOperation(rows[0]) : undefined;
+  }
+}
+
+function toOperation(r: Record<string, unknown>): Operation {
+  return {
+    id: String(r.id),
+    command: String(r.command),
+    tenant: (r.tenant as string | null) ?? null,
+    arguments: (r.arguments as Record<string, unknown>) ?? {},
+    actor: String(r.actor),
+    runnerKey: Number(r.runner_key),
+    previousStatus: (r.previous_status as string | null) ?? null,
+    phase: (r.phase as string | null) ?? null,
+    startedAt: (r.started_at as Date).toISOString(),
+  };
+}

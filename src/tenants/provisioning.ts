@@ -1,0 +1,106 @@
+import { FlotillaError, isFlotillaError } from '../core/errors.js';
+import type { MigrationSet } from '../core/migration-set.js';
+import type { EngineOptions, TargetResult } from '../postgres/migrate-target.js';
+import { migrateTarget } from '../postgres/migrate-target.js';
+import { withClient } from '../postgres/connect.js';
+import { isFlotillaStorage } from '../postgres/provision.js';
+import type { Registry } from '../registry/registry.js';
+import type { Server, Tenant, TenantKind } from '../registry/types.js';
+import type { OwnedStorage } from '../storage/owned-storage.js';
+import { claimTenantSchemas, removeTenantStorage } from '../storage/tenant-storage.js';
+import { migrationTarget, placeTenant } from './placement.js';
+
+export interface NewTenant {
+  readonly slug: string;
+  readonly name?: string;
+  readonly kind: TenantKind;
+  readonly server: Server;
+  readonly plan?: string;
+  readonly settings?: Record<string, unknown>;
+  readonly tags?: readonly string[];
+}
+
+export interface ProvisioningDeps {
+  readonly registry: Registry;
+  readonly storage: OwnedStorage;
+  readonly tenantsConfig: Parameters<typeof placeTenant>[2];
+  readonly engine: EngineOptions;
+}
+
+/**
+ * Registers a tenant as `provisioning` (owned by the operation making it),
+ * makes its storage under claims, applies every migration, and activates it.
+ * On failure everything it made is removed and the tenant is not registered;
+ * killed midway, the next command removes it the same way (see recovery.ts).
+ */
+export async function provisionTenant(input: NewTenant, set: MigrationSet, operationId: string, deps: ProvisioningDeps): Promise<{ tenant: Tenant; result: TargetResult; cleared: boolean }> {
+  const { registry, storage } = deps;
+  const place = placeTenant(input.slug, input.kind, deps.tenantsConfig);
+  const cleared = await clearLegacyLeftover(input.slug, set, deps);
+  const tenant = await insertOrExplain(input, place, operationId, registry);
+  try {
+    if (tenant.kind === 'database') {
+      await storage.createDatabase({ server: tenant.server, kind: 'database', name: tenant.database }, { purpose: 'tenant', tenantId: tenant.id });
+    } else {
+      await storage.ensureSharedDatabase(tenant.server, tenant.database);
+      await storage.createSchema({ server: tenant.server, kind: 'schema', database: tenant.database, name: tenant.schema }, { purpose: 'tenant', tenantId: tenant.id });
+      // The schemas its migrations will create are its own from now on (refused if something holds their names).
+      await claimTenantSchemas(tenant, input.server, set, storage);
+    }
+    const result = await migrateTarget(migrationTarget(tenant, input.server, set), set, deps.engine);
+    if (input.tags?.length) await registry.setTags(tenant.slug, input.tags);
+    await registry.activate(tenant.slug);
+    return { tenant: await registry.getTenant(tenant.slug), result, cleared };
+  } catch (error) {
+    await removeTenantStorage(tenant, storage).catch(() => undefined);
+    await registry.deleteTenant(tenant.slug).catch(() => undefined);
+    const cause = isFlotillaError(error) ? error : undefined;
+    throw new FlotillaError(
+      'FLO_PROVISION_FAILED',
+      `Tenant ${tenant.slug} was not created: ${(cause?.message ?? (error as Error).message).replace(/\.$/, '')}. What it made was removed and it is not registered.`,
+      { hint: cause?.hint ?? 'Fix the cause above and run the command again.', meta: { tenant: tenant.slug, cause: cause?.code ?? null, ...(cause?.meta ?? {}) }, cause: error },
+    );
+  }
+}
+
+/** Inserts the tenant row; a slug being made by a live command right now is refused as locked. */
+async function insertOrExplain(input: NewTenant, place: { database: string; schema: string }, operationId: string, registry: Registry): Promise<Tenant> {
+  try {
+    return await registry.insertTenant({ slug: input.slug, name: input.name ?? input.slug, kind: input.kind, server: input.server.name, ...place, plan: input.plan, settings: input.settings, operationId });
+  } catch (error) {
+    const existing = isFlotillaError(error) && error.code === 'FLO_TENANT_EXISTS' ? await registry.findTenant(input.slug) : undefined;
+    if (existing?.status === 'provisioning') {
+      throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${input.slug} is being created by another process right now.`, {
+        hint: 'Wait for that command to finish, then see the tenant with `flotilla tenant show <slug>`.',
+        meta: { tenant: input.slug },
+      });
+    }
+    throw error;
+  }
+}
+
+/**
+ * A tenant left `provisioning` by a version of Flotilla that did not record
+ * operations (nobody will ever finish it): what it made is removed if it holds
+ * nothing but what Flotilla puts there, then the tenant row. True when there was one.
+ */
+async function clearLegacyLeftover(slug: string, set: MigrationSet, deps: ProvisioningDeps): Promise<boolean> {
+  const { registry, storage } = deps;
+  const leftover = await registry.findTenant(slug);
+  if (leftover?.status !== 'provisioning' || (await registry.provisioningOperation(slug)) !== null) return false;
+  const server = await registry.getServer(leftover.server);
+  const ours = await withClient(server.url, leftover.database, (client) => isFlotillaStorage(client, leftover.schema)).catch((error: FlotillaError) => {
+    if ((error.cause as { code?: string } | undefined)?.code === '3D000') return true;
+    throw error;
+  });
+  if (ours) {
+    await claimTenantSchemas(leftover, server, set, storage).catch(() => undefined);
+    await removeTenantStorage(leftover, storage);
+  } else {
+    // Its storage holds data Flotilla did not put there: left as it is, and no longer claimed (the create
+    // that follows then refuses it as someone else's).
+    await storage.claims.release((await storage.claims.ofTenant(leftover.id)).map((c) => c.id));
+  }
+  await registry.deleteTenant(slug);
+  return true;
+}
