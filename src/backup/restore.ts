@@ -81,6 +81,7 @@ async function replaceDatabase(deps: RestoreDeps, op: OperationContext, backup: 
     });
   }
   try {
+    await op.setPhase('moved');
     await storage.renameObject(scratch, own.name);
   } catch (error) {
     await undoSwap(storage, [aside]);
@@ -117,6 +118,7 @@ async function replaceSchemas(deps: RestoreDeps, op: OperationContext, input: { 
     await client.query('COMMIT');
   });
   try {
+    await op.setPhase('moved');
     await pgRestore(backup, server, tenant.database);
     const counts = await withClient(server.url, tenant.database, async (client) => countRows(client, { schemas: await existingSchemas(client, input.schemas), tenantSchema: tenant.schema }));
     checkCounts(backup, counts);

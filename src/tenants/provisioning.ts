@@ -55,6 +55,8 @@ export async function provisionTenant(input: NewTenant, set: MigrationSet, opera
     await removeTenantStorage(tenant, storage).catch(() => undefined);
     await registry.deleteTenant(tenant.slug).catch(() => undefined);
     const cause = isFlotillaError(error) ? error : undefined;
+    // A refusal (storage that is not Flotilla's, a name taken) is not a failure: it is said as it is.
+    if (cause && (cause.code === 'FLO_STORAGE_TAKEN' || cause.code === 'FLO_SLUG_INVALID')) throw cause;
     throw new FlotillaError(
       'FLO_PROVISION_FAILED',
       `Tenant ${tenant.slug} was not created: ${(cause?.message ?? (error as Error).message).replace(/\.$/, '')}. What it made was removed and it is not registered.`,

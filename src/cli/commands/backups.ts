@@ -10,10 +10,10 @@ import { line, printJson, printTable } from '../output.js';
 export function registerBackupCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command('backup')
-    .usage('<slug> [--strategy dump|snapshot] [--keep N] | list [<slug>]')
-    .description('back a tenant up now (`backup <slug>`), or list backups (`backup list [<slug>]`)')
-    .argument('<slug-or-list>', 'a tenant slug, or "list"')
-    .argument('[slug]', 'with list: only this tenant')
+    .usage('<slug> [--strategy dump|snapshot] [--keep N] | list [<slug>] | prune <slug> --keep N')
+    .description('back a tenant up now (`backup <slug>`), list backups (`backup list [<slug>]`), or remove all but the newest N (`backup prune <slug> --keep N`)')
+    .argument('<slug-or-list>', 'a tenant slug, "list" or "prune"')
+    .argument('[slug]', 'with list: only this tenant; with prune: the tenant')
     .addOption(new Option('--strategy <strategy>', 'dump (pg_dump) or snapshot (CREATE DATABASE … TEMPLATE, database tenants)').choices(['dump', 'snapshot']))
     .option('--keep <n>', 'afterwards keep only the newest N backups of the tenant')
     .option('--json', 'print JSON')
@@ -25,6 +25,12 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
           if (backups.length === 0) return line('No backups.');
           printTable(['id', 'tenant', 'strategy', 'version', 'size', 'rows', 'reason', 'taken'], backups.map(backupRow));
           return;
+        }
+        if (first === 'prune') {
+          if (second === undefined || options.keep === undefined) throw new FlotillaError('FLO_USAGE', 'Say which tenant and how many backups to keep.', { hint: 'For example `flotilla backup prune acme --keep 5`.' });
+          const removed = await flotilla.pruneBackups(second, parseFlag('--keep', options.keep, wholeNumber(0, 100_000), '5'));
+          if (options.json) return printJson(removed);
+          return line(`Removed ${removed.length} backup${removed.length === 1 ? '' : 's'} of ${second}.`);
         }
         if (second !== undefined) throw new FlotillaError('FLO_USAGE', `Unexpected argument ${second}.`, { hint: 'Use `flotilla backup <slug>` or `flotilla backup list [<slug>]`.' });
         const keep = optionalFlag('--keep', options.keep, wholeNumber(1, 100_000), '5');

@@ -1,0 +1,161 @@
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Flotilla } from '../../src/flotilla.js';
+import { runCli } from '../support/cli.js';
+import { contents, databasesWith } from '../support/contents.js';
+import type { TestProject } from '../support/project.js';
+import { testProject } from '../support/project.js';
+
+/**
+ * The scenarios in which ordinary commands used to destroy another customer's
+ * data: each now ends with a clear error or a correct result, and every other
+ * tenant's data and every unregistered database stays byte-for-byte the same.
+ */
+let project: TestProject;
+let flotilla: Flotilla;
+const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project.env });
+const shared = () => project.config.tenants.schemaDatabase;
+
+/** Everything on the server under this project's prefix except the control database, minus what `skip` names. */
+async function everythingBut(skip: (database: string, schema: string) => boolean = () => false) {
+  const databases = (await databasesWith(project.prefix)).filter((d) => d !== `${project.prefix}_control`);
+  return contents(databases, { skipSchemas: skip });
+}
+
+beforeAll(async () => {
+  project = await testProject();
+  await project.write({ '0001_members.sql': 'CREATE TABLE members (id serial PRIMARY KEY, name text NOT NULL);' });
+  flotilla = await Flotilla.open({ config: { ...project.config, backup: { ...project.config.backup, dir: join(project.dir, 'backups') } } });
+  await flotilla.createTenant({ slug: 'ab', kind: 'schema' });
+  await flotilla.createTenant({ slug: 'ab-cd', kind: 'schema' });
+  await flotilla.createTenant({ slug: 'other', kind: 'database' });
+  for (const slug of ['ab', 'ab-cd', 'other']) {
+    await flotilla.withTenantClient(slug, (c) => c.query(`INSERT INTO members (name) SELECT '${slug} ' || i FROM generate_series(1, 9) i`));
+  }
+});
+afterAll(async () => {
+  await flotilla?.close();
+  await project?.cleanup();
+});
+
+describe('tenants ab and ab--cd: one name can never be the other extended', () => {
+  it('refuses the slug ab--cd before any SQL, and restores ab touching nothing of any other tenant', async () => {
+    const created = await cli('tenant', 'create', 'ab--cd', '--kind', 'schema');
+    expect(created.code).toBe(2);
+    expect(created.stderr).toContain('error FLO_SLUG_INVALID');
+    expect(created.stderr).toContain('"--"');
+
+    const backup = await flotilla.backup('ab');
+    expect(backup.schemas).toEqual([`${project.prefix}_ab`]);
+    const others = await everythingBut((db, schema) => db === shared() && schema === `${project.prefix}_ab`);
+    await flotilla.withTenantClient('ab', (c) => c.query(`DELETE FROM members WHERE id > 3`));
+    await flotilla.restore('ab', backup.id);
+    expect(await flotilla.withTenantClient('ab', async (c) => (await c.query('SELECT count(*)::int AS n FROM members')).rows[0].n)).toBe(9);
+    expect(await everythingBut((db, schema) => db === shared() && schema === `${project.prefix}_ab`)).toEqual(others);
+  });
+
+  it('a tenant whose migrations create a schema that another tenant already holds by that name is refused, and the other one is left as it was', async () => {
+    // As an older Flotilla allowed: tenant "xy--events" owns schema <prefix>_xy__events, the very name tenant xy's
+    // migration `CREATE SCHEMA events` would give x's own copy.
+    const legacySchema = `${project.prefix}_xy__events`;
+    const legacy = await flotilla.registry.insertTenant({ slug: 'xy--events', name: 'legacy', kind: 'schema', server: 'main', database: shared(), schema: legacySchema, operationId: null });
+    await flotilla.registry.storage.claim({ server: 'main', kind: 'schema', database: shared(), name: legacySchema }, { purpose: 'tenant', tenantId: legacy.id });
+    await flotilla.registry.activate('xy--events');
+    await project.query(shared(), `CREATE SCHEMA "${legacySchema}"; CREATE TABLE "${legacySchema}".notes (n int); INSERT INTO "${legacySchema}".notes SELECT generate_series(1, 9)`);
+    const before = await everythingBut();
+
+    await project.write({ '0002_events.sql': 'CREATE SCHEMA events;\nCREATE TABLE events.log (id int);' });
+    const created = await cli('tenant', 'create', 'xy', '--kind', 'schema');
+    expect(created.code).not.toBe(0);
+    expect(created.stderr).toContain('FLO_STORAGE_TAKEN');
+    expect(created.stderr).toContain(legacySchema);
+    expect(await flotilla.registry.findTenant('xy')).toBeUndefined();
+    // The existing schema tenants cannot take that migration either: refused for each, nothing changed.
+    const report = await flotilla.migrate({ tenants: ['ab'] });
+    expect(report.outcomes[0]).toMatchObject({ status: 'succeeded' });
+    expect(await everythingBut((db, schema) => db === shared() && schema.startsWith(`${project.prefix}_ab`))).toEqual(
+      Object.fromEntries(Object.entries(before).filter(([key]) => !key.startsWith(`${shared()}:${project.prefix}_ab`))),
+    );
+    expect(await project.query(shared(), `SELECT count(*)::int AS n FROM "${legacySchema}".notes`)).toEqual([{ n: 9 }]);
+  });
+});
+
+describe('a database named like a tenant but registered to nobody', () => {
+  it('is refused by tenant create and by restore --as, and keeps its nine rows', async () => {
+    const stranger = `${project.prefix}_copy`;
+    await project.query('postgres', `CREATE DATABASE "${stranger}"`);
+    await project.query(stranger, 'CREATE TABLE precious (id int); INSERT INTO precious SELECT generate_series(1, 9)');
+    const backup = await flotilla.backup('other');
+    const before = await everythingBut();
+
+    const restored = await cli('restore', 'other', '--backup', backup.id, '--as', 'copy');
+    expect(restored.code).toBe(9);
+    expect(restored.stderr).toContain('error FLO_STORAGE_TAKEN');
+    expect(restored.stderr).toContain(`database "${stranger}"`);
+    const created = await cli('tenant', 'create', 'copy');
+    expect(created.code).not.toBe(0);
+    expect(created.stderr).toContain('FLO_STORAGE_TAKEN');
+
+    expect(await everythingBut()).toEqual(before);
+    expect(await flotilla.registry.findTenant('copy')).toBeUndefined();
+    expect(await project.query(stranger, 'SELECT count(*)::int AS n FROM precious')).toEqual([{ n: 9 }]);
+  });
+
+  it('a snapshot restore --as is refused the same way', async () => {
+    const stranger = `${project.prefix}_snapcopy`;
+    await project.query('postgres', `CREATE DATABASE "${stranger}"`);
+    await project.query(stranger, 'CREATE TABLE precious (id int); INSERT INTO precious SELECT generate_series(1, 9)');
+    const backup = await flotilla.backup('other', { strategy: 'snapshot' });
+    const before = await everythingBut();
+    await expect(flotilla.restore('other', backup.id, { as: 'snapcopy' })).rejects.toMatchObject({ code: 'FLO_STORAGE_TAKEN' });
+    expect(await everythingBut()).toEqual(before);
+  });
+});
+
+describe('a name prefix PostgreSQL would cut', () => {
+  it('is refused in the config before anything is created', async () => {
+    const config = join(project.dir, 'long.config.json');
+    await writeFile(config, JSON.stringify({ migrationsDir: 'migrations', tenants: { databasePrefix: `${project.prefix}_${'x'.repeat(70)}` } }));
+    const before = await databasesWith(project.prefix);
+    const created = await cli('--config', config, 'tenant', 'create', 'one');
+    expect(created.code).toBe(3);
+    expect(created.stderr).toContain('tenants.databasePrefix: at most 40 characters');
+    expect(await databasesWith(project.prefix)).toEqual(before);
+  });
+
+  it('refuses a slug too long for the prefix, naming the longest it may be', async () => {
+    const config = join(project.dir, 'prefix40.config.json');
+    await writeFile(config, JSON.stringify({ migrationsDir: 'migrations', tenants: { databasePrefix: `${project.prefix}_${'p'.repeat(40 - project.prefix.length - 1)}` } }));
+    const created = await cli('--config', config, 'tenant', 'create', 'a'.repeat(24));
+    expect(created.code).toBe(2);
+    expect(created.stderr).toContain('at most 23 characters');
+  });
+});
+
+describe('what a tenant owns', () => {
+  it('is shown by tenant show', async () => {
+    const shown = await cli('tenant', 'show', 'other', '--json');
+    expect(JSON.parse(shown.stdout).storage).toEqual([{ kind: 'database', server: 'main', database: '', name: `${project.prefix}_other` }]);
+  });
+
+  it('nothing is restored over storage the registry does not record as the tenant\'s', async () => {
+    // A tenant whose database the registry does not record as its own (as when an older version gave two
+    // tenants one name, and the other one kept the claim).
+    const database = `${project.prefix}_orphan`;
+    await project.query('postgres', `CREATE DATABASE "${database}"`);
+    await project.query(database, 'CREATE TABLE members (id int); INSERT INTO members SELECT generate_series(1, 9)');
+    const orphan = await flotilla.registry.insertTenant({ slug: 'orphan', name: 'orphan', kind: 'database', server: 'main', database, schema: 'public', operationId: null });
+    await flotilla.registry.activate('orphan');
+    const backup = await flotilla.backup('other');
+    const forged = await flotilla.registry.backups.insert({ ...backup, id: '00000000-0000-4000-8000-000000000001', tenant: 'orphan' });
+    const before = await everythingBut();
+    const restored = await cli('restore', 'orphan', '--backup', forged.id);
+    expect(restored.code).toBe(5);
+    expect(restored.stderr).toContain('error FLO_STORAGE_NOT_OWNED');
+    expect(await everythingBut()).toEqual(before);
+    expect((await flotilla.getTenant('orphan')).status).toBe('active');
+    await flotilla.registry.backups.delete(forged.id);
+    await flotilla.registry.deleteTenant(orphan.slug);
+  });
+});
