@@ -196,7 +196,8 @@ export class Flotilla {
         await registry.upsertMainServer(serverUrl);
         await registry.separateServerPasswords();
         // The control database is Flotilla's own: no tenant can ever be given its name.
-        await registry.storage.claim({ server: MAIN_SERVER, kind: 'database', name: controlDatabase }, { purpose: 'control' }).catch(() => undefined);
+        const control = { server: MAIN_SERVER, kind: 'database', name: controlDatabase } as const;
+        if (!(await registry.storage.find(control))) await registry.storage.claim(control, { purpose: 'control' }).catch(() => undefined);
       } catch (error) {
         await registry.close();
         throw error;
@@ -322,7 +323,7 @@ export class Flotilla {
     return this.operations.run({ command: 'tenant create', tenant: input.slug, arguments: { ...input, kind } }, async (op) => {
       const server = await this.registry.getServer(input.server ?? MAIN_SERVER);
       const created = await provisionTenant({ ...input, kind, server }, set, op.id, { registry: this.registry, storage: this.storage, tenantsConfig: this.config.tenants, engine: { ...this.engineOptions(), runId: op.id } });
-      return { result: created.tenant, record: { versionAfter: created.result.toVersion, ...(created.cleared ? { arguments: { ...input, kind, clearedInterruptedCreate: true } } : {}) } };
+      return { result: created.tenant, record: { versionAfter: created.result?.toVersion ?? null, ...(created.cleared ? { arguments: { ...input, kind, clearedInterruptedCreate: true } } : {}) } };
     });
   }
 

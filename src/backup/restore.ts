@@ -17,6 +17,7 @@ import type { OwnedStorage } from '../storage/owned-storage.js';
 import { finishSwap, undoSwap } from '../storage/swap.js';
 import { removeTenantStorage } from '../storage/tenant-storage.js';
 import { placeTenant } from '../tenants/placement.js';
+import { finishedBefore } from '../tenants/provisioning.js';
 import { fileChecksum } from './backup-service.js';
 import type { Backup } from './catalog.js';
 import type { RowCounts } from './row-counts.js';
@@ -47,7 +48,12 @@ export async function restoreBackup(deps: RestoreDeps, op: OperationContext, set
   const server = await registry.getServer(backup.server);
   await verifyBackupIntact(backup, server);
   const schemas = backup.kind === 'schema' ? await backupSchemas(backup) : [];
-  if (input.as !== undefined) return { backup, tenant: await restoreAsNew(deps, op, set, { backup, server, schemas, slug: input.as }) };
+  if (input.as !== undefined) {
+    // Run again after it was killed once its work was done: the copy is there, and that is the result.
+    const existing = await registry.findTenant(input.as);
+    if (existing && (await finishedBefore(registry, 'restore', existing, (args) => args.backup === input.backupId && args.slug === input.slug))) return { backup, tenant: existing };
+    return { backup, tenant: await restoreAsNew(deps, op, set, { backup, server, schemas, slug: input.as }) };
+  }
   const tenant = await registry.getTenant(input.slug);
   const previous = await op.setTenantStatus(tenant.slug, 'restoring');
   try {

@@ -100,6 +100,15 @@ export class OperationStore {
     return (rowCount ?? 0) > 0;
   }
 
+  /** The last operation of a command on a tenant that has ended, and how. */
+  async lastEnded(command: string, tenant: string): Promise<{ outcome: OperationOutcome; arguments: Record<string, unknown> } | undefined> {
+    const { rows } = await this.pool.query<{ outcome: OperationOutcome; arguments: Record<string, unknown> }>(
+      `SELECT outcome, arguments FROM flotilla.operations WHERE command = $1 AND tenant = $2 AND finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 1`,
+      [command, tenant],
+    );
+    return rows[0];
+  }
+
   async get(id: string): Promise<Operation | undefined> {
     const { rows } = await this.pool.query(`SELECT ${COLUMNS} FROM flotilla.operations WHERE id = $1`, [id]);
     return rows[0] ? toOperation(rows[0]) : undefined;

@@ -99,7 +99,7 @@ export class Registry {
   }
 
   static open(serverUrl: string, controlDatabase: string): Registry {
-    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: 'flotilla registry' });
+    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: `flotilla registry ${process.pid}` });
     pool.on('error', () => undefined);
     return new Registry(pool, serverUrl);
   }

@@ -33,11 +33,17 @@ export interface ProvisioningDeps {
  * On failure everything it made is removed and the tenant is not registered;
  * killed midway, the next command removes it the same way (see recovery.ts).
  */
-export async function provisionTenant(input: NewTenant, set: MigrationSet, operationId: string, deps: ProvisioningDeps): Promise<{ tenant: Tenant; result: TargetResult; cleared: boolean }> {
+export async function provisionTenant(input: NewTenant, set: MigrationSet, operationId: string, deps: ProvisioningDeps): Promise<{ tenant: Tenant; result: TargetResult | null; cleared: boolean }> {
   const { registry, storage } = deps;
   const place = placeTenant(input.slug, input.kind, deps.tenantsConfig);
   const cleared = await clearLegacyLeftover(input.slug, set, deps);
-  const tenant = await insertOrExplain(input, place, operationId, registry);
+  let tenant: Tenant;
+  try {
+    tenant = await insertOrExplain(input, place, operationId, registry);
+  } catch (error) {
+    if (!(error instanceof AlreadyDone)) throw error;
+    return { tenant: error.tenant, result: null, cleared: false };
+  }
   try {
     if (tenant.kind === 'database') {
       await storage.createDatabase({ server: tenant.server, kind: 'database', name: tenant.database }, { purpose: 'tenant', tenantId: tenant.id });
@@ -71,6 +77,7 @@ async function insertOrExplain(input: NewTenant, place: { database: string; sche
     return await registry.insertTenant({ slug: input.slug, name: input.name ?? input.slug, kind: input.kind, server: input.server.name, ...place, plan: input.plan, settings: input.settings, operationId });
   } catch (error) {
     const existing = isFlotillaError(error) && error.code === 'FLO_TENANT_EXISTS' ? await registry.findTenant(input.slug) : undefined;
+    if (existing && (await finishedBefore(registry, 'tenant create', existing, (args) => args.kind === input.kind && (args.server ?? 'main') === input.server.name))) throw new AlreadyDone(existing);
     if (existing?.status === 'provisioning') {
       throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${input.slug} is being created by another process right now.`, {
         hint: 'Wait for that command to finish, then see the tenant with `flotilla tenant show <slug>`.',
@@ -78,6 +85,23 @@ async function insertOrExplain(input: NewTenant, place: { database: string; sche
       });
     }
     throw error;
+  }
+}
+
+/**
+ * The same command was killed after it had done its work (before its end was
+ * recorded): running it again finds the tenant made, and reports it done.
+ */
+export async function finishedBefore(registry: Registry, command: string, tenant: Tenant, sameArguments: (args: Record<string, unknown>) => boolean): Promise<boolean> {
+  if (tenant.status !== 'active') return false;
+  const last = await registry.operations.lastEnded(command, tenant.slug);
+  return last?.outcome === 'interrupted' && sameArguments(last.arguments);
+}
+
+/** Thrown inside provisioning when the tenant was already made by an interrupted run of the same command. */
+export class AlreadyDone extends Error {
+  constructor(readonly tenant: Tenant) {
+    super(`Tenant ${tenant.slug} was already made by an earlier run of this command.`);
   }
 }
 

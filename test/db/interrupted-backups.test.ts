@@ -119,7 +119,7 @@ describe('backup prune, killed and run again', () => {
     const end = await holdLock(control(), 'LOCK TABLE flotilla.audit_events IN EXCLUSIVE MODE');
     await work.release();
     await waitingOnLock('WITH done AS (UPDATE flotilla.operations%', 'prune waiting to record its end');
-    await victim.kill();
+    await victim.kill({ withSessions: true });
     await end.release();
     expect((await flotilla.listBackups('small')).map((b) => b.id)).toEqual([backups[0]!.id]);
     expect((await cli('backup', 'prune', 'small', '--keep', '1')).code).toBe(0);

@@ -2,6 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { withClient } from '../../src/postgres/connect.js';
+import { serverUrl } from './project.js';
 
 const BIN = fileURLToPath(new URL('../../bin/flotilla.js', import.meta.url));
 
@@ -19,7 +21,8 @@ export interface Victim {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
   output(): string;
-  kill(): Promise<void>;
+  /** SIGKILL; with `withSessions`, its database sessions are ended too, as when its machine goes down. */
+  kill(options?: { withSessions?: boolean }): Promise<void>;
 }
 
 export function startCli(args: readonly string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Victim {
@@ -32,9 +35,12 @@ export function startCli(args: readonly string[], options: { cwd: string; env: N
     child,
     exited,
     output: () => output,
-    async kill() {
+    async kill(killOptions = {}) {
       child.kill('SIGKILL');
       await exited;
+      if (killOptions.withSessions) {
+        await withClient(serverUrl(), 'postgres', (admin) => admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%' || $1`, [` ${child.pid}`]));
+      }
     },
   };
 }

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Flotilla } from '../../src/flotilla.js';
+import { runCli } from '../support/cli.js';
+import { contents, databasesWith } from '../support/contents.js';
+import { startCli, until } from '../support/kill.js';
+import { expectClean, holdLock, sessions, waitingOnLock } from '../support/interrupt.js';
+import type { TestProject } from '../support/project.js';
+import { testProject } from '../support/project.js';
+
+/**
+ * `tenant create` killed with SIGKILL at three moments (and a schema tenant's
+ * mid-migration), then run again: the tenant is made, nothing half-made is left,
+ * no other tenant changes, and the audit trail shows the interrupted attempt.
+ */
+let project: TestProject;
+let flotilla: Flotilla;
+const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project.env });
+const start = (...args: string[]) => startCli(args, { cwd: project.dir, env: project.env });
+const control = () => `${project.prefix}_control`;
+const others = async () => contents((await databasesWith(project.prefix)).filter((d) => d.endsWith('_keep') || d.endsWith('_schemas')), { skipSchemas: (_, schema) => !schema.endsWith('_keeps') });
+
+beforeAll(async () => {
+  project = await testProject();
+  await project.write({
+    '0001_notes.sql': "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL);\nINSERT INTO notes (body) VALUES ('welcome');",
+    // Waits on an advisory lock the test may hold (in the shared database of schema tenants).
+    '0002_gate.sql': 'SELECT pg_advisory_xact_lock(4242);',
+    // Long enough to be seen running, and killed during.
+    '0003_pause.sql': 'SELECT pg_sleep(0.4);',
+  });
+  flotilla = await Flotilla.open({ config: project.config });
+  await flotilla.createTenant({ slug: 'keep' });
+  await flotilla.createTenant({ slug: 'keeps', kind: 'schema' });
+  for (const slug of ['keep', 'keeps']) await flotilla.withTenantClient(slug, (c) => c.query(`INSERT INTO notes (body) SELECT 'n' || i FROM generate_series(1, 20) i`));
+});
+afterAll(async () => {
+  await flotilla?.close();
+  await project?.cleanup();
+});
+
+async function expectMade(slug: string): Promise<void> {
+  expect(await flotilla.getTenant(slug)).toMatchObject({ status: 'active' });
+  expect(await flotilla.withTenantClient(slug, async (c) => (await c.query('SELECT body FROM notes')).rows)).toEqual([{ body: 'welcome' }]);
+}
+
+describe('tenant create, killed and run again', () => {
+  let before: Record<string, string>;
+  beforeAll(async () => {
+    before = await others();
+  });
+
+  it('killed once registered, before its database is claimed: run again, it makes the tenant', async () => {
+    const lock = await holdLock(control(), 'LOCK TABLE flotilla.storage IN SHARE MODE');
+    const victim = start('tenant', 'create', 'one');
+    await waitingOnLock('INSERT INTO flotilla.storage%', 'create waiting to claim its database');
+    await victim.kill();
+    await lock.release();
+    expect((await flotilla.getTenant('one')).status).toBe('provisioning');
+    const again = await cli('tenant', 'create', 'one');
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    await expectMade('one');
+    await expectClean(project, flotilla, 'tenant create');
+  });
+
+  it('killed while its migrations run (in the shared database of schema tenants): run again, it makes the tenant', async () => {
+    const gate = await holdLock(project.config.tenants.schemaDatabase, 'SELECT pg_advisory_lock(4242)');
+    const victim = start('tenant', 'create', 'two', '--kind', 'schema');
+    await waitingOnLock('SELECT pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
+    await victim.kill();
+    await gate.release();
+    const again = await cli('tenant', 'create', 'two', '--kind', 'schema');
+    expect(again.code).toBe(0);
+    await expectMade('two');
+    await expectClean(project, flotilla, 'tenant create');
+  });
+
+  it('killed while its migrations run (a database tenant): run again, it makes the tenant', async () => {
+    const victim = start('tenant', 'create', 'three');
+    await until(async () => (await sessions(`datname = $1 AND query = 'SELECT pg_sleep(0.4)' AND state = 'active'`, [`${project.prefix}_three`])) > 0, 'the migration running');
+    await victim.kill();
+    const again = await cli('tenant', 'create', 'three');
+    expect(again.code).toBe(0);
+    await expectMade('three');
+    await expectClean(project, flotilla, 'tenant create');
+  });
+
+  it('killed after its work, before its end was recorded: run again, it is done', async () => {
+    const work = await holdLock(control(), 'LOCK TABLE flotilla.storage IN SHARE MODE');
+    const victim = start('tenant', 'create', 'four');
+    await waitingOnLock('INSERT INTO flotilla.storage%', 'create waiting to claim its database');
+    const end = await holdLock(control(), 'LOCK TABLE flotilla.audit_events IN EXCLUSIVE MODE');
+    await work.release();
+    await waitingOnLock('WITH done AS (UPDATE flotilla.operations%', 'create waiting to record its end');
+    // Its machine gone with it: the statement it was waiting on dies too (a process alone killed would
+    // leave PostgreSQL to finish that statement, and the end would be recorded after all).
+    await victim.kill({ withSessions: true });
+    await end.release();
+    console.log(JSON.stringify(await project.query(control(), "SELECT command, tenant, outcome, arguments, finished_at IS NOT NULL AS f FROM flotilla.operations WHERE tenant = 'four' ORDER BY started_at")));
+    const again = await cli('tenant', 'create', 'four', '--json');
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ slug: 'four', status: 'active' });
+    await expectMade('four');
+    await expectClean(project, flotilla, 'tenant create');
+    // A create of a tenant that exists, not after an interrupted one, is still refused.
+    expect((await cli('tenant', 'create', 'keep')).code).toBe(9);
+    expect(await others()).toEqual(before);
+  });
+});
