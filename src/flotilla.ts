@@ -402,6 +402,20 @@ export class Flotilla {
     });
   }
 
+  /**
+   * `flotilla migrate`: a new rollout, worked on by this process to its end, as
+   * one operation (killed anywhere in it, it shows as one interrupted migrate).
+   */
+  async rollout(selection: RolloutSelection, options: RolloutStartOptions & { emit?: EventSink; started?: (rollout: Rollout) => void } = {}): Promise<Rollout> {
+    const { emit, started, ...startOptions } = options;
+    return this.operations.run({ command: 'migrate', arguments: { ...selection, ...startOptions } }, async (op) => {
+      const created = await this.createRollout(selection, startOptions);
+      started?.(created);
+      const final = await this.workOnRollout(created, op, { emit });
+      return { result: final, record: { runId: final.id, ...endOfRollout(final) } };
+    });
+  }
+
   private async createRollout(selection: RolloutSelection, options: RolloutStartOptions): Promise<Rollout> {
     const set = await this.migrations();
     assertTarget(set, options.target);
@@ -472,10 +486,10 @@ export class Flotilla {
    */
   async resumeRollout(id: string, options: { emit?: EventSink; retry?: 'transient' | 'all' | 'none'; concurrency?: number } = {}): Promise<Rollout> {
     const rollout = await this.getRollout(id);
-    if (rollout.status === 'finished' || rollout.status === 'cancelled') {
-      if (rollout.counts.failed === 0 || options.retry === 'none') return rollout;
-    }
     return this.operations.run({ command: 'rollout resume', arguments: { rollout: rollout.id, retry: options.retry ?? 'transient' } }, async (op) => {
+      // Nothing left to do (resumed again after it finished): said as it is, with nothing run.
+      const now = await this.getRollout(rollout.id);
+      if ((now.status === 'finished' || now.status === 'cancelled') && (now.counts.failed === 0 || options.retry === 'none')) return { result: now, record: { runId: now.id } };
       const recovered = await this.registry.rollouts.recover(rollout.id, options.retry ?? 'transient');
       await this.registry.rollouts.setStatus(rollout.id, 'running', null, ['running', 'halted', 'finished']);
       options.emit?.({ event: 'rollout.resumed', rollout: rollout.id, runner: await this.runnerName(), rechecked: recovered.reset, retried: recovered.retried });

@@ -138,10 +138,11 @@ export class Registry {
 
   /** Registers the main server unless it is there; keeps its URL current (without its password, which the configuration holds). */
   async upsertMainServer(connectionUrl: string): Promise<void> {
-    await this.pool.query(
-      'INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, password = NULL',
-      [MAIN_SERVER_NAME, splitPassword(connectionUrl).url],
-    );
+    const url = splitPassword(connectionUrl).url;
+    // Written only when it changed: opening Flotilla is a read, not a write, on every command.
+    const { rows } = await this.pool.query<{ url: string; password: string | null }>('SELECT url, password FROM flotilla.servers WHERE name = $1', [MAIN_SERVER_NAME]);
+    if (rows[0]?.url === url && rows[0].password === null) return;
+    await this.pool.query('INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, password = NULL', [MAIN_SERVER_NAME, url]);
   }
 
   async listServers(): Promise<Server[]> {

@@ -101,9 +101,7 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
             const unfinished = await offerResume(flotilla, live, selection, flags.to);
             if (unfinished) rollout = await flotilla.resumeRollout(unfinished.id, { emit: output.emit });
             else {
-              const created = await flotilla.startRollout(selection, startOptions(flags));
-              output.started(created);
-              rollout = await flotilla.runRollout(created.id, { emit: output.emit });
+              rollout = await flotilla.rollout(selection, { ...startOptions(flags), emit: output.emit, started: output.started });
             }
           }
         } finally {
