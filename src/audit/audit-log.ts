@@ -102,14 +102,3 @@ export class AuditLog {
     }));
   }
 }
-
-/** `2h`, `3d`, `45min`, or an ISO date → the instant it names. */
-export function parseSince(text: string, now = new Date()): Date | undefined {
-  const relative = /^(\d+)\s*(min|m|h|d|w)$/.exec(text.trim());
-  if (relative) {
-    const unit = { min: 60_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[relative[2] as 'min' | 'm' | 'h' | 'd' | 'w'];
-    return new Date(now.getTime() - Number(relative[1]) * unit);
-  }
-  const date = new Date(text);
-  return Number.isNaN(date.getTime()) ? undefined : date;
-}

@@ -22,7 +22,7 @@ export function wholeNumber(min: number, max: number) {
 /** `2h`, `30min`, `3d`, `1w` (up to a hundred years), or an ISO date or time: the instant it names. */
 export function instant(now: () => Date = () => new Date()) {
   return z.string().transform((text, ctx) => {
-    const relative = /^(\d{1,9})\s*(min|m|h|d|w)$/.exec(text.trim());
+    const relative = /^(\d{1,15})\s*(min|m|h|d|w)$/.exec(text.trim());
     if (relative) {
       const ms = Number(relative[1]) * UNITS[relative[2] as keyof typeof UNITS];
       if (ms <= HUNDRED_YEARS_MS) return new Date(now().getTime() - ms);

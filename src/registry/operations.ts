@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { AuditEventInput } from '../audit/audit-log.js';
 import { AUDIT_COLUMNS, AUDIT_INSERT, auditRow } from '../audit/audit-log.js';
+import { redactValue } from '../core/redact.js';
 import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
 
 export type OperationOutcome = 'succeeded' | 'failed' | 'interrupted';
@@ -35,7 +36,7 @@ export class OperationStore {
       await client.query('BEGIN');
       const { rows } = await client.query(
         `INSERT INTO flotilla.operations (command, tenant, arguments, actor, runner_key) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
-        [input.command, input.tenant, JSON.stringify(input.arguments), input.actor, input.runnerKey],
+        [input.command, input.tenant, JSON.stringify(redactValue(input.arguments)), input.actor, input.runnerKey],
       );
       const operation = toOperation(rows[0]);
       await client.query(AUDIT_INSERT, auditRow(input.actor, { command: input.command, arguments: input.arguments, tenant: input.tenant, outcome: 'started', durationMs: 0, operationId: operation.id }));

@@ -9,7 +9,7 @@ export function registerServerCommands(program: Command, globals: () => GlobalOp
   server
     .command('add <name>')
     .description('register a server (its connection is checked first)')
-    .requiredOption('--url <url>', 'postgres://user:password@host:port/database')
+    .requiredOption('--url <url>', 'a PostgreSQL URL: postgres://user@host:port/database, its password after the user (user:password@) or as ?password=; kept apart, never shown')
     .action(async (name: string, options: { url: string }) => {
       await withFlotilla(globals(), async (flotilla) => {
         const added = await flotilla.addServer(name, options.url);
