@@ -2,11 +2,13 @@ import type { AllowDirective } from './directives.js';
 import { parseDirectives } from './directives.js';
 import { FlotillaError } from './errors.js';
 import type { MigrationFile } from './migration-file.js';
+import type { AstNode } from './sql/ast.js';
 import { stringField, unwrap } from './sql/ast.js';
 import type { RawStatement } from './sql/parser.js';
-import { splitStatements } from './sql/parser.js';
+import { eachStatement, parseOne, splitStatements } from './sql/parser.js';
 import {
   addedEnumValue,
+  callsUnsafeFunction,
   indexedTable,
   isOpaque,
   keepsData,
@@ -29,6 +31,8 @@ export interface Statement extends RawStatement {
   readonly opaque: boolean;
   readonly addsEnumValue: string | undefined;
   readonly strings: readonly string[];
+  /** DML that calls a function which may do anything (a helper that deletes rows elsewhere). */
+  readonly callsFunctions: boolean;
   /** For an index build: the table it builds on. */
   readonly indexedTable: string | undefined;
   /** May run before an earlier, deferred index build on the same table without changing it. */
@@ -55,9 +59,11 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
   const statements: Statement[] = [];
   const removed: number[] = [];
   const schemasCreated: string[] = [];
-  const raws = splitStatements(file.sql, file.path);
-  const allowsOf = attachAllows(directives.allows, raws, file.sql);
-  for (const raw of raws) {
+  // Where each statement stands, for the allow directives next to it (transaction control included).
+  const spans: { first: number; last: number; allows?: AllowDirective[] }[] = [];
+  for (const raw of eachStatement(file.sql, file.path)) {
+    const span: { first: number; last: number; allows?: AllowDirective[] } = { first: raw.line, last: raw.line + countNewlines(raw.sql) };
+    spans.push(span);
     const control = transactionControl(raw.kind, raw.node);
     if (control === 'forbidden') {
       throw new FlotillaError(
@@ -77,8 +83,11 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
       const name = stringField(unwrap(raw.node), 'schemaname');
       if (name) schemasCreated.push(name);
     }
-    statements.push({
-      ...raw,
+    const allows: AllowDirective[] = [];
+    span.allows = allows;
+    // Built field by field, not by spreading `raw`: spreading into a literal this wide is slow, and a data
+    // migration makes hundreds of thousands of these.
+    const facts = {
       index: statements.length,
       nonTransactional: directives.noTransaction ? 'flotilla:no-transaction' : nonTransactionalReason(raw.kind, raw.node),
       touches: touchedRelations(raw.kind, raw.node),
@@ -86,37 +95,94 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
       opaque: isOpaque(raw.kind),
       addsEnumValue: addedEnumValue(raw.kind, raw.node),
       strings: stringConstants(raw.node),
+      callsFunctions: callsUnsafeFunction(raw.kind, raw.node),
       indexedTable: indexedTable(raw.kind, raw.node),
       safeBeforeIndexBuild: safeBeforeIndexBuild(raw.kind, raw.node),
-      allows: allowsOf.get(raw) ?? [],
-    });
+      allows,
+    };
+    statements.push(raw.kind === 'InsertStmt' ? new DataStatement(raw, facts) : { node: raw.node, kind: raw.kind, sql: raw.sql, line: raw.line, column: raw.column, ...facts });
   }
-  const attached = new Set([...allowsOf.values()].flat());
-  const strayAllows = directives.allows.filter((allow) => !attached.has(allow));
+  const stray = attachAllows(directives.allows, spans, file.sql);
   const verifyStatements = file.verify ? splitStatements(file.verify.sql, file.verify.path) : [];
-  return { ...file, statements, noTransaction: directives.noTransaction, schemasCreated, removedTransactionControl: removed, strayAllows, verifyStatements };
+  return { ...file, statements, noTransaction: directives.noTransaction, schemasCreated, removedTransactionControl: removed, strayAllows: stray, verifyStatements };
+}
+
+type StatementFacts = Omit<Statement, keyof RawStatement>;
+
+/**
+ * A data migration holds many thousands of INSERTs, whose trees would take
+ * gigabytes; everything the engine and lint need of them is read above. Their
+ * tree is let go, and parsed again from the statement's own text if anything
+ * asks for it (a schema tenant's rewrite, say). The tree is a getter: copy such
+ * a statement with `{ ...statement, node: statement.node }`, not a bare spread.
+ */
+class DataStatement implements Statement {
+  readonly kind: string;
+  readonly sql: string;
+  readonly line: number;
+  readonly column: number;
+  readonly index: number;
+  readonly nonTransactional: string | undefined;
+  readonly touches: readonly string[];
+  readonly keepsData: boolean;
+  readonly opaque: boolean;
+  readonly addsEnumValue: string | undefined;
+  readonly strings: readonly string[];
+  readonly callsFunctions: boolean;
+  readonly indexedTable: string | undefined;
+  readonly safeBeforeIndexBuild: boolean;
+  readonly allows: readonly AllowDirective[];
+  private tree: AstNode | undefined;
+
+  constructor(raw: RawStatement, facts: StatementFacts) {
+    this.kind = raw.kind;
+    this.sql = raw.sql;
+    this.line = raw.line;
+    this.column = raw.column;
+    this.index = facts.index;
+    this.nonTransactional = facts.nonTransactional;
+    this.touches = facts.touches;
+    this.keepsData = facts.keepsData;
+    this.opaque = facts.opaque;
+    this.addsEnumValue = facts.addsEnumValue;
+    this.strings = facts.strings;
+    this.callsFunctions = facts.callsFunctions;
+    this.indexedTable = facts.indexedTable;
+    this.safeBeforeIndexBuild = facts.safeBeforeIndexBuild;
+    this.allows = facts.allows;
+  }
+
+  get node(): AstNode {
+    this.tree ??= parseOne(this.sql);
+    return this.tree;
+  }
+}
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /**
  * An allow belongs to the statement it stands next to: in the comment lines
  * directly above it (no other statement in between), or on its last line.
+ * Returns the allows that stand next to no statement.
  */
-function attachAllows(allows: readonly AllowDirective[], raws: readonly RawStatement[], sql: string): Map<RawStatement, AllowDirective[]> {
-  const result = new Map<RawStatement, AllowDirective[]>();
-  if (allows.length === 0) return result;
+function attachAllows(allows: readonly AllowDirective[], spans: readonly { first: number; last: number; allows?: AllowDirective[] }[], sql: string): AllowDirective[] {
+  if (allows.length === 0) return [];
   const lines = sql.split('\n');
-  const spans = raws.map((raw) => ({ raw, first: raw.line, last: raw.line + (raw.sql.match(/\n/g)?.length ?? 0) }));
+  const stray: AllowDirective[] = [];
   for (const allow of allows) {
-    const trailing = spans.find((s) => s.last === allow.line && s.first <= allow.line);
-    let owner = trailing?.raw;
+    let owner = spans.find((s) => s.last === allow.line && s.first <= allow.line);
     if (!owner) {
       const next = spans.find((s) => s.first > allow.line);
       // Only comment or blank lines may stand between the directive and the statement.
       const between = next ? lines.slice(allow.line, next.first - 1) : [];
-      if (next && between.every((text) => /^\s*(--.*)?$/.test(text))) owner = next.raw;
+      if (next && between.every((text) => /^\s*(--.*)?$/.test(text))) owner = next;
     }
-    if (owner) result.set(owner, [...(result.get(owner) ?? []), allow]);
+    if (owner?.allows) owner.allows.push(allow);
+    else stray.push(allow);
   }
-  return result;
+  return stray;
 }
-

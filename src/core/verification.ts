@@ -32,30 +32,13 @@ export function affectedRelations(plan: Plan<ParsedMigration>): AffectedRelation
   for (const step of plan.steps) {
     for (const index of step.statements) {
       const statement = step.migration.statements[index]!;
-      if (statement.opaque || CHANGES_LATER_EFFECTS.has(statement.kind) || containsFunctionCall(statement)) all = true;
+      if (statement.opaque || CHANGES_LATER_EFFECTS.has(statement.kind) || statement.callsFunctions) all = true;
       // Adding a column, an index or a constraint cannot lose data: nothing to compare for it.
       if (!statement.keepsData) for (const name of statement.touches) names.add(name);
     }
   }
   return { all, names };
 }
-
-/** DML with a function call may run anything (a trigger-like helper, a DELETE inside a function). */
-function containsFunctionCall(statement: Statement): boolean {
-  if (!['InsertStmt', 'UpdateStmt', 'DeleteStmt'].includes(statement.kind)) return false;
-  let found = false;
-  walk(statement.node, (node) => {
-    const call = node.FuncCall;
-    if (!isNode(call) || !Array.isArray(call.funcname)) return;
-    const last = call.funcname[call.funcname.length - 1];
-    const name = isNode(last) && isNode(last.String) ? String(last.String.sval) : '';
-    if (!SAFE_FUNCTIONS.has(name)) found = true;
-  });
-  return found;
-}
-
-/** Built-in functions that change no table: common in back-fills. */
-const SAFE_FUNCTIONS = new Set(['now', 'coalesce', 'lower', 'upper', 'trim', 'concat', 'length', 'substring', 'replace', 'gen_random_uuid', 'md5', 'array_replace', 'jsonb_build_object', 'json_build_object', 'to_jsonb', 'nullif', 'greatest', 'least', 'round', 'floor', 'ceil', 'abs', 'date_trunc', 'random', 'array_agg', 'count', 'max', 'min', 'sum', 'row_number']);
 
 /** Table and column renames in plan order: old name → new name. */
 export interface Renames {

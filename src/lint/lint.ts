@@ -67,7 +67,7 @@ export function lintMigrations(migrations: readonly ParsedMigration[], options: 
       if (statement.kind === 'VariableSetStmt' && unwrap(statement.node).name === 'lock_timeout') fileSetLockTimeout = true;
       if (statement.kind === 'CreateStmt') createdHere.push(tableKey(unwrap(statement.node).relation) ?? '');
       raw.set(statement.index, found);
-      model.apply(statement.kind, statement.node, migration.id);
+      if (statement.kind !== 'InsertStmt') model.apply(statement.kind, statement.node, migration.id);
     }
     if (options.tenantColumn) {
       for (const key of createdHere) {

@@ -21,11 +21,15 @@ export interface RuleContext {
   readonly fileSetLockTimeout: boolean;
 }
 
+const CHECKED_KINDS = new Set(['DropStmt', 'TruncateStmt', 'DeleteStmt', 'UpdateStmt', 'IndexStmt', 'AlterTableStmt', 'RenameStmt']);
+
 /** Functions whose DEFAULT makes ADD COLUMN rewrite every row (volatile). */
 const VOLATILE_DEFAULTS = new Set(['random', 'gen_random_uuid', 'uuid_generate_v1', 'uuid_generate_v4', 'clock_timestamp', 'timeofday', 'nextval', 'txid_current']);
 
 export function checkStatement(ctx: RuleContext): RawFinding[] {
   const { statement, model } = ctx;
+  // Only these kinds have rules; others (a data migration's INSERTs) are not looked into.
+  if (!CHECKED_KINDS.has(statement.kind)) return [];
   const body = unwrap(statement.node);
   const findings: RawFinding[] = [];
   const add = (code: LintCode, message: string) => findings.push({ code, message });

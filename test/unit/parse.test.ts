@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { FlotillaError } from '../../src/core/errors.js';
 import { migration } from '../support/migrations.js';
+import { parseOne } from '../../src/core/sql/parser.js';
+import { rewriteForSchemaTenant } from '../../src/core/sql/schema-rewrite.js';
 
 function thrown(fn: () => unknown): FlotillaError {
   try {
@@ -123,5 +125,20 @@ INSERT INTO a VALUES ('x;y')`,
       expect(error.code).toBe('FLO_SQL_SYNTAX');
       expect(error.meta).toMatchObject({ line: 104_855 * 2 + 1, column: 1 });
     });
+  });
+
+  it("keeps a data statement's facts, and parses its tree again only when asked for, equal to the first", () => {
+    const m = migration('0001_x', "INSERT INTO public.t VALUES (1, 'a'), (2, nextval('public.s'));\nUPDATE t SET a = 1 WHERE id = 2;");
+    const insert = m.statements[0]!;
+    expect(insert).toMatchObject({ kind: 'InsertStmt', touches: ['t'], keepsData: true, callsFunctions: true, strings: ['a', 'public.s'] });
+    expect(Object.keys(insert)).not.toContain('node');
+    expect(insert.node).toEqual(parseOne(insert.sql));
+    expect(insert.node).toBe(insert.node);
+    // A schema tenant's rewrite still reaches the tree.
+    const rewritten = rewriteForSchemaTenant(insert, { map: new Map([['public', 'tenant_x']]), file: 'x.sql' });
+    expect(rewritten.sql).toContain('INSERT INTO tenant_x.t VALUES');
+    expect(rewritten.sql).toContain("nextval('\"tenant_x\".s')");
+    const unchanged = rewriteForSchemaTenant(m.statements[1]!, { map: new Map([['public', 'tenant_x']]), file: 'x.sql' });
+    expect(unchanged.node).toEqual(m.statements[1]!.node);
   });
 });

@@ -94,33 +94,52 @@ const PIECE_CHARS = 1 << 20;
 
 /** Splits a file into statements with PostgreSQL's own parser; a syntax error names file, line and column. */
 export function splitStatements(sql: string, file: string): RawStatement[] {
+  return [...eachStatement(sql, file)];
+}
+
+/**
+ * The same, one statement at a time, parsing the file piece by piece: a caller
+ * that keeps only what it needs of each tree lets the rest go as it reads.
+ */
+export function* eachStatement(sql: string, file: string): Generator<RawStatement> {
   const bytes = Buffer.from(sql, 'utf8');
   const lines = new LineIndex(bytes);
-  let parsed: ParsedStatement[];
   try {
-    parsed = parsePieces(sql);
+    for (const { stmt, start, end } of parsePieces(sql)) {
+      const slice = bytes.subarray(start, end).toString('utf8');
+      const skip = leadingTrivia(slice);
+      const at = lines.positionAt(start + Buffer.byteLength(slice.slice(0, skip), 'utf8'));
+      yield { node: stmt, kind: nodeType(stmt), sql: slice.slice(skip).trimEnd(), line: at.line, column: at.column };
+    }
   } catch (failure) {
-    const { cause, at: offset } = failure as ParseFailure;
-    const at = lines.positionAt(offset);
-    const reason = cause instanceof Error ? cause.message : String(cause);
+    if (!isParseFailure(failure)) throw failure;
+    const at = lines.positionAt(failure.at);
+    const reason = failure.cause instanceof Error ? failure.cause.message : String(failure.cause);
     throw new FlotillaError('FLO_SQL_SYNTAX', `${file}:${at.line}:${at.column}: ${reason}`, {
       hint: 'Fix the SQL at that line; Flotilla parses every file with the PostgreSQL parser before touching any database.',
       meta: { file, line: at.line, column: at.column, reason },
-      cause,
+      cause: failure.cause,
     });
   }
-  return parsed.map(({ stmt, start, end }) => {
-    const slice = bytes.subarray(start, end).toString('utf8');
-    const skip = leadingTrivia(slice);
-    const at = lines.positionAt(start + Buffer.byteLength(slice.slice(0, skip), 'utf8'));
-    return { node: stmt, kind: nodeType(stmt), sql: slice.slice(skip).trimEnd(), line: at.line, column: at.column };
-  });
 }
 
-interface ParseFailure {
-  readonly cause: unknown;
-  /** Byte offset in the whole text. */
-  readonly at: number;
+/** The tree of one statement's text, parsed again (for statements whose tree is let go after reading). */
+export function parseOne(sql: string): AstNode {
+  const stmt = (parseSync(sql) as { stmts?: { stmt: AstNode }[] }).stmts?.[0]?.stmt;
+  if (!stmt) throw new FlotillaError('FLO_INTERNAL', `The statement no longer parses: ${sql.slice(0, 80)}`);
+  return stmt;
+}
+
+class ParseFailure {
+  constructor(
+    readonly cause: unknown,
+    /** Byte offset in the whole text. */
+    readonly at: number,
+  ) {}
+}
+
+function isParseFailure(value: unknown): value is ParseFailure {
+  return value instanceof ParseFailure;
 }
 
 /**
@@ -128,12 +147,11 @@ interface ParseFailure {
  * piece that fails is parsed again joined to the next one: when the error stays
  * where it was, it is the text's own; when it moves, the cut was wrong.
  */
-function parsePieces(sql: string): ParsedStatement[] {
+function* parsePieces(sql: string): Generator<ParsedStatement> {
   const bounds = [0, ...(sql.length > PIECE_CHARS ? cutPoints(sql, PIECE_CHARS) : []), sql.length];
   if (bounds[bounds.length - 2] === sql.length) bounds.pop();
   const byteAt = [0];
   for (let k = 1; k < bounds.length; k++) byteAt.push(byteAt[k - 1]! + Buffer.byteLength(sql.slice(bounds[k - 1], bounds[k]), 'utf8'));
-  const result: ParsedStatement[] = [];
   for (let i = 0; i < bounds.length - 1; ) {
     let previousError: number | undefined;
     for (let j = i + 1; ; j++) {
@@ -144,20 +162,20 @@ function parsePieces(sql: string): ParsedStatement[] {
       }
       try {
         const tree = parseSync(sql.slice(bounds[i], bounds[j])) as { stmts?: { stmt: AstNode; stmt_location?: number; stmt_len?: number }[] };
-        for (const raw of tree.stmts ?? []) {
-          const start = byteAt[i]! + (raw.stmt_location ?? 0);
-          result.push({ stmt: raw.stmt, start, end: raw.stmt_len ? start + raw.stmt_len : byteAt[j]! });
-        }
+        const from = i;
         i = j;
+        for (const raw of tree.stmts ?? []) {
+          const start = byteAt[from]! + (raw.stmt_location ?? 0);
+          yield { stmt: raw.stmt, start, end: raw.stmt_len ? start + raw.stmt_len : byteAt[j]! };
+        }
         break;
       } catch (cause) {
         const at = byteAt[i]! + ((cause as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition ?? 0);
-        if (j === bounds.length - 1 || at === previousError) throw { cause, at } satisfies ParseFailure;
+        if (j === bounds.length - 1 || at === previousError) throw new ParseFailure(cause, at);
         previousError = at;
       }
     }
   }
-  return result;
 }
 
 export function deparseStatement(node: AstNode): string {

@@ -96,7 +96,8 @@ export type TenantStatement = Statement & RewriteResult;
 export function rewriteForSchemaTenant<S extends RawStatement>(statement: S, context: RewriteContext): S & RewriteResult {
   // Most statements name no schema: a first pass over the tree as parsed finds that out without copying it
   // (a data migration's tree is large), and refuses an escape just the same.
-  if (!probeSchemaTenant(statement, context).rewritten) return { ...statement, rewritten: false, schemas: [] };
+  // `node` named: a statement may hold its tree in a getter, which a spread alone would drop.
+  if (!probeSchemaTenant(statement, context).rewritten) return { ...statement, node: statement.node, rewritten: false, schemas: [] };
   const node = structuredClone(statement.node);
   const rewriter = new Rewriter(context, statement, false);
   rewriter.rewriteTree(node);

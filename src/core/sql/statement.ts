@@ -205,3 +205,20 @@ export function keepsData(kind: string, node: AstNode): boolean {
   const cmds = unwrap(node).cmds;
   return Array.isArray(cmds) && cmds.every((cmd) => isNode(cmd) && isNode(cmd.AlterTableCmd) && KEEPS_DATA_ALTERS.has(String(cmd.AlterTableCmd.subtype)));
 }
+
+/** DML with a function call may run anything (a trigger-like helper, a DELETE inside a function). */
+export function callsUnsafeFunction(kind: string, node: AstNode): boolean {
+  if (kind !== 'InsertStmt' && kind !== 'UpdateStmt' && kind !== 'DeleteStmt') return false;
+  let found = false;
+  walk(node, (child) => {
+    const call = child.FuncCall;
+    if (!isNode(call) || !Array.isArray(call.funcname)) return;
+    const last = call.funcname[call.funcname.length - 1];
+    const name = isNode(last) && isNode(last.String) ? String(last.String.sval) : '';
+    if (!SAFE_FUNCTIONS.has(name)) found = true;
+  });
+  return found;
+}
+
+/** Built-in functions that change no table: common in back-fills. */
+const SAFE_FUNCTIONS = new Set(['now', 'coalesce', 'lower', 'upper', 'trim', 'concat', 'length', 'substring', 'replace', 'gen_random_uuid', 'md5', 'array_replace', 'jsonb_build_object', 'json_build_object', 'to_jsonb', 'nullif', 'greatest', 'least', 'round', 'floor', 'ceil', 'abs', 'date_trunc', 'random', 'array_agg', 'count', 'max', 'min', 'sum', 'row_number']);
