@@ -10,11 +10,12 @@ import { buildMigrationSet, loadMigrationSet, readMigrationFiles } from './core/
 import { sha256 } from './core/checksum.js';
 import { plan } from './core/plan.js';
 import { compareVersions, newestVersion } from './core/migration-file.js';
-import { assertSlug } from './core/slug.js';
+import { assertSlug, assertSlugReference } from './core/slug.js';
 import { quoteIdent } from './core/sql/quote.js';
 import { lockHolders } from './postgres/advisory-lock.js';
 import { readHistories } from './postgres/bulk-history.js';
 import { SessionPools } from './postgres/session-pools.js';
+import { processTag } from './postgres/process-tag.js';
 import { connect, withClient } from './postgres/connect.js';
 import type { EmbeddedServer } from './postgres/embedded.js';
 import { startEmbedded } from './postgres/embedded.js';
@@ -24,6 +25,9 @@ import { ensureDatabase } from './postgres/provision.js';
 import { adminDatabase, databaseOf, parseServerUrl, redactUrl, splitPassword, withDatabase } from './postgres/server-url.js';
 import { CONTROL_SCHEMA, Registry } from './registry/registry.js';
 import type { Server, Tenant, TenantKind } from './registry/types.js';
+import { MAIN_SERVER, SERVER_NAME_PATTERN } from './registry/types.js';
+
+export { MAIN_SERVER };
 import { byDatabase, migrationTarget, placeTenant } from './tenants/placement.js';
 import { provisionTenant } from './tenants/provisioning.js';
 import { Operations } from './operations/operations.js';
@@ -46,9 +50,7 @@ import { backupRisks } from './backup/risk.js';
 import type { Backup, BackupStrategy } from './backup/catalog.js';
 import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 
-export const MAIN_SERVER = 'main';
 const CONTROL_MIGRATIONS = fileURLToPath(new URL('./registry/migrations', import.meta.url));
-const SERVER_NAME = /^[a-z][a-z0-9-]{0,40}$/;
 
 export interface CreateTenantInput {
   readonly slug: string;
@@ -218,9 +220,15 @@ export class Flotilla {
     return (await this.runnerSession()).identity;
   }
 
-  private runnerSession(): Promise<{ client: pg.Client; identity: RunnerIdentity; alive: boolean }> {
+  private async runnerSession(): Promise<{ client: pg.Client; identity: RunnerIdentity; alive: boolean }> {
+    // A session that broke is replaced for what starts next (what runs now stops at its next check).
+    const current = this.liveness ? await this.liveness.catch(() => undefined) : undefined;
+    if (this.liveness && !current?.alive) {
+      await current?.client.end().catch(() => undefined);
+      this.liveness = undefined;
+    }
     this.liveness ??= (async () => {
-      const client = await connect(this.serverUrl, this.controlDatabase, `flotilla runner ${process.pid}`);
+      const client = await connect(this.serverUrl, this.controlDatabase, `flotilla runner ${processTag()}`);
       const session = { client, identity: await becomeRunner(client), alive: true };
       // A broken session releases the liveness lock: others may then take this process's work for dead.
       client.on('error', () => (session.alive = false));
@@ -279,7 +287,7 @@ export class Flotilla {
    * name and URL again is accepted as done.
    */
   async addServer(name: string, url: string): Promise<Server> {
-    if (!SERVER_NAME.test(name)) {
+    if (!SERVER_NAME_PATTERN.test(name)) {
       throw new FlotillaError('FLO_USAGE', `Invalid server name ${JSON.stringify(name)}.`, {
         hint: 'Use a lowercase letter first, then lowercase letters, digits or "-" (for example "eu-west-2").',
         meta: { server: name },
@@ -288,8 +296,9 @@ export class Flotilla {
     parseServerUrl(url);
     return this.operations.run({ command: 'server add', arguments: { name, url } }, async () => {
       const existing = (await this.registry.listServers()).find((s) => s.name === name);
-      // Run again after it was killed: done already.
-      if (existing && name !== MAIN_SERVER && splitPassword(existing.url).url === splitPassword(url).url) return { result: publicServer(existing) };
+      // Run again after it was killed: done already (the same URL and password; anything else is another server).
+      const same = (a: string, b: string) => JSON.stringify(splitPassword(a)) === JSON.stringify(splitPassword(b));
+      if (existing && name !== MAIN_SERVER && same(existing.url, url)) return { result: publicServer(existing) };
       await withClient(url, adminDatabase(url), async () => undefined);
       return { result: publicServer(await this.registry.addServer(name, url)) };
     });
@@ -322,7 +331,7 @@ export class Flotilla {
     const set = await this.migrations();
     return this.operations.run({ command: 'tenant create', tenant: input.slug, arguments: { ...input, kind } }, async (op) => {
       const server = await this.registry.getServer(input.server ?? MAIN_SERVER);
-      const created = await provisionTenant({ ...input, kind, server }, set, op.id, { registry: this.registry, storage: this.storage, tenantsConfig: this.config.tenants, engine: { ...this.engineOptions(), runId: op.id } });
+      const created = await provisionTenant({ ...input, kind, server }, set, op, { registry: this.registry, storage: this.storage, tenantsConfig: this.config.tenants, engine: { ...this.engineOptions(), runId: op.id } });
       return { result: created.tenant, record: { versionAfter: created.result?.toVersion ?? null, ...(created.cleared ? { arguments: { ...input, kind, clearedInterruptedCreate: true } } : {}) } };
     });
   }
@@ -583,7 +592,7 @@ export class Flotilla {
     const backup = { reasons: null as readonly string[] | null, id: null as string | null, snapshotFirst: false };
     const take = async () => {
       const reason = `before migrate: ${backup.reasons!.join('; ')}`;
-      backup.id = (await this.backups.backup(tenant, server, context.set, context.operationId, { reason, runId: engine.runId })).id;
+      backup.id = (await this.backups.backup(tenant, server, context.set, { id: context.operationId }, { reason, runId: engine.runId })).id;
     };
     const beforeApply = async (pending: readonly PendingPart[]): Promise<'apply' | 'stop'> => {
       backup.reasons = this.backupReasons(pending, context.lint);
@@ -647,34 +656,34 @@ export class Flotilla {
 
   /** Backs a tenant up now (`flotilla backup <slug>`), recorded in the catalog and the audit trail. */
   async backup(slug: string, options: { strategy?: BackupStrategy; keep?: number } = {}): Promise<Backup> {
-    assertSlug(slug);
+    assertSlugReference(slug);
     return this.operations.run({ command: 'backup', arguments: { slug, ...options }, tenant: slug }, async (op) => {
       const tenant = await this.registry.getTenant(slug);
       const server = await this.registry.getServer(tenant.server);
       // A backup must work even while the migrations directory is broken: then it takes what the registry records.
-      const backup = await this.backups.backup(tenant, server, await this.migrations().catch(() => undefined), op.id, { ...options, reason: 'manual' });
+      const backup = await this.backups.backup(tenant, server, await this.migrations().catch(() => undefined), op, { ...options, reason: 'manual' });
       return { result: backup, record: { versionBefore: backup.schemaVersion, versionAfter: backup.schemaVersion, backupId: backup.id } };
     });
   }
 
   listBackups(slug?: string): Promise<Backup[]> {
-    if (slug !== undefined) assertSlug(slug);
+    if (slug !== undefined) assertSlugReference(slug);
     return this.registry.backups.list(slug);
   }
 
   /** Removes a tenant's backups beyond the newest `keep`: their files and snapshot databases, and their catalog rows. */
   async pruneBackups(slug: string, keep: number): Promise<Backup[]> {
-    assertSlug(slug);
+    assertSlugReference(slug);
     return this.operations.run({ command: 'backup prune', arguments: { slug, keep }, tenant: slug }, async (op) => {
       await this.registry.getTenant(slug);
-      const removed = await this.backups.prune(slug, keep, op.id);
+      const removed = await this.backups.prune(slug, keep, op);
       return { result: removed };
     });
   }
 
   /** Restores a backup into its tenant (offline meanwhile), or into a new tenant with `as`. */
   async restore(slug: string, backupId: string, options: { as?: string } = {}): Promise<{ backup: Backup; tenant: Tenant }> {
-    assertSlug(slug);
+    assertSlugReference(slug);
     if (options.as !== undefined) assertSlug(options.as);
     // Only a schema tenant restored under another slug needs the migrations (the schemas they create).
     const set = await this.migrations().catch(() => undefined);
@@ -754,7 +763,8 @@ function auditOfOutcome(outcome: TenantOutcome, context: { runId: string; dryRun
 
 /** A server as the API shows it: its URL without a password. */
 function publicServer(server: Server): Server {
-  return { ...server, url: splitPassword(server.url).url };
+  // Any other secret parameter (sslpassword) is masked as well.
+  return { ...server, url: redactUrl(splitPassword(server.url).url) };
 }
 
 function baseState(tenant: Tenant, extra: Partial<TenantState>): TenantState {
@@ -771,13 +781,6 @@ function baseState(tenant: Tenant, extra: Partial<TenantState>): TenantState {
     problems: [],
     ...extra,
   };
-}
-
-function storageTaken(tenant: Tenant, what: string): FlotillaError {
-  return new FlotillaError('FLO_TENANT_EXISTS', `The ${what} for tenant ${tenant.slug} already exists on server ${tenant.server}.`, {
-    hint: 'It belongs to something else: Flotilla will not reuse or remove it. Pick another slug, or change the tenant name prefix in the config.',
-    meta: { tenant: tenant.slug },
-  });
 }
 
 /** Creates the control database if needed, then migrates its schema with Flotilla's own engine. */

@@ -36,11 +36,6 @@ export function currentActor(): string {
   }
 }
 
-/** Arguments as recorded: URLs without passwords, secret-looking keys masked. */
-export function redactArguments(value: unknown): unknown {
-  return redactValue(value);
-}
-
 export const AUDIT_COLUMNS = 'actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id';
 
 export const AUDIT_INSERT = `INSERT INTO flotilla.audit_events (${AUDIT_COLUMNS}) VALUES (${AUDIT_COLUMNS.split(',').map((_, i) => `$${i + 1}`).join(', ')})`;
@@ -50,7 +45,7 @@ export function auditRow(actor: string, event: AuditEventInput): unknown[] {
   return [
     actor,
     event.command,
-    JSON.stringify(redactArguments(event.arguments)),
+    JSON.stringify(redactValue(event.arguments)),
     event.tenant ?? null,
     event.versionBefore ?? null,
     event.versionAfter ?? null,

@@ -17,6 +17,7 @@ import type { Registry } from '../registry/registry.js';
 import type { StorageClaim } from '../registry/storage.js';
 import type { Server, Tenant } from '../registry/types.js';
 import type { OwnedStorage } from '../storage/owned-storage.js';
+import { localFile } from '../storage/owned-storage.js';
 import { claimTenantSchemas } from '../storage/tenant-storage.js';
 import type { Backup, BackupStrategy } from './catalog.js';
 import { countRows } from './row-counts.js';
@@ -31,6 +32,12 @@ export interface BackupOptions {
 }
 
 type BackupConfig = FlotillaConfig['backup'];
+
+/** The operation a backup or prune runs in: its scratch is claimed for it, and it stops once it cannot prove it lives. */
+export interface OperationRef {
+  readonly id: string;
+  assertAlive?(): void;
+}
 
 /**
  * Takes tenant backups: `dump` (pg_dump custom format, checksummed) or
@@ -47,7 +54,8 @@ export class BackupService {
     private readonly config: BackupConfig,
   ) {}
 
-  async backup(tenant: Tenant, server: Server, set: MigrationSet | undefined, operationId: string, options: BackupOptions): Promise<Backup> {
+  async backup(tenant: Tenant, server: Server, set: MigrationSet | undefined, op: OperationRef, options: BackupOptions): Promise<Backup> {
+    const operationId = op.id;
     const strategy = options.strategy ?? this.config.strategy;
     let taken: { backup: Omit<Backup, 'createdAt'>; claim: StorageClaim };
     if (strategy === 'snapshot') {
@@ -60,13 +68,14 @@ export class BackupService {
     } else {
       taken = await this.dump(tenant, server, set, operationId, options);
     }
+    op.assertAlive?.();
     const backup = await this.registry.inTransaction(async (client) => {
       const recorded = await this.registry.backups.insert(taken.backup, client);
       await this.storage.claims.reassign(taken.claim.id, { purpose: 'backup', tenantId: tenant.id, backupId: recorded.id }, client);
       return recorded;
     });
     const keep = options.keep ?? this.config.keep;
-    if (keep > 0) await this.prune(tenant.slug, keep, operationId);
+    if (keep > 0) await this.prune(tenant.slug, keep, op);
     return backup;
   }
 
@@ -76,9 +85,21 @@ export class BackupService {
    * file or database goes: killed in between, the next command removes it.
    * Storage the registry does not record as a backup's is never removed.
    */
-  async prune(slug: string, keep: number, operationId: string): Promise<Backup[]> {
+  async prune(slug: string, keep: number, op: OperationRef): Promise<Backup[]> {
+    const operationId = op.id;
     const removed = (await this.registry.backups.list(slug)).slice(keep);
+    // A dump written on another machine can only be removed there: refused before anything changes.
     for (const backup of removed) {
+      const claim = await this.storage.claims.ofBackup(backup.id);
+      if (claim?.kind === 'file' && claim.server !== '' && claim.server !== localFile('').server) {
+        throw new FlotillaError('FLO_STORAGE_NOT_OWNED', `Backup ${backup.id.slice(0, 8)} of ${slug} is a file on another machine (${backup.location}): prune it there.`, {
+          hint: 'Run `flotilla backup prune` on the machine that took those backups; nothing was removed.',
+          meta: { backup: backup.id, file: backup.location },
+        });
+      }
+    }
+    for (const backup of removed) {
+      op.assertAlive?.();
       const claim = await this.registry.inTransaction(async (client) => {
         const owned = await this.storage.claims.ofBackup(backup.id);
         if (owned) await this.storage.claims.reassign(owned.id, { purpose: 'scratch', operationId }, client);
@@ -139,7 +160,7 @@ export class BackupService {
     const dir = join(this.config.dir, tenant.slug);
     const file = join(dir, `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}_${id.slice(0, 8)}.dump`);
     const partial = `${file}.partial`;
-    const claim = await this.storage.claims.claim({ server: '', kind: 'file', name: file }, { purpose: 'scratch', operationId });
+    const claim = await this.storage.claims.claim(localFile(file), { purpose: 'scratch', operationId });
     const client = await connect(server.url, tenant.database, 'flotilla backup');
     try {
       requireTool('pg_dump', await serverMajor(client));

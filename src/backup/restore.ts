@@ -14,8 +14,9 @@ import type { Registry } from '../registry/registry.js';
 import type { StorageClaim } from '../registry/storage.js';
 import type { Server, Tenant } from '../registry/types.js';
 import type { OwnedStorage } from '../storage/owned-storage.js';
+import { localFile } from '../storage/owned-storage.js';
 import { finishSwap, undoSwap } from '../storage/swap.js';
-import { removeTenantStorage } from '../storage/tenant-storage.js';
+import { claimTenantSchemas, removeTenantStorage } from '../storage/tenant-storage.js';
 import { placeTenant } from '../tenants/placement.js';
 import { finishedBefore } from '../tenants/provisioning.js';
 import { fileChecksum } from './backup-service.js';
@@ -55,10 +56,20 @@ export async function restoreBackup(deps: RestoreDeps, op: OperationContext, set
     return { backup, tenant: await restoreAsNew(deps, op, set, { backup, server, schemas, slug: input.as }) };
   }
   const tenant = await registry.getTenant(input.slug);
+  // Never under a command that is making, upgrading or restoring it (those that died were cleared before this one).
+  // A tenant left `restoring` by an older Flotilla that recorded no operations is restored all the same.
+  const leftRestoring = tenant.status === 'restoring' && !(await registry.operations.othersOn(tenant.slug, op.id));
+  if (tenant.status === 'provisioning' || tenant.status === 'upgrading' || (tenant.status === 'restoring' && !leftRestoring)) {
+    throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${tenant.slug} is ${tenant.status} by another command right now: it cannot be restored meanwhile.`, {
+      hint: 'Wait for that command to finish (see `flotilla rollout list` and `flotilla audit --tenant <slug>`), then run the restore again.',
+      meta: { tenant: tenant.slug, status: tenant.status },
+    });
+  }
+  if (leftRestoring) await registry.setStatus(tenant.slug, 'active');
   const previous = await op.setTenantStatus(tenant.slug, 'restoring');
   try {
     if (tenant.kind === 'database') await replaceDatabase(deps, op, backup, tenant, server);
-    else await replaceSchemas(deps, op, { backup, tenant, server, schemas });
+    else await replaceSchemas(deps, op, { backup, tenant, server, schemas, set });
   } finally {
     await registry.setStatus(tenant.slug, previous);
   }
@@ -104,9 +115,11 @@ async function replaceDatabase(deps: RestoreDeps, op: OperationContext, backup: 
  * restored under their names, counted, and only then are the old ones dropped;
  * on any failure the restored ones go and the old ones come back.
  */
-async function replaceSchemas(deps: RestoreDeps, op: OperationContext, input: { backup: Backup; tenant: Tenant; server: Server; schemas: readonly string[] }): Promise<void> {
+async function replaceSchemas(deps: RestoreDeps, op: OperationContext, input: { backup: Backup; tenant: Tenant; server: Server; schemas: readonly string[]; set: MigrationSet | undefined }): Promise<void> {
   const { storage } = deps;
   const { backup, tenant, server } = input;
+  // Schemas its own migrations made before ownership was recorded become its own first (by its history).
+  if (input.set) await claimTenantSchemas(tenant, server, input.set, storage);
   // Every schema the dump holds, and every schema the tenant has now, must be the tenant's own.
   const owned = (await storage.claims.ofTenant(tenant.id)).filter((c) => c.kind === 'schema').map((c) => c.name);
   for (const name of input.schemas) await storage.requireTenants({ server: server.name, kind: 'schema', database: tenant.database, name }, tenant);
@@ -149,7 +162,7 @@ async function restoreAsNew(deps: RestoreDeps, op: OperationContext, set: Migrat
     return await registry.getTenant(tenant.slug);
   } catch (error) {
     await removeTenantStorage(tenant, storage).catch(() => undefined);
-    await registry.deleteTenant(tenant.slug).catch(() => undefined);
+    await registry.deleteUnfinishedTenant(tenant).catch(() => undefined);
     throw error;
   }
 }
@@ -167,7 +180,7 @@ async function copySchemasAs(deps: RestoreDeps, op: OperationContext, set: Migra
   const renames = schemaRenames(input.schemas, original, tenant.schema, set);
   const suffix = op.id.replaceAll('-', '');
   const scratch = await materialize(deps, backup, server, `flotilla_restore_${suffix}`, { purpose: 'scratch', operationId: op.id });
-  const file = await storage.claims.claim({ server: '', kind: 'file', name: join(config.backup.dir, `flotilla_restore_${suffix}.dump`) }, { purpose: 'scratch', operationId: op.id });
+  const file = await storage.claims.claim(localFile(join(config.backup.dir, `flotilla_restore_${suffix}.dump`)), { purpose: 'scratch', operationId: op.id });
   try {
     await withClient(server.url, scratch.name, async (client) => {
       for (const [from, to] of renames) await renameSchema(client, from, to);

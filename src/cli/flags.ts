@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FlotillaError } from '../core/errors.js';
-import { assertSlug } from '../core/slug.js';
+import { assertSlugReference } from '../core/slug.js';
+import { SERVER_NAME_PATTERN } from '../registry/types.js';
 
 /**
  * Every value the command line takes is parsed and bounded here, before anything
@@ -45,7 +46,7 @@ export const countOrShare = z.string().regex(/^(\d{1,6}|\d{1,3}(\.\d{1,3})?%)$/,
 /** A rollout's or a backup's id, or the first characters of it (at least 8). */
 export const idPrefix = z.string().regex(/^[0-9a-fA-F-]{8,36}$/, 'an id, or its first 8 characters or more (hexadecimal)');
 
-export const serverName = z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, 'a server name: a lowercase letter, then lowercase letters, digits or "-"');
+export const serverName = z.string().regex(SERVER_NAME_PATTERN, 'a server name: a lowercase letter, then lowercase letters, digits or "-"');
 
 /** A tag: a short label of letters, digits, "-", "_" or ".". */
 export const tag = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a tag: up to 64 letters, digits, ".", "_" or "-"');
@@ -69,8 +70,8 @@ export function optionalFlag<T>(flag: string, value: string | undefined, schema:
   return value === undefined ? undefined : parseFlag(flag, value, schema, example);
 }
 
-/** Slugs given on the command line are checked before anything runs. */
+/** Slugs of existing tenants given on the command line are checked before anything runs. */
 export function slugs(values: readonly string[] | undefined): string[] | undefined {
-  for (const value of values ?? []) assertSlug(value);
+  for (const value of values ?? []) assertSlugReference(value);
   return values ? [...values] : undefined;
 }

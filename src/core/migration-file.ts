@@ -79,7 +79,8 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
   const found: MigrationFile[] = [];
   const verifyFiles = new Map<string, { path: string; sql: string }>();
   for (const entry of entries) {
-    if (IGNORED.has(entry.name)) continue;
+    // flotilla.sum decides what runs: it must not come from elsewhere either.
+    if (IGNORED.has(entry.name) && !(entry.name === 'flotilla.sum' && entry.isSymbolicLink?.())) continue;
     if (entry.isSymbolicLink?.()) throw refused(entry.name, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
     if (entry.name.startsWith('.')) {
       if (isSqlName(entry.name)) throw refused(entry.name, 'is a hidden file', 'Hidden files are not read as migrations: rename it without the leading "." or move it out of the migrations directory.');
@@ -142,7 +143,8 @@ async function prismaMigration(dir: string, folder: string, match: RegExpExecArr
   for (const inner of await fs.readdir(join(dir, folder))) {
     const path = `${folder}/${inner.name}`;
     if (inner.isSymbolicLink?.()) throw refused(path, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
-    if (isSqlName(inner.name) && inner.name !== 'migration.sql' && inner.name !== 'verify.sql') {
+    if (inner.isDirectory() && !inner.name.startsWith('.')) await refuseSqlInside(dir, path, fs);
+    else if (isSqlName(inner.name) && inner.name !== 'migration.sql' && inner.name !== 'verify.sql') {
       throw refused(path, 'is not read: a Prisma migration folder holds migration.sql (and verify.sql) only', 'Rename it to migration.sql (lowercase), or move it to a migration folder of its own.');
     }
   }

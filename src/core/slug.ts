@@ -33,6 +33,18 @@ export function assertSlug(slug: string): void {
   });
 }
 
+/** The slugs earlier versions accepted (`acme--paris`, `acme-`): still valid to name a tenant that exists. */
+const EXISTING_SLUG = /^[a-z][a-z0-9-]{1,40}$/;
+
+/**
+ * Checks a slug that names an existing tenant (to back it up, restore it, show
+ * it): tenants created by earlier versions under their looser rule are still
+ * reachable; new tenants must follow SLUG_PATTERN (assertSlug).
+ */
+export function assertSlugReference(slug: string): void {
+  if (!EXISTING_SLUG.test(slug)) assertSlug(slug);
+}
+
 /**
  * `acme-paris` with prefix `tenant_` → `tenant_acme_paris`; refused when the
  * name would not fit PostgreSQL's 63 bytes (it would be cut, and could then be

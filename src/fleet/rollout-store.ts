@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
+import { inTransaction } from '../registry/transaction.js';
 
 /** First key of a runner's liveness lock (session-level, held while the runner lives). */
 export const RUNNER_LOCK_NAMESPACE = LOCK_NAMESPACES.runner;
@@ -126,20 +127,8 @@ export class RolloutStore {
     });
   }
 
-  /** Runs `fn` in one transaction on one pooled session: committed when it returns, rolled back when it throws. */
-  private async inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+  private inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   async get(id: string): Promise<Rollout | undefined> {

@@ -64,10 +64,17 @@ export class Operations {
       await registry.operations.finish(operation.id, outcome, actor, { ...end, ...record, outcome, durationMs: performance.now() - started });
       return result;
     } catch (error) {
+      // What a failed command leaves is cleared by the same rules as what a killed one leaves.
+      const cleared = await recoverOperation(await registry.operations.current(operation.id), { registry, storage: this.deps.storage }).then(
+        () => true,
+        () => false,
+      );
       const code = isFlotillaError(error) ? error.code : 'FLO_INTERNAL';
-      await registry.operations
-        .finish(operation.id, 'failed', actor, { ...end, outcome: 'failed', errorCode: code, errorMessage: (error as Error).message, durationMs: performance.now() - started })
-        .catch(() => undefined);
+      const event = { ...end, outcome: 'failed' as const, errorCode: code, errorMessage: (error as Error).message, durationMs: performance.now() - started };
+      // Not cleared (its server went away, say): the operation stays open, and the next command after
+      // this process ends clears it as an interrupted one.
+      if (cleared) await registry.operations.finish(operation.id, 'failed', actor, event).catch(() => undefined);
+      else await registry.audit.record({ ...event, operationId: operation.id }).catch(() => undefined);
       throw error;
     }
   }
@@ -84,7 +91,18 @@ export class Operations {
     for (const operation of await registry.operations.dead()) {
       if (!(await registry.operations.takeOver(operation.id, liveness.key))) continue;
       const started = performance.now();
-      const outcome = await recoverOperation(operation, { registry, storage });
+      let outcome: string;
+      try {
+        outcome = await recoverOperation(operation, { registry, storage });
+      } catch (error) {
+        // One that cannot be cleared now (its server is down) must not stop every other command: it is
+        // left for a later one, and said on the audit trail.
+        await registry.operations.release(operation.id);
+        await registry.audit
+          .record({ command: operation.command, arguments: operation.arguments, tenant: operation.tenant, outcome: 'failed', errorCode: isFlotillaError(error) ? error.code : 'FLO_INTERNAL', errorMessage: `clearing what an interrupted ${operation.command} left failed, tried again by the next command: ${(error as Error).message}`, durationMs: performance.now() - started, operationId: operation.id })
+          .catch(() => undefined);
+        continue;
+      }
       await registry.operations.finish(operation.id, 'interrupted', operation.actor, {
         command: operation.command,
         arguments: operation.arguments,

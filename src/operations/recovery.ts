@@ -28,7 +28,7 @@ export async function recoverOperation(operation: Operation, deps: { registry: R
   if (scratch.length > 0) done.push(`${scratch.length} scratch object${scratch.length > 1 ? 's' : ''} removed`);
   for (const tenant of await registry.provisioningBy(operation.id)) {
     await removeTenantStorage(tenant, storage);
-    await registry.deleteTenant(tenant.slug);
+    await registry.deleteUnfinishedTenant(tenant);
     done.push(`unfinished tenant ${tenant.slug} removed`);
   }
   if (operation.tenant && operation.previousStatus) {

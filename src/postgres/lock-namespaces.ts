@@ -9,7 +9,7 @@ export const LOCK_NAMESPACES = {
   runner: 0x464c5452,
   /** Claims on one rollout, serialized (control database, transaction lock); second key from the rollout id. */
   rolloutClaim: 0x464c5443,
-  /** A tenant being created (control database, session lock); second key from its slug. */
+  /** A tenant being created by an older version (control database, session lock); second key from its slug. Only tested now. */
   tenantCreate: 0x464c4352,
   /** The embedded server in use (its maintenance database, shared session locks). */
   embeddedInUse: 0x466c6f,

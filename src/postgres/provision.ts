@@ -22,6 +22,24 @@ export async function createDatabase(client: pg.ClientBase, name: string, templa
   await client.query(`CREATE DATABASE ${quoteIdent(name)}${template ? ` TEMPLATE ${quoteIdent(template)}` : ''}`);
 }
 
+/**
+ * Ends a `CREATE DATABASE` of this name still running for a process that died
+ * (its server session goes on copying after its client is gone), and waits for
+ * it to be gone: otherwise the database would appear after it was dropped.
+ */
+export async function endCreation(client: pg.ClientBase, name: string): Promise<void> {
+  const statement = `CREATE DATABASE ${quoteIdent(name)}`;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const { rows } = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active' AND starts_with(query, $1)`,
+      [statement],
+    );
+    if (rows.length === 0) return;
+    await client.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [rows.map((r) => r.pid)]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Drops a database even with sessions still open on it (PostgreSQL 13+). */
 export async function dropDatabase(client: pg.ClientBase, name: string): Promise<void> {
   await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
@@ -71,4 +89,18 @@ export async function renameSchema(client: pg.ClientBase, from: string, to: stri
 export async function existingSchemas(client: pg.ClientBase, names: readonly string[]): Promise<string[]> {
   const { rows } = await client.query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE nspname = ANY($1) ORDER BY 1', [names]);
   return rows.map((r) => r.nspname);
+}
+
+/**
+ * Whether a database holds nothing but what Flotilla puts in a shared database
+ * of schema tenants: every schema empty or holding Flotilla's history table.
+ */
+export async function holdsOnlyTenantSchemas(client: pg.ClientBase): Promise<boolean> {
+  const { rows } = await client.query<{ foreign: number }>(
+    `SELECT count(*)::int AS foreign FROM pg_namespace n
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'
+        AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid)
+        AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'flotilla_migrations')`,
+  );
+  return rows[0]!.foreign === 0;
 }

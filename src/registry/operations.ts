@@ -3,6 +3,8 @@ import type { AuditEventInput } from '../audit/audit-log.js';
 import { AUDIT_COLUMNS, AUDIT_INSERT, auditRow } from '../audit/audit-log.js';
 import { redactValue } from '../core/redact.js';
 import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
+import { processTag } from '../postgres/process-tag.js';
+import { inTransaction } from './transaction.js';
 
 export type OperationOutcome = 'succeeded' | 'failed' | 'interrupted';
 
@@ -31,23 +33,15 @@ export class OperationStore {
 
   /** Records the start of a command, and its audit event, in one transaction. */
   async begin(input: { command: string; tenant: string | null; arguments: Record<string, unknown>; actor: string; runnerKey: number }): Promise<Operation> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query(
-        `INSERT INTO flotilla.operations (command, tenant, arguments, actor, runner_key) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
-        [input.command, input.tenant, JSON.stringify(redactValue(input.arguments)), input.actor, input.runnerKey],
+        `INSERT INTO flotilla.operations (command, tenant, arguments, actor, runner_key, owner) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+        [input.command, input.tenant, JSON.stringify(redactValue(input.arguments)), input.actor, input.runnerKey, processTag()],
       );
       const operation = toOperation(rows[0]);
       await client.query(AUDIT_INSERT, auditRow(input.actor, { command: input.command, arguments: input.arguments, tenant: input.tenant, outcome: 'started', durationMs: 0, operationId: operation.id }));
-      await client.query('COMMIT');
       return operation;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async setPhase(id: string, phase: string): Promise<void> {
@@ -79,10 +73,17 @@ export class OperationStore {
     return rows[0]!.previous;
   }
 
-  /** Unfinished operations whose process is gone (its liveness lock released), oldest first. */
+  /**
+   * Unfinished operations whose process is gone, oldest first: its liveness lock
+   * is released, and none of its control-database sessions is connected (so a
+   * process whose liveness session alone broke is not taken for dead).
+   */
   async dead(): Promise<Operation[]> {
     const { rows } = await this.pool.query(
-      `SELECT ${COLUMNS} FROM flotilla.operations o WHERE finished_at IS NULL AND NOT ${processAlive('o.runner_key', '$1')} ORDER BY started_at`,
+      `SELECT ${COLUMNS} FROM flotilla.operations o
+        WHERE finished_at IS NULL AND NOT ${processAlive('o.runner_key', '$1')}
+          AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name IN ('flotilla registry ' || o.owner, 'flotilla runner ' || o.owner))
+        ORDER BY started_at`,
       [LOCK_NAMESPACES.runner],
     );
     return rows.map(toOperation);
@@ -110,9 +111,21 @@ export class OperationStore {
     return rows[0];
   }
 
-  async get(id: string): Promise<Operation | undefined> {
+  /** Whether another unfinished operation concerns this tenant. */
+  async othersOn(tenant: string, except: string): Promise<boolean> {
+    const { rows } = await this.pool.query('SELECT 1 FROM flotilla.operations WHERE tenant = $1 AND id <> $2 AND finished_at IS NULL LIMIT 1', [tenant, except]);
+    return rows.length > 0;
+  }
+
+  /** The operation as recorded now (its phase and the status it changed). */
+  async current(id: string): Promise<Operation> {
     const { rows } = await this.pool.query(`SELECT ${COLUMNS} FROM flotilla.operations WHERE id = $1`, [id]);
-    return rows[0] ? toOperation(rows[0]) : undefined;
+    return toOperation(rows[0]);
+  }
+
+  /** Lets go of a dead operation this process took over but could not clear: another command tries again. */
+  async release(id: string): Promise<void> {
+    await this.pool.query('UPDATE flotilla.operations SET sweeper_key = NULL WHERE id = $1 AND finished_at IS NULL', [id]);
   }
 }
 

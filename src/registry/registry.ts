@@ -4,10 +4,14 @@ import { BackupCatalog } from '../backup/catalog.js';
 import { RolloutStore } from '../fleet/rollout-store.js';
 import { withClient } from '../postgres/connect.js';
 import { adminDatabase, splitPassword, withDatabase, withPassword } from '../postgres/server-url.js';
+import { LOCK_NAMESPACES } from '../postgres/lock-namespaces.js';
+import { processTag } from '../postgres/process-tag.js';
 import { OperationStore } from './operations.js';
 import { StorageRegistry } from './storage.js';
+import { inTransaction } from './transaction.js';
 import { FlotillaError } from '../core/errors.js';
 import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
+import { MAIN_SERVER } from './types.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
 
@@ -55,20 +59,9 @@ export class Registry {
     this.operations = new OperationStore(pool);
   }
 
-  /** The pool's query, for a store that needs one transaction across tables (claims and catalog rows). */
-  async inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+  /** Runs `fn` in one transaction of the control database (claims and catalog rows changed together). */
+  inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   /** Each server's limit on migrations at once: its own setting, else a quarter of its max_connections (1 to 16). */
@@ -99,7 +92,7 @@ export class Registry {
   }
 
   static open(serverUrl: string, controlDatabase: string): Registry {
-    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: `flotilla registry ${process.pid}` });
+    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: `flotilla registry ${processTag()}` });
     pool.on('error', () => undefined);
     return new Registry(pool, serverUrl);
   }
@@ -109,7 +102,7 @@ export class Registry {
     const { rows } = await this.pool.query<{ name: string; url: string }>(`SELECT name, url FROM flotilla.servers WHERE url ~ '^[^/]*//[^/@]*:[^/]*@' OR url ~* '[?&]password='`);
     for (const row of rows) {
       const { url, password } = splitPassword(row.url);
-      await this.pool.query('UPDATE flotilla.servers SET url = $2, password = CASE WHEN name = $3 THEN NULL ELSE coalesce(password, $4) END WHERE name = $1', [row.name, url, MAIN_SERVER_NAME, password]);
+      await this.pool.query('UPDATE flotilla.servers SET url = $2, password = CASE WHEN name = $3 THEN NULL ELSE coalesce(password, $4) END WHERE name = $1', [row.name, url, MAIN_SERVER, password]);
     }
   }
 
@@ -140,9 +133,9 @@ export class Registry {
   async upsertMainServer(connectionUrl: string): Promise<void> {
     const url = splitPassword(connectionUrl).url;
     // Written only when it changed: opening Flotilla is a read, not a write, on every command.
-    const { rows } = await this.pool.query<{ url: string; password: string | null }>('SELECT url, password FROM flotilla.servers WHERE name = $1', [MAIN_SERVER_NAME]);
+    const { rows } = await this.pool.query<{ url: string; password: string | null }>('SELECT url, password FROM flotilla.servers WHERE name = $1', [MAIN_SERVER]);
     if (rows[0]?.url === url && rows[0].password === null) return;
-    await this.pool.query('INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, password = NULL', [MAIN_SERVER_NAME, url]);
+    await this.pool.query('INSERT INTO flotilla.servers (name, url) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET url = EXCLUDED.url, password = NULL', [MAIN_SERVER, url]);
   }
 
   async listServers(): Promise<Server[]> {
@@ -168,7 +161,7 @@ export class Registry {
 
   /** A server with its connection URL: the stored URL and password, or the configured URL for the main server. */
   private toServer(row: ServerRow): Server {
-    const url = row.name === MAIN_SERVER_NAME ? this.mainUrl : withPassword(row.url, row.password);
+    const url = row.name === MAIN_SERVER ? this.mainUrl : withPassword(row.url, row.password);
     return { name: row.name, url, createdAt: row.created_at.toISOString() };
   }
 
@@ -211,6 +204,14 @@ export class Registry {
     await this.pool.query(`UPDATE flotilla.tenants SET status = 'active', operation_id = NULL, updated_at = now() WHERE slug = $1`, [slug]);
   }
 
+  /** Whether no process of an older version is creating this slug (they held this lock while they did). */
+  async legacyCreateFree(slug: string): Promise<boolean> {
+    return this.inTransaction(async (client) => {
+      const { rows } = await client.query<{ free: boolean }>('SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS free', [LOCK_NAMESPACES.tenantCreate, slug]);
+      return rows[0]!.free;
+    });
+  }
+
   /** The operation provisioning a tenant: undefined when there is no such tenant, null when none is recorded. */
   async provisioningOperation(slug: string): Promise<string | null | undefined> {
     const { rows } = await this.pool.query<{ operation_id: string | null }>('SELECT operation_id FROM flotilla.tenants WHERE slug = $1', [slug]);
@@ -225,6 +226,11 @@ export class Registry {
 
   async deleteTenant(slug: string): Promise<void> {
     await this.pool.query('DELETE FROM flotilla.tenants WHERE slug = $1', [slug]);
+  }
+
+  /** Removes a tenant that was never finished: by its id, and only while it is still `provisioning`. */
+  async deleteUnfinishedTenant(tenant: Tenant): Promise<void> {
+    await this.pool.query(`DELETE FROM flotilla.tenants WHERE id = $1 AND status = 'provisioning'`, [tenant.id]);
   }
 
   async findTenant(slug: string): Promise<Tenant | undefined> {
@@ -257,7 +263,6 @@ interface ServerRow {
 }
 
 const SERVER_COLUMNS = 'name, url, password, created_at';
-const MAIN_SERVER_NAME = 'main';
 
 function toTenant(row: TenantRow): Tenant {
   return {

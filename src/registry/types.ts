@@ -1,3 +1,9 @@
+/** The server holding the control database: registered by Flotilla itself, its password never stored. */
+export const MAIN_SERVER = 'main';
+
+/** A registered server's name. */
+export const SERVER_NAME_PATTERN = /^[a-z][a-z0-9-]{0,40}$/;
+
 export const TENANT_KINDS = ['database', 'schema'] as const;
 export type TenantKind = (typeof TENANT_KINDS)[number];
 

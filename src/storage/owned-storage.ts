@@ -1,8 +1,9 @@
 import { access, rm } from 'node:fs/promises';
 import { FlotillaError } from '../core/errors.js';
 import { withClient } from '../postgres/connect.js';
-import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, ensureDatabase, renameDatabase, renameSchema, schemaExists } from '../postgres/provision.js';
+import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, endCreation, ensureDatabase, holdsOnlyTenantSchemas, renameDatabase, renameSchema, schemaExists } from '../postgres/provision.js';
 import { adminDatabase } from '../postgres/server-url.js';
+import { hostTag } from '../postgres/process-tag.js';
 import type { StorageClaim, StorageOwner, StorageRef, StorageRegistry } from '../registry/storage.js';
 import { describeRef } from '../registry/storage.js';
 
@@ -20,6 +21,11 @@ export class OwnedStorage {
     readonly claims: StorageRegistry,
     private readonly urls: ServerUrls,
   ) {}
+
+  /** A registered server's connection URL. */
+  serverUrl(server: string): Promise<string> {
+    return this.urls(server);
+  }
 
   /** Whether the object exists (in the catalog, or on disk). */
   async exists(ref: StorageRef): Promise<boolean> {
@@ -87,9 +93,18 @@ export class OwnedStorage {
   async ensureSharedDatabase(server: string, name: string): Promise<void> {
     const ref = { server, kind: 'database', name } as const;
     const claim = await this.claims.find(ref);
-    if (!claim) await this.claimAbsent(ref, { purpose: 'shared' });
-    else if (claim.purpose !== 'shared') await this.claims.claim(ref, { purpose: 'shared' });
     const url = await this.urls(server);
+    if (claim) {
+      if (claim.purpose !== 'shared') await this.claims.claim(ref, { purpose: 'shared' });
+    } else if (await this.exists(ref)) {
+      // Made by an earlier version for schema tenants that are gone: taken as the shared database only
+      // when it holds nothing but tenant schemas (empty, or with Flotilla's history table).
+      const flotillas = await withClient(url, name, holdsOnlyTenantSchemas);
+      if (!flotillas) throw notFlotillas(ref);
+      await this.claims.claim(ref, { purpose: 'shared' });
+    } else {
+      await this.claims.claim(ref, { purpose: 'shared' });
+    }
     await withClient(url, adminDatabase(url), (admin) => ensureDatabase(admin, name));
   }
 
@@ -101,13 +116,25 @@ export class OwnedStorage {
 
   async removeObject(ref: StorageRef): Promise<void> {
     if (ref.kind === 'file') {
+      // A file is on the disk of the machine that wrote it ('' for files recorded before machines were).
+      if (ref.server !== '' && ref.server !== localFile('').server) {
+        throw new FlotillaError('FLO_STORAGE_NOT_OWNED', `File ${ref.name} was written on another machine: it can only be removed there.`, {
+          hint: 'Run the command on the machine that took the backup (it records which one); nothing was removed.',
+          meta: { file: ref.name },
+        });
+      }
       // A dump is written under `.partial` and renamed when complete: either may be there.
       await rm(ref.name, { force: true });
       await rm(`${ref.name}.partial`, { force: true });
       return;
     }
     const url = await this.urls(ref.server);
-    if (ref.kind === 'database') await withClient(url, adminDatabase(url), (admin) => dropDatabase(admin, ref.name));
+    if (ref.kind === 'database') {
+      await withClient(url, adminDatabase(url), async (admin) => {
+        await endCreation(admin, ref.name);
+        await dropDatabase(admin, ref.name);
+      });
+    }
     else if (ref.kind === 'schema') {
       await withClient(url, ref.database!, (client) => dropSchemas(client, [ref.name])).catch((error: FlotillaError) => {
         if ((error.cause as { code?: string } | undefined)?.code !== '3D000') throw error;
@@ -115,19 +142,7 @@ export class OwnedStorage {
     }
   }
 
-  /**
-   * Renames a claimed object: the new name is claimed first (it must be free),
-   * then the object renamed, then the old claim released. Killed in between, both
-   * claims remain, and the catalog says which name the object has.
-   */
-  async rename(claim: StorageClaim, to: string, owner: StorageOwner = claim): Promise<StorageClaim> {
-    const target = await this.claimAbsent({ ...claim, name: to }, owner);
-    await this.renameObject(claim, to);
-    await this.claims.release([claim.id]);
-    return target;
-  }
-
-  /** Renames the object only (the caller holds claims on both names). */
+  /** Renames an object (the caller holds claims on both names, so that, killed between, the catalog says which it has). */
   async renameObject(ref: StorageRef, to: string): Promise<void> {
     const url = await this.urls(ref.server);
     if (ref.kind === 'database') await withClient(url, adminDatabase(url), (admin) => renameDatabase(admin, ref.name, to));
@@ -148,6 +163,11 @@ export class OwnedStorage {
       },
     );
   }
+}
+
+/** A file on this machine's disk, as claimed: the machine is recorded with it. */
+export function localFile(path: string): StorageRef & { kind: 'file' } {
+  return { server: `host:${hostTag()}`, kind: 'file', name: path };
 }
 
 /** Something exists under a name Flotilla did not claim: someone else's, never reused or removed. */

@@ -1,3 +1,5 @@
+import { withClient } from '../postgres/connect.js';
+import { dropSchemas, existingSchemas, renameSchema } from '../postgres/provision.js';
 import type { StorageClaim } from '../registry/storage.js';
 import type { OwnedStorage } from './owned-storage.js';
 
@@ -5,7 +7,8 @@ import type { OwnedStorage } from './owned-storage.js';
  * A restore puts a tenant's current storage aside (each under an `aside` claim
  * naming what it held) before the restored copy takes its names. These two
  * functions end such a swap either way; the restore calls them, and so does the
- * recovery of a restore that was killed, so both follow one rule.
+ * recovery of a restore that failed or was killed, so both follow one rule.
+ * Each can itself be interrupted at any point and run again.
  */
 
 /** The restored copy is verified and in place: the storage put aside goes. */
@@ -19,13 +22,39 @@ export async function finishSwap(storage: OwnedStorage, asides: readonly Storage
  * moved anything (no aside exists) leaves the tenant's names alone.
  */
 export async function undoSwap(storage: OwnedStorage, asides: readonly StorageClaim[]): Promise<void> {
-  const present = await Promise.all(asides.map((aside) => storage.exists(aside)));
-  if (present.some(Boolean)) {
-    for (const [i, aside] of asides.entries()) {
-      const original = { ...aside, name: aside.asideOf! };
-      await storage.removeObject(original);
-      if (present[i]) await storage.renameObject(aside, aside.asideOf!);
+  const schemas = asides.filter((a) => a.kind === 'schema');
+  if (schemas.length > 0) await undoSchemaSwap(storage, schemas);
+  for (const aside of asides.filter((a) => a.kind === 'database')) {
+    // One database: dropping the copy and renaming the original back cannot share a transaction, but killed
+    // between the two, the aside is still there and the next run does both again.
+    if (await storage.exists(aside)) {
+      await storage.removeObject({ ...aside, name: aside.asideOf! });
+      await storage.renameObject(aside, aside.asideOf!);
     }
+    await storage.claims.release([aside.id]);
   }
+}
+
+/**
+ * A schema tenant's schemas were moved aside together, in one transaction; they
+ * come back together, in one transaction, with the restored ones dropped in it.
+ * Killed before it commits, nothing changed; after, nothing is aside any more.
+ */
+async function undoSchemaSwap(storage: OwnedStorage, asides: readonly StorageClaim[]): Promise<void> {
+  const { server, database } = asides[0]!;
+  const url = await storage.serverUrl(server);
+  await withClient(url, database, async (client) => {
+    const present = new Set(await existingSchemas(client, asides.map((a) => a.name)));
+    if (present.size === 0) return;
+    await client.query('BEGIN');
+    try {
+      await dropSchemas(client, asides.map((a) => a.asideOf!));
+      for (const aside of asides) if (present.has(aside.name)) await renameSchema(client, aside.name, aside.asideOf!);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  });
   await storage.claims.release(asides.map((a) => a.id));
 }

@@ -33,7 +33,13 @@ export interface ProvisioningDeps {
  * On failure everything it made is removed and the tenant is not registered;
  * killed midway, the next command removes it the same way (see recovery.ts).
  */
-export async function provisionTenant(input: NewTenant, set: MigrationSet, operationId: string, deps: ProvisioningDeps): Promise<{ tenant: Tenant; result: TargetResult | null; cleared: boolean }> {
+export async function provisionTenant(
+  input: NewTenant,
+  set: MigrationSet,
+  op: { id: string; assertAlive(): void },
+  deps: ProvisioningDeps,
+): Promise<{ tenant: Tenant; result: TargetResult | null; cleared: boolean }> {
+  const operationId = op.id;
   const { registry, storage } = deps;
   const place = placeTenant(input.slug, input.kind, deps.tenantsConfig);
   const cleared = await clearLegacyLeftover(input.slug, set, deps);
@@ -53,13 +59,15 @@ export async function provisionTenant(input: NewTenant, set: MigrationSet, opera
       // The schemas its migrations will create are its own from now on (refused if something holds their names).
       await claimTenantSchemas(tenant, input.server, set, storage);
     }
+    op.assertAlive();
     const result = await migrateTarget(migrationTarget(tenant, input.server, set), set, deps.engine);
+    op.assertAlive();
     if (input.tags?.length) await registry.setTags(tenant.slug, input.tags);
     await registry.activate(tenant.slug);
     return { tenant: await registry.getTenant(tenant.slug), result, cleared };
   } catch (error) {
     await removeTenantStorage(tenant, storage).catch(() => undefined);
-    await registry.deleteTenant(tenant.slug).catch(() => undefined);
+    await registry.deleteUnfinishedTenant(tenant).catch(() => undefined);
     const cause = isFlotillaError(error) ? error : undefined;
     // A refusal (storage that is not Flotilla's, a name taken) is not a failure: it is said as it is.
     if (cause && (cause.code === 'FLO_STORAGE_TAKEN' || cause.code === 'FLO_SLUG_INVALID')) throw cause;
@@ -114,6 +122,13 @@ async function clearLegacyLeftover(slug: string, set: MigrationSet, deps: Provis
   const { registry, storage } = deps;
   const leftover = await registry.findTenant(slug);
   if (leftover?.status !== 'provisioning' || (await registry.provisioningOperation(slug)) !== null) return false;
+  // Older versions held this lock for the whole of a create: one of them may be making it right now.
+  if (!(await registry.legacyCreateFree(slug))) {
+    throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${slug} is being created by another process right now.`, {
+      hint: 'Wait for that command to finish, then see the tenant with `flotilla tenant show <slug>`.',
+      meta: { tenant: slug },
+    });
+  }
   const server = await registry.getServer(leftover.server);
   const ours = await withClient(server.url, leftover.database, (client) => isFlotillaStorage(client, leftover.schema)).catch((error: FlotillaError) => {
     if ((error.cause as { code?: string } | undefined)?.code === '3D000') return true;
@@ -127,6 +142,6 @@ async function clearLegacyLeftover(slug: string, set: MigrationSet, deps: Provis
     // that follows then refuses it as someone else's).
     await storage.claims.release((await storage.claims.ofTenant(leftover.id)).map((c) => c.id));
   }
-  await registry.deleteTenant(slug);
+  await registry.deleteUnfinishedTenant(leftover);
   return true;
 }

@@ -106,4 +106,50 @@ describe('tenant create, killed and run again', () => {
     expect((await cli('tenant', 'create', 'keep')).code).toBe(9);
     expect(await others()).toEqual(before);
   });
+
+  it('a create whose liveness session alone broke is not taken for dead by other commands; it stops itself and undoes what it made', async () => {
+    const gate = await holdLock(project.config.tenants.schemaDatabase, 'SELECT pg_advisory_lock(4242)');
+    const victim = start('tenant', 'create', 'five', '--kind', 'schema');
+    await waitingOnLock('SELECT pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
+    // Its liveness session ends (a network blip, an administrator's pg_terminate_backend); the process lives on.
+    await project.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'flotilla runner %:' || $1`, [String(victim.child.pid)]);
+    await until(async () => (await sessions(`application_name LIKE 'flotilla runner %:' || $1`, [String(victim.child.pid)])) === 0, 'its liveness session gone');
+    // Another command clears what dead commands left: not this one, whose other sessions are still connected.
+    expect((await cli('backup', 'keep')).code).toBe(0);
+    expect((await flotilla.getTenant('five')).status).toBe('provisioning');
+    await gate.release();
+    // It notices before it goes on, stops, and undoes what it made.
+    expect(await victim.exited).toBe(6);
+    expect(victim.output()).toContain('that shows this tenant create is alive broke');
+    expect(await flotilla.registry.findTenant('five')).toBeUndefined();
+    expect(await project.query(control(), `SELECT command FROM flotilla.operations WHERE finished_at IS NULL`)).toEqual([]);
+    expect(await project.query(control(), `SELECT name FROM flotilla.storage WHERE purpose IN ('scratch', 'aside') OR name LIKE '%_five'`)).toEqual([]);
+  });
+
+  it('a command that fails (not killed) leaves nothing either', async () => {
+    await project.write({ '0004_fails.sql': 'SELECT 1/0;' });
+    const failed = await cli('tenant', 'create', 'six');
+    expect(failed.code).toBe(6);
+    expect(failed.stderr).toContain('FLO_PROVISION_FAILED');
+    expect(await flotilla.registry.findTenant('six')).toBeUndefined();
+    expect(await project.query(control(), `SELECT name FROM flotilla.storage WHERE name LIKE '%_six'`)).toEqual([]);
+    expect(await databasesWith(`${project.prefix}_six`)).toEqual([]);
+    const events = (await flotilla.audit({ tenant: 'six' })).map((e) => e.outcome);
+    expect(events).toEqual(['started', 'failed']);
+    await project.write({ '0004_fails.sql': 'SELECT 1;' });
+  });
+
+  it('one interrupted command that cannot be cleared now does not stop the others', async () => {
+    // A dead command whose scratch database is on a server that is not registered any more.
+    const [op] = await project.query(control(), `INSERT INTO flotilla.operations (command, arguments, actor, runner_key, owner) VALUES ('backup', '{}', 'someone', 424242, 'gone:1') RETURNING id`);
+    await project.query(control(), `INSERT INTO flotilla.storage (server, kind, name, purpose, operation_id) VALUES ('gone', 'database', 'flotilla_snap_gone', 'scratch', $1)`, [op!.id]);
+    expect((await cli('backup', 'keep')).code).toBe(0);
+    const cleared = (await flotilla.audit({ limit: 100_000 })).filter((e) => e.operationId === op!.id);
+    expect(cleared.map((e) => e.outcome)).toEqual(['failed']);
+    expect(cleared[0]!.errorMessage).toContain('tried again by the next command');
+    // Tried again (and again refused) by the next command, which runs all the same.
+    expect((await cli('backup', 'keep')).code).toBe(0);
+    await project.query(control(), `DELETE FROM flotilla.storage WHERE operation_id = $1`, [op!.id]);
+    await project.query(control(), `UPDATE flotilla.operations SET finished_at = now(), outcome = 'interrupted' WHERE id = $1`, [op!.id]);
+  });
 });

@@ -82,6 +82,12 @@ describe('migration directories', () => {
       await rm(outside, { recursive: true, force: true });
     });
 
+    it('refuses a flotilla.sum that is a symbolic link', async () => {
+      await write({ '0001_a.sql': 'SELECT 1;', 'elsewhere.sum': 'x' });
+      await symlink(join(dir, 'elsewhere.sum'), join(dir, 'flotilla.sum'));
+      expect(await refusedFor()).toMatchObject({ code: 'FLO_MIGRATION_FILE_INVALID', meta: { file: 'flotilla.sum' } });
+    });
+
     it('refuses a Prisma folder that is a symbolic link, and a link inside a Prisma folder', async () => {
       await write({ 'real/20240101000000_init/migration.sql': 'SELECT 1;' });
       const real = join(dir, 'real');
@@ -107,6 +113,7 @@ describe('migration directories', () => {
         [{ '20240101000000_init/migration.sql': 'SELECT 1;', '20240101000000_init/down.sql': 'SELECT 2;' }, '20240101000000_init/down.sql'],
         [{ 'archive/0004_old.sql': 'SELECT 1;' }, 'archive/0004_old.sql'],
         [{ 'archive/deeper/0004_old.sql': 'SELECT 1;' }, 'archive/deeper/0004_old.sql'],
+        [{ '20240101000000_init/migration.sql': 'SELECT 1;', '20240101000000_init/more/extra.sql': 'SELECT 2;' }, '20240101000000_init/more/extra.sql'],
         [{ '20240101000000_init/notes.txt': 'no migration.sql here' }, '20240101000000_init'],
       ];
       for (const [files, file] of cases) {

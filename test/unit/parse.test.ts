@@ -141,4 +141,16 @@ INSERT INTO a VALUES ('x;y')`,
     const unchanged = rewriteForSchemaTenant(m.statements[1]!, { map: new Map([['public', 'tenant_x']]), file: 'x.sql' });
     expect(unchanged.node).toEqual(m.statements[1]!.node);
   });
+
+  it('places a syntax error after non-ASCII text at its own line and column', () => {
+    const error = thrown(() => migration('0001_x', "SELECT 'héllo wörld';\nSELECT 1 FROM;"));
+    expect(error.meta).toMatchObject({ line: 2, column: 14 });
+  });
+
+  it('refuses a big file whose last statement never ends, at that statement', () => {
+    const filler = 'SELECT 1;\n'.repeat(300_000);
+    const error = thrown(() => migration('0001_x', `${filler}CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; ${'SELECT 2; '.repeat(200_000)}`));
+    expect(error.code).toBe('FLO_SQL_SYNTAX');
+    expect(error.meta.line).toBe(300_001);
+  });
 });

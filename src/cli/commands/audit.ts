@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { assertSlug } from '../../core/slug.js';
+import { assertSlugReference } from '../../core/slug.js';
 import { instant, optionalFlag, parseFlag, wholeNumber } from '../flags.js';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
@@ -16,7 +16,7 @@ export function registerAuditCommand(program: Command, globals: () => GlobalOpti
     .action(async (options: { tenant?: string; since?: string; limit: string; json?: boolean }) => {
       const since = optionalFlag('--since', options.since, instant(), '2h');
       const limit = parseFlag('--limit', options.limit, wholeNumber(1, 100_000), '500');
-      if (options.tenant !== undefined) assertSlug(options.tenant);
+      if (options.tenant !== undefined) assertSlugReference(options.tenant);
       await withFlotilla(globals(), async (flotilla) => {
         const events = await flotilla.audit({ tenant: options.tenant, since, limit });
         if (options.json) return printJson(events);

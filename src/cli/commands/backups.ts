@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Backup } from '../../backup/catalog.js';
 import { FlotillaError } from '../../core/errors.js';
+import { assertSlug, assertSlugReference } from '../../core/slug.js';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
 import { idPrefix, optionalFlag, parseFlag, wholeNumber } from '../flags.js';
@@ -18,23 +19,27 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
     .option('--keep <n>', 'afterwards keep only the newest N backups of the tenant')
     .option('--json', 'print JSON')
     .action(async (first: string, second: string | undefined, options: { strategy?: 'dump' | 'snapshot'; keep?: string; json?: boolean }) => {
+      // Everything checked before anything opens.
+      const action = first === 'list' || first === 'prune' ? first : 'backup';
+      if (action === 'backup' && second !== undefined) throw new FlotillaError('FLO_USAGE', `Unexpected argument ${second}.`, { hint: 'Use `flotilla backup <slug>`, `flotilla backup list [<slug>]` or `flotilla backup prune <slug> --keep N`.' });
+      if (action === 'prune' && (second === undefined || options.keep === undefined)) throw new FlotillaError('FLO_USAGE', 'Say which tenant and how many backups to keep.', { hint: 'For example `flotilla backup prune acme --keep 5`.' });
+      const slug = action === 'backup' ? first : second;
+      if (slug !== undefined) assertSlugReference(slug);
+      const keep = optionalFlag('--keep', options.keep, wholeNumber(action === 'prune' ? 0 : 1, 100_000), '5');
       await withFlotilla(globals(), async (flotilla) => {
-        if (first === 'list') {
-          const backups = await flotilla.listBackups(second);
+        if (action === 'list') {
+          const backups = await flotilla.listBackups(slug);
           if (options.json) return printJson(backups);
           if (backups.length === 0) return line('No backups.');
           printTable(['id', 'tenant', 'strategy', 'version', 'size', 'rows', 'reason', 'taken'], backups.map(backupRow));
           return;
         }
-        if (first === 'prune') {
-          if (second === undefined || options.keep === undefined) throw new FlotillaError('FLO_USAGE', 'Say which tenant and how many backups to keep.', { hint: 'For example `flotilla backup prune acme --keep 5`.' });
-          const removed = await flotilla.pruneBackups(second, parseFlag('--keep', options.keep, wholeNumber(0, 100_000), '5'));
+        if (action === 'prune') {
+          const removed = await flotilla.pruneBackups(slug!, keep!);
           if (options.json) return printJson(removed);
-          return line(`Removed ${removed.length} backup${removed.length === 1 ? '' : 's'} of ${second}.`);
+          return line(`Removed ${removed.length} backup${removed.length === 1 ? '' : 's'} of ${slug}.`);
         }
-        if (second !== undefined) throw new FlotillaError('FLO_USAGE', `Unexpected argument ${second}.`, { hint: 'Use `flotilla backup <slug>` or `flotilla backup list [<slug>]`.' });
-        const keep = optionalFlag('--keep', options.keep, wholeNumber(1, 100_000), '5');
-        const backup = await flotilla.backup(first, { strategy: options.strategy, keep });
+        const backup = await flotilla.backup(slug!, { strategy: options.strategy, keep });
         if (options.json) return printJson(backup);
         line(`Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatSize(backup.sizeBytes)}, ${totalRows(backup)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`);
         line(`  ${backup.location}`);
@@ -49,6 +54,8 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
     .option('--json', 'print JSON')
     .action(async (slug: string, options: { backup: string; as?: string; json?: boolean }) => {
       parseFlag('--backup', options.backup, idPrefix, '3f2a9c1d');
+      assertSlugReference(slug);
+      if (options.as !== undefined) assertSlug(options.as);
       await withFlotilla(globals(), async (flotilla) => {
         const result = await flotilla.restore(slug, options.backup, { as: options.as });
         if (options.json) return printJson(result);

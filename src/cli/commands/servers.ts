@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { redactUrl } from '../../postgres/server-url.js';
+import { parseServerUrl, redactUrl } from '../../postgres/server-url.js';
+import { parseFlag, serverName } from '../flags.js';
 import type { GlobalOptions } from '../context.js';
 import { withFlotilla } from '../context.js';
 import { line, printJson, printTable } from '../output.js';
@@ -11,6 +12,8 @@ export function registerServerCommands(program: Command, globals: () => GlobalOp
     .description('register a server (its connection is checked first)')
     .requiredOption('--url <url>', 'a PostgreSQL URL: postgres://user@host:port/database, its password after the user (user:password@) or as ?password=; kept apart, never shown')
     .action(async (name: string, options: { url: string }) => {
+      parseFlag('server name', name, serverName, 'eu-west');
+      parseServerUrl(options.url);
       await withFlotilla(globals(), async (flotilla) => {
         const added = await flotilla.addServer(name, options.url);
         line(`Registered server ${added.name} (${redactUrl(added.url)}).`);

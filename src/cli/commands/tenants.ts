@@ -5,7 +5,7 @@ import type { Tenant, TenantKind } from '../../registry/types.js';
 import type { GlobalOptions } from '../context.js';
 import { repeatable, withFlotilla } from '../context.js';
 import { optionalFlag, parseFlag, serverName, tag, text } from '../flags.js';
-import { assertSlug } from '../../core/slug.js';
+import { assertSlug, assertSlugReference } from '../../core/slug.js';
 import { line, printJson, printTable } from '../output.js';
 
 export function registerTenantCommands(program: Command, globals: () => GlobalOptions): void {
@@ -51,8 +51,8 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
     .description('show one tenant')
     .option('--json', 'print JSON')
     .action(async (slug: string, options: { json?: boolean }) => {
+      assertSlugReference(slug);
       await withFlotilla(globals(), async (flotilla) => {
-        assertSlug(slug);
         const found = await flotilla.getTenant(slug);
         const storage = await flotilla.tenantStorage(slug);
         if (options.json) printJson({ ...found, storage });

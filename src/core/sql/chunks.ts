@@ -59,7 +59,8 @@ function skipQuoted(sql: string, from: number, quote: number, backslashEscapes: 
   return sql.length;
 }
 
-function skipBlockComment(sql: string, from: number): number {
+/** The index after a block comment (nested ones included) whose `/*` ends at `from`. */
+export function skipBlockComment(sql: string, from: number): number {
   let depth = 1;
   let i = from;
   while (i < sql.length && depth > 0) {

@@ -3,7 +3,7 @@ import { deparseSync, loadModule as loadParser, parseSync } from 'pgsql-parser';
 import { FlotillaError } from '../errors.js';
 import type { AstNode } from './ast.js';
 import { nodeType } from './ast.js';
-import { cutPoints } from './chunks.js';
+import { cutPoints, skipBlockComment } from './chunks.js';
 
 let loading: Promise<void> | undefined;
 
@@ -55,11 +55,6 @@ export class LineIndex {
   }
 }
 
-/** Line and column (1-based) of a UTF-8 byte offset. */
-export function positionAt(bytes: Buffer, byteOffset: number): SourcePosition {
-  return new LineIndex(bytes).positionAt(byteOffset);
-}
-
 /** Length of leading white space and comments (`--`, nested `/* *\/`) in a statement slice. */
 function leadingTrivia(text: string): number {
   let i = 0;
@@ -69,13 +64,7 @@ function leadingTrivia(text: string): number {
       const end = text.indexOf('\n', i);
       i = end === -1 ? text.length : end + 1;
     } else if (text.startsWith('/*', i)) {
-      let depth = 1;
-      i += 2;
-      while (i < text.length && depth > 0) {
-        if (text.startsWith('/*', i)) (depth++, (i += 2));
-        else if (text.startsWith('*/', i)) (depth--, (i += 2));
-        else i++;
-      }
+      i = skipBlockComment(text, i + 2);
     } else {
       return i;
     }
@@ -152,16 +141,21 @@ function* parsePieces(sql: string): Generator<ParsedStatement> {
   if (bounds[bounds.length - 2] === sql.length) bounds.pop();
   const byteAt = [0];
   for (let k = 1; k < bounds.length; k++) byteAt.push(byteAt[k - 1]! + Buffer.byteLength(sql.slice(bounds[k - 1], bounds[k]), 'utf8'));
-  for (let i = 0; i < bounds.length - 1; ) {
+  const last = bounds.length - 1;
+  for (let i = 0; i < last; ) {
     let previousError: number | undefined;
-    for (let j = i + 1; ; j++) {
+    // A failing piece is joined to the next one, then to the next two, four…: a cut inside a long
+    // statement (a BEGIN ATOMIC body, an unterminated one) costs a few parses, not one per piece.
+    for (let step = 1; ; step *= 2) {
+      const j = Math.min(i + step, last);
+      const text = sql.slice(bounds[i], bounds[j]);
       // White space after the last cut is no statement (the parser refuses an empty text).
-      if (bounds.length > 2 && sql.slice(bounds[i], bounds[j]).trim() === '') {
+      if (last > 1 && text.trim() === '') {
         i = j;
         break;
       }
       try {
-        const tree = parseSync(sql.slice(bounds[i], bounds[j])) as { stmts?: { stmt: AstNode; stmt_location?: number; stmt_len?: number }[] };
+        const tree = parseSync(text) as { stmts?: { stmt: AstNode; stmt_location?: number; stmt_len?: number }[] };
         const from = i;
         i = j;
         for (const raw of tree.stmts ?? []) {
@@ -170,8 +164,10 @@ function* parsePieces(sql: string): Generator<ParsedStatement> {
         }
         break;
       } catch (cause) {
-        const at = byteAt[i]! + ((cause as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition ?? 0);
-        if (j === bounds.length - 1 || at === previousError) throw new ParseFailure(cause, at);
+        // The parser reports its cursor in characters; positions here are bytes.
+        const cursor = (cause as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition ?? 0;
+        const at = byteAt[i]! + Buffer.byteLength(text.slice(0, cursor), 'utf8');
+        if (j === last || at === previousError) throw new ParseFailure(cause, at);
         previousError = at;
       }
     }

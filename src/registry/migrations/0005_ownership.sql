@@ -11,6 +11,8 @@ CREATE TABLE operations (
   actor           text NOT NULL,
   -- the liveness lock of the process running it: held while that process lives
   runner_key      integer NOT NULL,
+  -- that process's tag: while any of its control-database sessions is connected, it lives
+  owner           text NOT NULL,
   -- the tenant's status before the operation changed it, put back if it dies
   previous_status text,
   -- how far it got, where that decides how it is finished or undone (restores: 'verified')
