@@ -133,7 +133,7 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
     const snapshot = await flotilla.backup('gamma', { strategy: 'snapshot' });
     expect(snapshot).toMatchObject({ strategy: 'snapshot', location: expect.stringMatching(/^flotilla_snap_/) });
     const tenant = await flotilla.getTenant('gamma');
-    const server = (await flotilla.listServers()).find((s) => s.name === tenant.server)!;
+    const server = await flotilla.registry.getServer(tenant.server);
     const session = await connect(server.url, tenant.database, 'the app');
     try {
       await expect(flotilla.backup('gamma', { strategy: 'snapshot' })).rejects.toMatchObject({ code: 'FLO_SNAPSHOT_UNAVAILABLE', message: expect.stringContaining('the app') });
@@ -205,7 +205,7 @@ describe('the audit trail', () => {
 
   it('never records a password', async () => {
     const tenant = await flotilla.getTenant('gamma');
-    const server = (await flotilla.listServers()).find((s) => s.name === tenant.server)!;
+    const server = await flotilla.registry.getServer(tenant.server);
     const url = new URL(server.url);
     url.password = 'hunter2-secret';
     await flotilla.registry.audit.record({ command: 'server add', arguments: { url: url.toString(), password: 'x' }, outcome: 'succeeded', durationMs: 1 });

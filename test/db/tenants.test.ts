@@ -89,7 +89,7 @@ describe('tenants', () => {
   });
 
   it('registers another server after checking it answers, and refuses one that does not', async () => {
-    const server = await flotilla.addServer('second', flotilla.controlUrl);
+    const server = await flotilla.addServer('second', project.env.FLOTILLA_DATABASE_URL!);
     expect(server.name).toBe('second');
     await expect(flotilla.addServer('dead', 'postgres://postgres@127.0.0.1:1/postgres')).rejects.toMatchObject({ code: 'FLO_CONNECTION_FAILED' });
     await expect(flotilla.addServer('bad-url', 'not a url')).rejects.toMatchObject({ code: 'FLO_URL_INVALID' });

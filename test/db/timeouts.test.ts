@@ -29,7 +29,7 @@ describe('timeouts', () => {
 
   it('gives up on a table another session holds, instead of queueing behind it, and leaves the tenant unchanged', async () => {
     const tenant = await flotilla.getTenant('shop');
-    const server = (await flotilla.listServers()).find((s) => s.name === tenant.server)!;
+    const server = await flotilla.registry.getServer(tenant.server);
     const blocker = await connect(server.url, tenant.database);
     try {
       await blocker.query('BEGIN');

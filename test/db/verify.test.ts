@@ -33,7 +33,7 @@ function errorOf(outcome: TenantOutcome | undefined): { code: string; message: s
 /** The engine without the lint gate: what would reach a tenant if someone bypassed `flotilla migrate`. */
 async function forcePastLint(slug: string): Promise<{ code: string; message: string } | string> {
   const tenant = await flotilla.getTenant(slug);
-  const server = (await flotilla.listServers()).find((s) => s.name === tenant.server)!;
+  const server = await flotilla.registry.getServer(tenant.server);
   const set = await flotilla.migrations();
   return migrateTarget(migrationTarget(tenant, server, set), set, {}).then(
     (result) => result.status,
