@@ -121,7 +121,7 @@ async function halt(deps: RunnerDeps, rolloutId: string, options: RunnerOptions,
 function runCanaryCheck(command: string, tenants: readonly string[]): Promise<number | null> {
   return new Promise((resolve) => {
     // `sh -c` with the slugs as positional parameters ($1, $2, …), not appended to the command's text.
-    const child = spawnGuarded('sh', ['-c', command, 'flotilla-canary-check', ...tenants], { stdout: 2, stderr: 2, env: { ...process.env, FLOTILLA_CANARY_TENANTS: tenants.join(',') } });
+    const child = spawnGuarded('sh', ['-c', command, 'flotilla-canary-check', ...tenants], { group: true, stdout: 2, stderr: 2, env: { ...process.env, FLOTILLA_CANARY_TENANTS: tenants.join(',') } });
     child.on('error', () => resolve(null));
     child.on('close', (code) => resolve(code));
   });

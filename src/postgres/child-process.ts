@@ -1,12 +1,16 @@
 import type { ChildProcess, StdioOptions } from 'node:child_process';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 /**
- * A tiny Node process between Flotilla and a child tool: it starts the tool in a
- * process group of its own, and kills that group as soon as its standard input,
- * a pipe from Flotilla, closes. The kernel closes that pipe when Flotilla dies,
- * even by SIGKILL, so no pg_dump or canary check outlives the command that
- * started it (what PR_SET_PDEATHSIG gives on Linux, on every platform).
+ * Child tools die with the command that started them, even when it is killed
+ * with SIGKILL, so that no pg_dump goes on writing on its own:
+ *
+ * - on Linux, a tool is started through `setpriv --pdeathsig KILL`: the kernel
+ *   kills it when its parent dies (PR_SET_PDEATHSIG);
+ * - elsewhere, or for a command that starts processes of its own (a canary
+ *   check's shell), through a tiny Node process that starts it in a process
+ *   group of its own and kills that group when its standard input, a pipe from
+ *   Flotilla, closes, which the kernel does when Flotilla dies.
  */
 const GUARD = `
 const { spawn } = require('node:child_process');
@@ -26,13 +30,29 @@ export interface GuardedOptions {
   /** What becomes of the tool's standard output and error (standard input is always closed). */
   readonly stdout?: 'pipe' | 'ignore' | number;
   readonly stderr?: 'pipe' | 'ignore' | number;
+  /** The command starts processes of its own, which must die too: guard its whole process group. */
+  readonly group?: boolean;
+  /** Use the Node guard even where setpriv is there (tests of the guard). */
+  readonly portable?: boolean;
+}
+
+let setprivWorks: boolean | undefined;
+
+function hasSetpriv(): boolean {
+  setprivWorks ??= process.platform === 'linux' && spawnSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true']).status === 0;
+  return setprivWorks;
 }
 
 /** Spawns `command` so that it dies with this process, whatever kills it. */
 export function spawnGuarded(command: string, args: readonly string[], options: GuardedOptions = {}): ChildProcess {
-  const stdio: StdioOptions = ['pipe', options.stdout ?? 'ignore', options.stderr ?? 'pipe'];
+  const stdout = options.stdout ?? 'ignore';
+  const stderr = options.stderr ?? 'pipe';
+  if (!options.group && !options.portable && hasSetpriv()) {
+    return spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], { env: options.env ?? process.env, stdio: ['ignore', stdout, stderr] });
+  }
+  const stdio: StdioOptions = ['pipe', stdout, stderr];
   const child = spawn(process.execPath, ['-e', GUARD, '--', command, ...args], { env: options.env ?? process.env, stdio });
-  // The pipe is the lifeline: nothing is written to it, and it must not keep this process alive.
+  // The pipe is the lifeline: nothing is written to it.
   child.stdin?.on('error', () => undefined);
   return child;
 }
