@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { access, mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
@@ -87,16 +87,14 @@ export class BackupService {
    */
   async prune(slug: string, keep: number, op: OperationRef): Promise<Backup[]> {
     const operationId = op.id;
-    const removed = (await this.registry.backups.list(slug)).slice(keep);
-    // A dump written on another machine can only be removed there: refused before anything changes.
-    for (const backup of removed) {
+    const removed: Backup[] = [];
+    for (const backup of (await this.registry.backups.list(slug)).slice(keep)) {
+      // A dump this machine cannot see (written elsewhere, on a disk not shared with this one) stays
+      // recorded: removing its record would lose track of a file that still exists there.
       const claim = await this.storage.claims.ofBackup(backup.id);
-      if (claim?.kind === 'file' && claim.server !== '' && claim.server !== localFile('').server) {
-        throw new FlotillaError('FLO_STORAGE_NOT_OWNED', `Backup ${backup.id.slice(0, 8)} of ${slug} is a file on another machine (${backup.location}): prune it there.`, {
-          hint: 'Run `flotilla backup prune` on the machine that took those backups; nothing was removed.',
-          meta: { backup: backup.id, file: backup.location },
-        });
-      }
+      const elsewhere = claim?.kind === 'file' && claim.server !== '' && claim.server !== localFile('').server;
+      if (elsewhere && !(await exists(claim.name))) continue;
+      removed.push(backup);
     }
     for (const backup of removed) {
       op.assertAlive?.();
@@ -223,5 +221,12 @@ function snapshotUnavailable(tenant: Tenant, sessions: { n: number | string; app
     'FLO_SNAPSHOT_UNAVAILABLE',
     `Cannot snapshot tenant ${tenant.slug}: ${sessions.n} session(s) are connected to its database (${sessions.apps}), and PostgreSQL copies a database only when nobody is connected.`,
     { hint: 'Stop the application for this tenant (or take the tenant offline), or use --strategy dump, which works while the application runs.', meta: { tenant: tenant.slug }, ...(cause ? { cause } : {}) },
+  );
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
   );
 }

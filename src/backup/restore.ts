@@ -59,14 +59,15 @@ export async function restoreBackup(deps: RestoreDeps, op: OperationContext, set
   // Never under a command that is making, upgrading or restoring it (those that died were cleared before this one).
   // A tenant left `restoring` by an older Flotilla that recorded no operations is restored all the same.
   const leftRestoring = tenant.status === 'restoring' && !(await registry.operations.othersOn(tenant.slug, op.id));
-  if (tenant.status === 'provisioning' || tenant.status === 'upgrading' || (tenant.status === 'restoring' && !leftRestoring)) {
-    throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${tenant.slug} is ${tenant.status} by another command right now: it cannot be restored meanwhile.`, {
+  if (leftRestoring) await registry.setStatus(tenant.slug, 'active');
+  // Checked and set in one step: a rollout that claims the tenant meanwhile is seen, not overwritten.
+  const { previous, changed } = await op.setTenantStatus(tenant.slug, 'restoring', ['provisioning', 'upgrading', 'restoring']);
+  if (!changed) {
+    throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${tenant.slug} is ${previous} by another command right now: it cannot be restored meanwhile.`, {
       hint: 'Wait for that command to finish (see `flotilla rollout list` and `flotilla audit --tenant <slug>`), then run the restore again.',
-      meta: { tenant: tenant.slug, status: tenant.status },
+      meta: { tenant: tenant.slug, status: previous },
     });
   }
-  if (leftRestoring) await registry.setStatus(tenant.slug, 'active');
-  const previous = await op.setTenantStatus(tenant.slug, 'restoring');
   try {
     if (tenant.kind === 'database') await replaceDatabase(deps, op, backup, tenant, server);
     else await replaceSchemas(deps, op, { backup, tenant, server, schemas, set });
@@ -161,8 +162,12 @@ async function restoreAsNew(deps: RestoreDeps, op: OperationContext, set: Migrat
     await registry.activate(tenant.slug);
     return await registry.getTenant(tenant.slug);
   } catch (error) {
-    await removeTenantStorage(tenant, storage).catch(() => undefined);
-    await registry.deleteUnfinishedTenant(tenant).catch(() => undefined);
+    // Only a tenant still being made is undone: one activated before the error stays as it is. When even
+    // that cannot be read, the operation's recovery (which runs when the command fails) decides.
+    if (await registry.stillProvisioning(tenant).catch(() => false)) {
+      await removeTenantStorage(tenant, storage).catch(() => undefined);
+      await registry.deleteUnfinishedTenant(tenant).catch(() => undefined);
+    }
     throw error;
   }
 }

@@ -37,8 +37,12 @@ export async function runRollout(deps: RunnerDeps, rolloutId: string, options: R
   await deps.store.addRunner(rolloutId, runner);
   const wavesSeen = new Set<number>();
   {
+    // A worker that throws stops the others at their next claim, and the error is raised only once all
+    // have stopped: what the caller does then (clearing the operation's scratch) never races a worker.
+    let stopped = false;
     const worker = async (): Promise<void> => {
       for (;;) {
+        if (stopped) return;
         const claim = await deps.store.claim(rolloutId, runner, deps.serverLimits);
         if (claim.kind === 'done') return;
         if (claim.kind === 'wait') {
@@ -63,7 +67,16 @@ export async function runRollout(deps: RunnerDeps, rolloutId: string, options: R
         if (outcome.status === 'failed') await checkFailures(deps, rolloutId, claim.wave, claim.tenant, options);
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, worker));
+    const results = await Promise.allSettled(
+      Array.from({ length: Math.max(1, options.concurrency) }, () =>
+        worker().catch((error: unknown) => {
+          stopped = true;
+          throw error;
+        }),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }
 

@@ -11,7 +11,8 @@ export interface OperationContext {
   /** Records how far it got (where that decides how it is finished or undone). */
   setPhase(phase: string): Promise<void>;
   /** Sets a tenant's status for the time of the operation; it is put back if the operation dies. */
-  setTenantStatus(slug: string, status: TenantStatus): Promise<TenantStatus>;
+  /** Sets the tenant's status, recording the one it had; not when it is one of `unlessIn` (then `changed` is false). */
+  setTenantStatus(slug: string, status: TenantStatus, unlessIn?: readonly TenantStatus[]): Promise<{ previous: TenantStatus; changed: boolean }>;
   /** Refuses to go on once this process can no longer prove it lives (its liveness session broke). */
   assertAlive(): void;
 }
@@ -47,7 +48,7 @@ export class Operations {
     const context: OperationContext = {
       id: operation.id,
       setPhase: (phase) => registry.operations.setPhase(operation.id, phase),
-      setTenantStatus: async (slug, status) => (await registry.operations.setTenantStatus(operation.id, slug, status)) as TenantStatus,
+      setTenantStatus: async (slug, status, unlessIn) => (await registry.operations.setTenantStatus(operation.id, slug, status, unlessIn)) as { previous: TenantStatus; changed: boolean },
       assertAlive: () => {
         if (!liveness.alive()) {
           throw new FlotillaError('FLO_CONNECTION_FAILED', `The connection to the control database that shows this ${spec.command} is alive broke: it stops here.`, {

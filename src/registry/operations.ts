@@ -63,14 +63,16 @@ export class OperationStore {
    * Sets a tenant's status for the time of an operation (a restore: `restoring`),
    * recording what it was so that it can be put back if the operation dies.
    */
-  async setTenantStatus(id: string, slug: string, status: string): Promise<string> {
-    const { rows } = await this.pool.query<{ previous: string }>(
-      `WITH previous AS (SELECT status FROM flotilla.tenants WHERE slug = $2),
-            recorded AS (UPDATE flotilla.operations SET previous_status = (SELECT status FROM previous) WHERE id = $1)
-       UPDATE flotilla.tenants SET status = $3, updated_at = now() WHERE slug = $2 RETURNING (SELECT status FROM previous) AS previous`,
-      [id, slug, status],
-    );
-    return rows[0]!.previous;
+  async setTenantStatus(id: string, slug: string, status: string, unlessIn: readonly string[] = []): Promise<{ previous: string; changed: boolean }> {
+    return inTransaction(this.pool, async (client) => {
+      // Read and changed under the row's lock: no other command's status slips in between.
+      const { rows } = await client.query<{ status: string }>('SELECT status FROM flotilla.tenants WHERE slug = $1 FOR UPDATE', [slug]);
+      const previous = rows[0]!.status;
+      if (unlessIn.includes(previous)) return { previous, changed: false };
+      await client.query('UPDATE flotilla.operations SET previous_status = $2 WHERE id = $1', [id, previous]);
+      await client.query('UPDATE flotilla.tenants SET status = $2, updated_at = now() WHERE slug = $1', [slug, status]);
+      return { previous, changed: true };
+    });
   }
 
   /**

@@ -92,7 +92,7 @@ export class Registry {
   }
 
   static open(serverUrl: string, controlDatabase: string): Registry {
-    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, application_name: `flotilla registry ${processTag()}` });
+    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, min: 1, allowExitOnIdle: true, application_name: `flotilla registry ${processTag()}` });
     pool.on('error', () => undefined);
     return new Registry(pool, serverUrl);
   }
@@ -226,6 +226,12 @@ export class Registry {
 
   async deleteTenant(slug: string): Promise<void> {
     await this.pool.query('DELETE FROM flotilla.tenants WHERE slug = $1', [slug]);
+  }
+
+  /** Whether a tenant is still being made: `provisioning`, by its id (false once activated or gone). */
+  async stillProvisioning(tenant: Tenant): Promise<boolean> {
+    const { rows } = await this.pool.query(`SELECT 1 FROM flotilla.tenants WHERE id = $1 AND status = 'provisioning'`, [tenant.id]);
+    return rows.length > 0;
   }
 
   /** Removes a tenant that was never finished: by its id, and only while it is still `provisioning`. */

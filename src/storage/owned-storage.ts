@@ -116,13 +116,6 @@ export class OwnedStorage {
 
   async removeObject(ref: StorageRef): Promise<void> {
     if (ref.kind === 'file') {
-      // A file is on the disk of the machine that wrote it ('' for files recorded before machines were).
-      if (ref.server !== '' && ref.server !== localFile('').server) {
-        throw new FlotillaError('FLO_STORAGE_NOT_OWNED', `File ${ref.name} was written on another machine: it can only be removed there.`, {
-          hint: 'Run the command on the machine that took the backup (it records which one); nothing was removed.',
-          meta: { file: ref.name },
-        });
-      }
       // A dump is written under `.partial` and renamed when complete: either may be there.
       await rm(ref.name, { force: true });
       await rm(`${ref.name}.partial`, { force: true });

@@ -66,8 +66,12 @@ export async function provisionTenant(
     await registry.activate(tenant.slug);
     return { tenant: await registry.getTenant(tenant.slug), result, cleared };
   } catch (error) {
-    await removeTenantStorage(tenant, storage).catch(() => undefined);
-    await registry.deleteUnfinishedTenant(tenant).catch(() => undefined);
+    // Only a tenant still being made is undone: one activated before the error stays as it is. When even
+    // that cannot be read, the operation's recovery (which runs when the command fails) decides.
+    if (await registry.stillProvisioning(tenant).catch(() => false)) {
+      await removeTenantStorage(tenant, storage).catch(() => undefined);
+      await registry.deleteUnfinishedTenant(tenant).catch(() => undefined);
+    }
     const cause = isFlotillaError(error) ? error : undefined;
     // A refusal (storage that is not Flotilla's, a name taken) is not a failure: it is said as it is.
     if (cause && (cause.code === 'FLO_STORAGE_TAKEN' || cause.code === 'FLO_SLUG_INVALID')) throw cause;

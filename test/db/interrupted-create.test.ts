@@ -112,8 +112,8 @@ describe('tenant create, killed and run again', () => {
     const victim = start('tenant', 'create', 'five', '--kind', 'schema');
     await waitingOnLock('SELECT pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
     // Its liveness session ends (a network blip, an administrator's pg_terminate_backend); the process lives on.
-    await project.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'flotilla runner %:' || $1`, [String(victim.child.pid)]);
-    await until(async () => (await sessions(`application_name LIKE 'flotilla runner %:' || $1`, [String(victim.child.pid)])) === 0, 'its liveness session gone');
+    await project.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [String(victim.child.pid)]);
+    await until(async () => (await sessions(`application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [String(victim.child.pid)])) === 0, 'its liveness session gone');
     // Another command clears what dead commands left: not this one, whose other sessions are still connected.
     expect((await cli('backup', 'keep')).code).toBe(0);
     expect((await flotilla.getTenant('five')).status).toBe('provisioning');
