@@ -96,7 +96,6 @@ describe('tenant create, killed and run again', () => {
     // leave PostgreSQL to finish that statement, and the end would be recorded after all).
     await victim.kill({ withSessions: true });
     await end.release();
-    console.log(JSON.stringify(await project.query(control(), "SELECT command, tenant, outcome, arguments, finished_at IS NOT NULL AS f FROM flotilla.operations WHERE tenant = 'four' ORDER BY started_at")));
     const again = await cli('tenant', 'create', 'four', '--json');
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ slug: 'four', status: 'active' });
