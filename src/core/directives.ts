@@ -1,4 +1,5 @@
 import { FlotillaError } from './errors.js';
+import { lineComments } from './sql/chunks.js';
 
 /** `-- flotilla:allow CODE[,CODE] reason="…"`: lets one statement do what lint (and verification) would refuse. */
 export interface AllowDirective {
@@ -18,26 +19,28 @@ export interface Directives {
 const KNOWN = new Set(['no-transaction', 'allow']);
 
 /**
- * Reads `-- flotilla:` comment lines. An unknown name is an error rather than
- * ignored, so that a typo such as `no-transation` cannot silently change how a
- * migration runs.
+ * Reads `-- flotilla:` comments: real `--` comments only, as PostgreSQL's lexer
+ * sees them, never the same text inside a string, a quoted identifier or a
+ * dollar-quoted body. An unknown name is an error rather than ignored, so that a
+ * typo such as `no-transation` cannot silently change how a migration runs.
  */
 export function parseDirectives(sql: string, file: string): Directives {
   let noTransaction = false;
   const allows: AllowDirective[] = [];
-  sql.split('\n').forEach((text, i) => {
-    const match = /--\s*flotilla:([\w-]+)(.*)$/.exec(text);
-    if (!match) return;
+  if (!sql.includes('flotilla:')) return { noTransaction, allows };
+  for (const { line, text } of lineComments(sql)) {
+    const match = /^--\s*flotilla:([\w-]+)(.*)$/.exec(text);
+    if (!match) continue;
     const name = match[1]!;
     if (!KNOWN.has(name)) {
-      throw new FlotillaError('FLO_DIRECTIVE_INVALID', `${file}:${i + 1}: unknown directive "flotilla:${name}".`, {
+      throw new FlotillaError('FLO_DIRECTIVE_INVALID', `${file}:${line}: unknown directive "flotilla:${name}".`, {
         hint: `Known directives: -- flotilla:no-transaction, -- flotilla:allow <CODE> reason="why this is safe".`,
-        meta: { file, line: i + 1, directive: name },
+        meta: { file, line, directive: name },
       });
     }
     if (name === 'no-transaction') noTransaction = true;
-    if (name === 'allow') allows.push(parseAllow(match[2] ?? '', i + 1));
-  });
+    if (name === 'allow') allows.push(parseAllow(match[2] ?? '', line));
+  }
   return { noTransaction, allows };
 }
 

@@ -79,6 +79,25 @@ INSERT INTO a VALUES ('x;y')`,
     expect(m.statements.every((s) => s.nonTransactional === 'flotilla:no-transaction')).toBe(true);
   });
 
+  it('reads directives from comments only: never from a string, a dollar-quoted body or an identifier', () => {
+    const lookalikes = [
+      "DELETE FROM t WHERE note = '\n-- flotilla:no-transaction\n';",
+      "DO $$ BEGIN\n-- flotilla:no-transaction\nDELETE FROM t WHERE id = 1; END $$;",
+      'CREATE TABLE "\n-- flotilla:no-transaction\n" (id int);',
+      "INSERT INTO t (note) VALUES (E'it''s\\'\n-- flotilla:allow FD105 reason=\"x\"\n');",
+      'SELECT 1; /* -- flotilla:no-transaction */',
+    ];
+    for (const sql of lookalikes) {
+      const m = migration('0001_x', sql);
+      expect(m.noTransaction, sql).toBe(false);
+      expect(m.statements.every((s) => s.allows.length === 0 && s.nonTransactional === undefined), sql).toBe(true);
+    }
+    // A typo inside a string is no directive either, so not an error.
+    expect(() => migration('0001_x', "SELECT '-- flotilla:no-transation';")).not.toThrow();
+    // The same text as a real comment, after a string on the same line, is one.
+    expect(migration('0001_x', "SELECT 'a'; -- flotilla:no-transaction").noTransaction).toBe(true);
+  });
+
   it('refuses an unknown directive instead of ignoring a typo', () => {
     const error = thrown(() => migration('0001_x', '-- flotilla:no-transation\nSELECT 1;'));
     expect(error.code).toBe('FLO_DIRECTIVE_INVALID');

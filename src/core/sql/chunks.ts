@@ -42,6 +42,43 @@ export function cutPoints(sql: string, targetLength: number): number[] {
   return cuts;
 }
 
+/**
+ * The `--` comments of a SQL text, with their line (1-based): only real comments,
+ * never text that looks like one inside a string, a quoted identifier or a
+ * dollar-quoted body. Directives are read from these.
+ */
+export function lineComments(sql: string): { line: number; text: string }[] {
+  const found: { line: number; text: string }[] = [];
+  let line = 1;
+  let counted = 0;
+  const lineAt = (index: number) => {
+    for (let j = sql.indexOf('\n', counted); j !== -1 && j < index; j = sql.indexOf('\n', j + 1)) line++;
+    counted = index;
+    return line;
+  };
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql.charCodeAt(i);
+    if (c === 39 /* ' */) {
+      const escapes = i > 0 && (sql[i - 1] === 'E' || sql[i - 1] === 'e') && !isWordChar(sql.charCodeAt(i - 2));
+      i = skipQuoted(sql, i + 1, 39, escapes);
+    } else if (c === 34 /* " */) {
+      i = skipQuoted(sql, i + 1, 34, false);
+    } else if (c === 45 /* - */ && sql.charCodeAt(i + 1) === 45) {
+      const end = sql.indexOf('\n', i);
+      const stop = end === -1 ? n : end;
+      found.push({ line: lineAt(i), text: sql.slice(i, stop) });
+      i = stop;
+    } else if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42) {
+      i = skipBlockComment(sql, i + 2);
+    } else if (c === 36 /* $ */ && !isWordChar(sql.charCodeAt(i - 1))) {
+      i = skipDollarQuoted(sql, i);
+    } else i++;
+  }
+  return found;
+}
+
 function isWordChar(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c > 127;
 }
