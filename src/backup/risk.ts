@@ -3,7 +3,7 @@ import type { PendingPart } from '../core/schedule.js';
 import type { LintReport } from '../lint/lint.js';
 import { changesData } from '../lint/codes.js';
 
-/** Statements that change or remove existing rows: verification sees row and value counts, not the values themselves. */
+/** Statements that change or remove existing rows. */
 const ROW_CHANGES: Record<string, string> = { UpdateStmt: 'UPDATE', DeleteStmt: 'DELETE', MergeStmt: 'MERGE' };
 
 const cache = new WeakMap<LintReport, Map<string, Map<number, string[]>>>();
@@ -49,14 +49,19 @@ function risksByLine(lint: LintReport): Map<string, Map<number, string[]>> {
   return map;
 }
 function statementRisk(statement: Statement): string | undefined {
+  // What reaches further than it says (a call, procedural code, CASCADE, a drop others depend on).
+  if (statement.unbounded !== undefined) return `${statement.unbounded}, whose effect cannot be bounded`;
   const rowChange = ROW_CHANGES[statement.kind];
   if (rowChange) return `${rowChange} of existing rows`;
-  // A plain INSERT only adds rows; ON CONFLICT DO UPDATE overwrites some.
-  if (statement.kind === 'InsertStmt' && !statement.keepsData) return 'INSERT … ON CONFLICT DO UPDATE of existing rows';
-  // DO and CALL run code whose effect cannot be read from the statement.
-  if (statement.kind === 'DoStmt' || statement.kind === 'CallStmt') return `${statement.kind === 'DoStmt' ? 'DO block' : 'CALL'}, whose effect cannot be read`;
+  // A plain INSERT only adds rows; an upsert overwrites some, and DML nested in it may do anything DML does.
+  if (statement.overwrites) return `${describeKind(statement)} that overwrites values of existing rows`;
+  if (statement.removes) return `${describeKind(statement)} that removes existing data`;
   // Outside the transaction, what could take data cannot be rolled back: only an index build or
   // drop, an enum value, REINDEX or VACUUM (statements that keep every row) need no backup.
-  if (statement.nonTransactional && !statement.keepsData) return `${statement.kind.replace(/Stmt$/, '')} outside the transaction`;
+  if (statement.nonTransactional && !statement.keepsData) return `${describeKind(statement)} outside the transaction`;
   return undefined;
+}
+
+function describeKind(statement: Statement): string {
+  return statement.kind === 'InsertStmt' ? 'INSERT' : statement.kind.replace(/Stmt$/, '');
 }

@@ -4,14 +4,13 @@ import { FlotillaError } from './errors.js';
 import type { MigrationFile } from './migration-file.js';
 import type { AstNode } from './sql/ast.js';
 import { stringField, unwrap } from './sql/ast.js';
+import { keepsData, statementEffects } from './sql/effects.js';
 import type { RawStatement } from './sql/parser.js';
 import { eachStatement, parseOne, splitStatements } from './sql/parser.js';
 import {
   addedEnumValue,
-  callsUnsafeFunction,
   indexedTable,
   isOpaque,
-  keepsData,
   nonTransactionalReason,
   safeBeforeIndexBuild,
   stringConstants,
@@ -28,11 +27,19 @@ export interface Statement extends RawStatement {
   readonly touches: readonly string[];
   /** Cannot lose existing rows, tables or column values (verification skips what it touches). */
   readonly keepsData: boolean;
+  /** Its effect cannot be read (procedural code, a call, CASCADE…): never reordered, and everything is verified. */
   readonly opaque: boolean;
+  /** Tables it may change itself, nested statements included. */
+  readonly writes: readonly string[];
+  readonly removes: boolean;
+  /** May overwrite values of existing rows. */
+  readonly overwrites: boolean;
+  /** Why its effect cannot be bounded, if it cannot. */
+  readonly unbounded: string | undefined;
+  /** Creates or changes a trigger, rule or function: later statements may do more than they say. */
+  readonly changesLaterEffects: boolean;
   readonly addsEnumValue: string | undefined;
   readonly strings: readonly string[];
-  /** DML that calls a function which may do anything (a helper that deletes rows elsewhere). */
-  readonly callsFunctions: boolean;
   /** For an index build: the table it builds on. */
   readonly indexedTable: string | undefined;
   /** May run before an earlier, deferred index build on the same table without changing it. */
@@ -87,15 +94,20 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
     span.allows = allows;
     // Built field by field, not by spreading `raw`: spreading into a literal this wide is slow, and a data
     // migration makes hundreds of thousands of these.
+    const effects = statementEffects(raw.kind, raw.node);
     const facts = {
       index: statements.length,
       nonTransactional: directives.noTransaction ? 'flotilla:no-transaction' : nonTransactionalReason(raw.kind, raw.node),
       touches: touchedRelations(raw.kind, raw.node),
-      keepsData: keepsData(raw.kind, raw.node),
-      opaque: isOpaque(raw.kind),
+      keepsData: keepsData(effects),
+      opaque: isOpaque(raw.kind, effects.unbounded),
+      writes: effects.writes,
+      removes: effects.removes,
+      overwrites: effects.overwrites,
+      unbounded: effects.unbounded,
+      changesLaterEffects: effects.changesLaterEffects,
       addsEnumValue: addedEnumValue(raw.kind, raw.node),
       strings: stringConstants(raw.node),
-      callsFunctions: callsUnsafeFunction(raw.kind, raw.node),
       indexedTable: indexedTable(raw.kind, raw.node),
       safeBeforeIndexBuild: safeBeforeIndexBuild(raw.kind, raw.node),
       allows,
@@ -125,10 +137,19 @@ class DataStatement implements Statement {
   readonly nonTransactional: string | undefined;
   readonly touches: readonly string[];
   readonly keepsData: boolean;
+  /** Its effect cannot be read (procedural code, a call, CASCADE…): never reordered, and everything is verified. */
   readonly opaque: boolean;
+  /** Tables it may change itself, nested statements included. */
+  readonly writes: readonly string[];
+  readonly removes: boolean;
+  /** May overwrite values of existing rows. */
+  readonly overwrites: boolean;
+  /** Why its effect cannot be bounded, if it cannot. */
+  readonly unbounded: string | undefined;
+  /** Creates or changes a trigger, rule or function: later statements may do more than they say. */
+  readonly changesLaterEffects: boolean;
   readonly addsEnumValue: string | undefined;
   readonly strings: readonly string[];
-  readonly callsFunctions: boolean;
   readonly indexedTable: string | undefined;
   readonly safeBeforeIndexBuild: boolean;
   readonly allows: readonly AllowDirective[];
@@ -146,7 +167,11 @@ class DataStatement implements Statement {
     this.opaque = facts.opaque;
     this.addsEnumValue = facts.addsEnumValue;
     this.strings = facts.strings;
-    this.callsFunctions = facts.callsFunctions;
+    this.writes = facts.writes;
+    this.removes = facts.removes;
+    this.overwrites = facts.overwrites;
+    this.unbounded = facts.unbounded;
+    this.changesLaterEffects = facts.changesLaterEffects;
     this.indexedTable = facts.indexedTable;
     this.safeBeforeIndexBuild = facts.safeBeforeIndexBuild;
     this.allows = facts.allows;

@@ -32,9 +32,9 @@ export function affectedRelations(plan: Plan<ParsedMigration>): AffectedRelation
   for (const step of plan.steps) {
     for (const index of step.statements) {
       const statement = step.migration.statements[index]!;
-      if (statement.opaque || CHANGES_LATER_EFFECTS.has(statement.kind) || statement.callsFunctions) all = true;
+      if (statement.unbounded !== undefined || statement.changesLaterEffects || CHANGES_LATER_EFFECTS.has(statement.kind)) all = true;
       // Adding a column, an index or a constraint cannot lose data: nothing to compare for it.
-      if (!statement.keepsData) for (const name of statement.touches) names.add(name);
+      if (!statement.keepsData) for (const name of statement.writes) names.add(name);
     }
   }
   return { all, names };

@@ -41,7 +41,17 @@ describe('the backup policy "risky"', () => {
         migration('0002_seed', `INSERT INTO accounts (id, email) VALUES (1, 'a@x');\nINSERT INTO accounts (id, email) VALUES (2, 'b@x') ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email;`),
         migration('0003_code', `DO $$ BEGIN PERFORM 1; END $$;`),
       ),
-    ).toEqual(['INSERT … ON CONFLICT DO UPDATE of existing rows at 0002_seed.sql:2', 'DO block, whose effect cannot be read at 0003_code.sql:1']);
+    ).toEqual(['INSERT that overwrites values of existing rows at 0002_seed.sql:2', 'DO block, whose effect cannot be bounded at 0003_code.sql:1']);
+  });
+
+  it('backs up DML nested in a plain statement, and calls whose effect cannot be read', () => {
+    expect(
+      risks(
+        migration('0002_move', `WITH gone AS (DELETE FROM accounts WHERE id > 2 RETURNING *) INSERT INTO archive SELECT * FROM gone;`),
+        migration('0003_lo', `SELECT lo_unlink(loid) FROM attachments;`),
+        migration('0004_plain', `SELECT count(*) FROM accounts;\nCREATE TABLE notes (id int);`),
+      ),
+    ).toEqual(['INSERT that removes existing data at 0002_move.sql:1', 'a call of lo_unlink(), whose effect cannot be bounded at 0003_lo.sql:1']);
   });
 
   it('backs up a destructive statement once, by its lint code, allowed or not', () => {

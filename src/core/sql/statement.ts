@@ -80,9 +80,9 @@ export function touchedRelations(kind: string, node: AstNode): string[] {
   return [...names];
 }
 
-/** Statements whose effects cannot be read from the tree (procedural code, calls). */
-export function isOpaque(kind: string): boolean {
-  return kind === 'DoStmt' || kind === 'CallStmt' || kind === 'SelectStmt';
+/** Statements whose effects cannot be read from the tree (procedural code, calls): never moved past an index build. */
+export function isOpaque(kind: string, unbounded: string | undefined): boolean {
+  return unbounded !== undefined || kind === 'DoStmt' || kind === 'CallStmt' || kind === 'SelectStmt';
 }
 
 /** `ALTER TYPE t ADD VALUE 'x'` → `x`. PostgreSQL refuses to use such a value before the adding transaction commits. */
@@ -147,78 +147,3 @@ export function indexedTable(kind: string, node: AstNode): string | undefined {
   const relation = unwrap(node).relation;
   return isNode(relation) ? stringField(relation, 'relname') : undefined;
 }
-
-/** Statement kinds that cannot take a row, a table or a column's values away from an existing table. */
-const KEEPS_DATA_KINDS = new Set([
-  'CreateStmt',
-  'IndexStmt',
-  'CreateEnumStmt',
-  'AlterEnumStmt',
-  'CompositeTypeStmt',
-  'CreateDomainStmt',
-  'CommentStmt',
-  'GrantStmt',
-  'CreateSeqStmt',
-  'AlterSeqStmt',
-  'ViewStmt',
-  'CreateSchemaStmt',
-  'CreatePolicyStmt',
-  'AlterPolicyStmt',
-  'CreateStatsStmt',
-  'VariableSetStmt',
-  'ReindexStmt',
-  'VacuumStmt',
-]);
-
-/** ALTER TABLE sub-commands that add or constrain, never remove or convert, what a table holds. */
-const KEEPS_DATA_ALTERS = new Set([
-  ...INDEX_SAFE_ALTERS,
-  'AT_DropConstraint',
-  'AT_AddIndex',
-  'AT_AddIndexConstraint',
-  'AT_AddIdentity',
-  'AT_SetIdentity',
-  'AT_EnableRowSecurity',
-  'AT_DisableRowSecurity',
-  'AT_ForceRowSecurity',
-  'AT_NoForceRowSecurity',
-  'AT_SetStatistics',
-  'AT_SetStorage',
-  'AT_SetRelOptions',
-  'AT_ResetRelOptions',
-  'AT_ReplicaIdentity',
-  'AT_ChangeOwner',
-  'AT_ClusterOn',
-  'AT_DropCluster',
-]);
-
-/**
- * True when a statement cannot lose existing data (rows, tables, column values):
- * verification need not compare the tables it touches. Unknown statements may.
- */
-export function keepsData(kind: string, node: AstNode): boolean {
-  if (KEEPS_DATA_KINDS.has(kind)) return true;
-  if (kind === 'DropStmt') return unwrap(node).removeType === 'OBJECT_INDEX';
-  // A plain INSERT only adds; ON CONFLICT DO UPDATE may overwrite.
-  if (kind === 'InsertStmt') return !isNode(unwrap(node).onConflictClause);
-  if (kind !== 'AlterTableStmt') return false;
-  const cmds = unwrap(node).cmds;
-  return Array.isArray(cmds) && cmds.every((cmd) => isNode(cmd) && isNode(cmd.AlterTableCmd) && KEEPS_DATA_ALTERS.has(String(cmd.AlterTableCmd.subtype)));
-}
-
-/** DML with a function call may run anything (a trigger-like helper, a DELETE inside a function). */
-export function callsUnsafeFunction(kind: string, node: AstNode): boolean {
-  if (kind !== 'InsertStmt' && kind !== 'UpdateStmt' && kind !== 'DeleteStmt') return false;
-  let found = false;
-  walk(node, (child) => {
-    const call = child.FuncCall;
-    if (!isNode(call) || !Array.isArray(call.funcname)) return;
-    const last = call.funcname[call.funcname.length - 1];
-    const name = isNode(last) && isNode(last.String) ? String(last.String.sval) : '';
-    if (!SAFE_FUNCTIONS.has(name)) found = true;
-  });
-  return found;
-}
-
-/** Built-in functions that change no table: common in back-fills. */
-const SAFE_FUNCTIONS = new Set(['now', 'coalesce', 'lower', 'upper', 'trim', 'concat', 'length', 'substring', 'replace', 'gen_random_uuid', 'md5', 'array_replace', 'jsonb_build_object', 'json_build_object', 'to_jsonb', 'nullif', 'greatest', 'least', 'round', 'floor', 'ceil', 'abs', 'date_trunc', 'random', 'array_agg', 'count', 'max', 'min', 'sum', 'row_number']);
