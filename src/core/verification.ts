@@ -87,9 +87,9 @@ export interface Loss {
 
 /** Codes of an allow directive that accept each kind of loss, on a statement that touches the table. */
 const ACCEPTED: Record<LossKind, readonly string[]> = {
-  table: ['FV702', 'FD102', 'FD101'],
-  rows: ['FV701', 'FD104', 'FD105', 'FD102'],
-  column: ['FV703', 'FD103', 'FD106'],
+  table: ['FV702', 'FD102', 'FD101', 'FD108', 'FD109'],
+  rows: ['FV701', 'FD104', 'FD105', 'FD102', 'FD108', 'FD109'],
+  column: ['FV703', 'FD103', 'FD106', 'FD108', 'FD110'],
 };
 
 /**

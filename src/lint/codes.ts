@@ -18,6 +18,10 @@ export const RULES = {
   FD105: { severity: 'error', family: 'destructive', title: 'DELETE without WHERE', instead: 'Add a WHERE clause naming the rows to remove.' },
   FD106: { severity: 'error', family: 'destructive', title: 'UPDATE without WHERE', instead: 'Add a WHERE clause (for a back-fill: WHERE <column> IS NULL).' },
   FD107: { severity: 'error', family: 'destructive', title: 'drop of a type in use', instead: 'Change the columns that use the type first, then drop it.' },
+  FD108: { severity: 'error', family: 'destructive', title: 'CASCADE', instead: 'Drop or truncate what depends on it explicitly, one statement each, so that each loss is seen and allowed on its own.' },
+  FD109: { severity: 'error', family: 'destructive', title: 'DROP OWNED', instead: 'Drop the objects by name, each with its own statement.' },
+  FD110: { severity: 'error', family: 'destructive', title: 'drop of a domain, extension or function in use', instead: 'Change what uses it first (columns, triggers, defaults), then drop it.' },
+  FD111: { severity: 'error', family: 'destructive', title: 'large object removed or overwritten', instead: 'Keep large objects (verification cannot compare what replaces them), or allow it with a reason.' },
   FM201: { severity: 'warning', family: 'data-dependent', title: 'unique index or constraint on an existing table', instead: 'Check for duplicates first; build the index with CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX.' },
   FM202: { severity: 'warning', family: 'data-dependent', title: 'SET NOT NULL on an existing table', instead: 'Back-fill NULLs first (UPDATE ... WHERE col IS NULL); add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL.' },
   FM203: { severity: 'warning', family: 'data-dependent', title: 'NOT NULL column without a default on an existing table', instead: 'Add the column nullable (or with a DEFAULT), back-fill it, then SET NOT NULL.' },
@@ -29,6 +33,7 @@ export const RULES = {
   FL303: { severity: 'warning', family: 'locking', title: 'no lock_timeout', instead: "Start the file with SET lock_timeout = '5s', or set engine.lockTimeout." },
   FT401: { severity: 'warning', family: 'transactions', title: 'statement that cannot run in a transaction, mixed with others', instead: 'Put it in a file of its own.' },
   FT402: { severity: 'warning', family: 'transactions', title: 'explicit BEGIN/COMMIT', instead: 'Remove it: Flotilla runs the whole upgrade of a tenant in one transaction (it drops these).' },
+  FT403: { severity: 'warning', family: 'transactions', title: 'data change outside the transaction', instead: 'Keep data changes in transactional files; outside, Flotilla backs the tenant up and compares around each statement, but cannot roll a loss back.' },
   FB501: { severity: 'warning', family: 'backward-incompatible', title: 'rename table', instead: 'Create the new table (or a view under the new name), move the app over, then drop the old one in a later release.' },
   FB502: { severity: 'warning', family: 'backward-incompatible', title: 'rename column', instead: 'Add the new column, write both, move reads over, then drop the old one in a later release.' },
   FN601: { severity: 'warning', family: 'tenancy', title: 'hard-coded schema', instead: 'Leave names unqualified; Flotilla puts them in each tenant’s schema (it rewrites qualified names for schema tenants).' },
@@ -42,6 +47,9 @@ export const RULES = {
   FV701: { severity: 'error', family: 'verification', title: 'rows lost', instead: 'If the rows are meant to go, allow it on the statement that removes them: -- flotilla:allow FV701 reason="…".' },
   FV702: { severity: 'error', family: 'verification', title: 'table lost', instead: 'Allow the DROP TABLE (FD102) with a reason, or rename the table instead.' },
   FV703: { severity: 'error', family: 'verification', title: 'column data lost', instead: 'Allow the DROP COLUMN (FD103) with a reason, or keep the column.' },
+  FV704: { severity: 'error', family: 'verification', title: 'values changed by a type change', instead: 'Convert to a type that holds every value (or fix the values first), or allow the loss with a reason.' },
+  FV705: { severity: 'error', family: 'verification', title: 'values overwritten', instead: 'With verify.values "refuse", overwriting existing values needs -- flotilla:allow FV705 reason="…" on the statement that does it.' },
+  FV706: { severity: 'error', family: 'verification', title: 'large objects lost', instead: 'Keep the large objects, or allow their removal (FD111) with a reason.' },
 } as const satisfies Record<string, RuleInfo>;
 
 export type LintCode = keyof typeof RULES;

@@ -21,18 +21,27 @@ export interface RuleContext {
   readonly fileSetLockTimeout: boolean;
 }
 
-const CHECKED_KINDS = new Set(['DropStmt', 'TruncateStmt', 'DeleteStmt', 'UpdateStmt', 'IndexStmt', 'AlterTableStmt', 'RenameStmt']);
+const CHECKED_KINDS = new Set(['DropStmt', 'DropOwnedStmt', 'TruncateStmt', 'DeleteStmt', 'UpdateStmt', 'IndexStmt', 'AlterTableStmt', 'RenameStmt']);
+
+/** Large-object functions that remove or overwrite what a large object holds. */
+const LARGE_OBJECT_CHANGES = new Set(['lo_unlink', 'lo_truncate', 'lo_truncate64', 'lo_put', 'lowrite', 'lo_import']);
 
 /** Functions whose DEFAULT makes ADD COLUMN rewrite every row (volatile). */
 const VOLATILE_DEFAULTS = new Set(['random', 'gen_random_uuid', 'uuid_generate_v1', 'uuid_generate_v4', 'clock_timestamp', 'timeofday', 'nextval', 'txid_current']);
 
 export function checkStatement(ctx: RuleContext): RawFinding[] {
   const { statement, model } = ctx;
-  // Only these kinds have rules; others (a data migration's INSERTs) are not looked into.
-  if (!CHECKED_KINDS.has(statement.kind)) return [];
-  const body = unwrap(statement.node);
   const findings: RawFinding[] = [];
   const add = (code: LintCode, message: string) => findings.push({ code, message });
+  // From the statement's facts first: most statements (a data migration's INSERTs) need no more.
+  if (statement.nonTransactional && !statement.keepsData) {
+    add('FT403', `${statement.kind.replace(/Stmt$/, '')} runs outside the transaction and may change data: a loss found after it cannot be rolled back, only restored from the backup taken first.`);
+  }
+  if (statement.unbounded !== undefined) findings.push(...largeObjectChanges(statement.node));
+  if ((statement.removes || statement.overwrites) && statement.kind !== 'DeleteStmt' && statement.kind !== 'UpdateStmt') findings.push(...nestedWithoutWhere(statement.node));
+  // Only these kinds have rules of their own.
+  if (!CHECKED_KINDS.has(statement.kind)) return findings;
+  const body = unwrap(statement.node);
   /** Created by an earlier migration file (not this one): it may hold rows. */
   const existing = (relation: AstNode[keyof AstNode]) => {
     const table = model.table(relation);
@@ -41,8 +50,31 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
   const relName = (relation: AstNode[keyof AstNode]) => tableKey(relation)?.replace(/^public\./, '') ?? '?';
 
   switch (statement.kind) {
+    case 'DropOwnedStmt':
+      add('FD109', 'DROP OWNED drops every object the role owns, in every schema of the database, and the data in them.');
+      break;
     case 'DropStmt': {
       const names = droppedNames(body);
+      // A schema's drop already says it takes everything in it (FD101).
+      if (body.behavior === 'DROP_CASCADE' && body.removeType !== 'OBJECT_SCHEMA') add('FD108', `DROP … CASCADE of ${names.join(', ')} also drops whatever depends on it: columns, tables, views and the data in them.`);
+      if (body.removeType === 'OBJECT_DOMAIN') {
+        for (const name of names) {
+          const users = model.tablesUsingType(name.split('.').pop()!);
+          if (users.length > 0) add('FD110', `DROP DOMAIN ${name}: columns of ${users.join(', ')} use it.`);
+        }
+      }
+      if (body.removeType === 'OBJECT_EXTENSION') {
+        for (const name of names) {
+          const users = model.tablesUsingType(name);
+          if (users.length > 0) add('FD110', `DROP EXTENSION ${name}: columns of ${users.join(', ')} use its type.`);
+        }
+      }
+      if (body.removeType === 'OBJECT_FUNCTION' || body.removeType === 'OBJECT_PROCEDURE' || body.removeType === 'OBJECT_ROUTINE') {
+        for (const name of functionNames(body)) {
+          const users = model.triggersCalling(name);
+          if (users.length > 0) add('FD110', `DROP FUNCTION ${name}: triggers ${users.join(', ')} run it.`);
+        }
+      }
       if (body.removeType === 'OBJECT_SCHEMA') for (const name of names) add('FD101', `DROP SCHEMA ${name} destroys every table in it and their rows.`);
       if (body.removeType === 'OBJECT_TABLE') for (const name of names) add('FD102', `DROP TABLE ${name} destroys the table and all its rows.`);
       if (body.removeType === 'OBJECT_TYPE') {
@@ -54,6 +86,8 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
       break;
     }
     case 'TruncateStmt':
+      // A schema's drop already says it takes everything in it (FD101).
+      if (body.behavior === 'DROP_CASCADE' && body.removeType !== 'OBJECT_SCHEMA') add('FD108', 'TRUNCATE … CASCADE also empties every table whose foreign keys point at these.');
       for (const relation of Array.isArray(body.relations) ? body.relations : []) {
         add('FD104', `TRUNCATE ${relName(isNode(relation) && isNode(relation.RangeVar) ? relation.RangeVar : relation)} removes every row.`);
       }
@@ -79,6 +113,7 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
         switch (cmd.subtype) {
           case 'AT_DropColumn':
             add('FD103', `DROP COLUMN ${name}.${column} destroys the column's data in every row.`);
+            if (cmd.behavior === 'DROP_CASCADE') add('FD108', `DROP COLUMN ${name}.${column} CASCADE also drops the views and constraints that use it.`);
             break;
           case 'AT_SetNotNull':
             if (table) add('FM202', `SET NOT NULL on ${name}.${column} fails if any existing row holds NULL, and scans the table under an exclusive lock.`);
@@ -130,6 +165,43 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
       break;
   }
   return findings;
+}
+
+function calledName(call: AstNode): string {
+  const names = Array.isArray(call.funcname) ? call.funcname : [];
+  const last = names[names.length - 1];
+  return isNode(last) && isNode(last.String) ? String(last.String.sval) : '';
+}
+
+function largeObjectChanges(node: AstNode): RawFinding[] {
+  const found = new Set<string>();
+  walk(node, (child) => {
+    if (isNode(child.FuncCall) && LARGE_OBJECT_CHANGES.has(calledName(child.FuncCall))) found.add(calledName(child.FuncCall));
+  });
+  return [...found].map((name) => ({ code: 'FD111' as const, message: `${name}() removes or overwrites a large object, data that lives outside every table.` }));
+}
+
+/** DELETE or UPDATE without WHERE nested in another statement (a CTE of an INSERT, say). */
+function nestedWithoutWhere(node: AstNode): RawFinding[] {
+  const findings: RawFinding[] = [];
+  walk(node, (child) => {
+    const del = child.DeleteStmt;
+    if (isNode(del) && !del.whereClause) findings.push({ code: 'FD105', message: `DELETE FROM ${stringField(isNode(del.relation) ? del.relation : {}, 'relname') ?? '?'} without WHERE, inside this statement, removes every row.` });
+    const upd = child.UpdateStmt;
+    if (isNode(upd) && !upd.whereClause) findings.push({ code: 'FD106', message: `UPDATE ${stringField(isNode(upd.relation) ? upd.relation : {}, 'relname') ?? '?'} without WHERE, inside this statement, overwrites every row.` });
+  });
+  return findings;
+}
+
+/** Names of the functions a DROP FUNCTION names (`f` of `f(int)`). */
+function functionNames(body: AstNode): string[] {
+  const objects = Array.isArray(body.objects) ? body.objects : [];
+  return objects.flatMap((object) => {
+    const owa = isNode(object) && isNode(object.ObjectWithArgs) ? object.ObjectWithArgs : undefined;
+    const names = owa && Array.isArray(owa.objname) ? owa.objname : [];
+    const last = names[names.length - 1];
+    return isNode(last) && isNode(last.String) ? [String(last.String.sval)] : [];
+  });
 }
 
 function hasVolatileCall(expr: AstNode[keyof AstNode]): boolean {

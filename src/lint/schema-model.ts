@@ -32,6 +32,8 @@ type AstValueLike = AstNode[keyof AstNode];
 export class SchemaModel {
   readonly tables = new Map<string, TableModel>();
   readonly enums = new Set<string>();
+  /** Triggers by the function they run: `table.trigger` names. */
+  readonly triggers = new Map<string, string[]>();
 
   table(relation: AstValueLike): TableModel | undefined {
     const key = tableKey(relation);
@@ -116,6 +118,13 @@ export class SchemaModel {
         }
         return;
       }
+      case 'CreateTrigStmt': {
+        const fn = nameList(body.funcname)?.pop();
+        const table = tableKey(body.relation);
+        const name = stringField(body, 'trigname');
+        if (fn && table && name) this.triggers.set(fn, [...(this.triggers.get(fn) ?? []), `${table.replace(/^public\./, '')}.${name}`]);
+        return;
+      }
       case 'CreateEnumStmt': {
         const names = nameList(body.typeName);
         if (names) this.enums.add(names[names.length - 1]!);
@@ -124,6 +133,11 @@ export class SchemaModel {
       default:
         return;
     }
+  }
+
+  /** Triggers (`table.trigger`) that run this function. */
+  triggersCalling(fn: string): string[] {
+    return this.triggers.get(fn) ?? [];
   }
 
   /** Tables with a column of this type name. */

@@ -140,3 +140,30 @@ ALTER TABLE accounts ALTER COLUMN client_id SET NOT NULL;`);
     expect(report.codes).toEqual(['FM202']);
   });
 });
+
+describe('lint of what destroys by dependency', () => {
+  const codes = (...files: [string, string][]) =>
+    lintMigrations(files.map(([id, sql]) => migration(id, sql))).findings.filter((f) => f.allowedBecause === null).map((f) => `${f.code}@${f.migration}:${f.line}`);
+  it('reports CASCADE, DROP OWNED, large objects and DML without WHERE nested in another statement', () => {
+    expect(codes(['0001_a', 'DROP TABLE a CASCADE;\nTRUNCATE b CASCADE;\nALTER TABLE c DROP COLUMN x CASCADE;'])).toEqual(['FD108@0001_a:1', 'FD102@0001_a:1', 'FD108@0001_a:2', 'FD104@0001_a:2', 'FD103@0001_a:3', 'FD108@0001_a:3']);
+    expect(codes(['0001_a', 'DROP OWNED BY app_user;'])).toEqual(['FD109@0001_a:1']);
+    expect(codes(['0001_a', 'SELECT lo_unlink(file_oid) FROM attachments WHERE id < 3;'])).toEqual(['FD111@0001_a:1']);
+    expect(codes(['0001_a', 'WITH gone AS (DELETE FROM members RETURNING *) INSERT INTO archive SELECT * FROM gone;'])).toEqual(['FD105@0001_a:1']);
+  });
+  it('reports drops of a domain, an extension or a function that something uses, naming the users', () => {
+    const base: [string, string] = ['0001_base', `CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE TABLE accounts (id int PRIMARY KEY, balance positive, email citext);
+CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER accounts_audit AFTER INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION audit();`];
+    const findings = lintMigrations([migration(...base), migration('0002_drops', 'DROP DOMAIN positive;\nDROP EXTENSION citext;\nDROP FUNCTION audit();\nDROP FUNCTION unused();')]).findings.filter((f) => f.code === 'FD110');
+    expect(findings.map((f) => [f.line, f.message])).toEqual([
+      [1, 'DROP DOMAIN positive: columns of public.accounts use it.'],
+      [2, 'DROP EXTENSION citext: columns of public.accounts use its type.'],
+      [3, 'DROP FUNCTION audit: triggers accounts.accounts_audit run it.'],
+    ]);
+  });
+  it('warns of a data change outside the transaction', () => {
+    expect(codes(['0001_a', '-- flotilla:no-transaction\nDELETE FROM a WHERE id = 1;\nCREATE INDEX CONCURRENTLY a_x ON a (x);'])).toEqual(['FT403@0001_a:2']);
+  });
+});
