@@ -594,8 +594,8 @@ export class Flotilla {
       const reason = `before migrate: ${backup.reasons!.join('; ')}`;
       backup.id = (await this.backups.backup(tenant, server, context.set, { id: context.operationId }, { reason, runId: engine.runId })).id;
     };
-    const beforeApply = async (pending: readonly PendingPart[]): Promise<'apply' | 'stop'> => {
-      backup.reasons = this.backupReasons(pending, context.lint);
+    const beforeApply = async (pending: readonly PendingPart[], catalogRisks: readonly string[]): Promise<'apply' | 'stop'> => {
+      backup.reasons = this.backupReasons(pending, context.lint, catalogRisks);
       if (!backup.reasons || engine.dryRun) return 'apply';
       // A snapshot copies the database only while nobody, this session included, is connected.
       backup.snapshotFirst = tenant.kind === 'database' && this.config.backup.strategy === 'snapshot';
@@ -712,11 +712,11 @@ export class Flotilla {
    * beyond what the transaction and verification protect (see backupRisks).
    * Null: no backup.
    */
-  private backupReasons(pending: readonly PendingPart[], lint: LintReport): readonly string[] | null {
+  private backupReasons(pending: readonly PendingPart[], lint: LintReport, catalogRisks: readonly string[]): readonly string[] | null {
     const policy = this.config.backup.policy;
     if (policy === 'never') return null;
     if (policy === 'always') return ['policy: always'];
-    const risks = backupRisks(pending, lint);
+    const risks = [...backupRisks(pending, lint), ...catalogRisks];
     return risks.length > 0 ? risks : null;
   }
 

@@ -62,8 +62,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Compare each affected table before commit: rows, tables and column data must not be lost. */
       enabled: z.boolean().default(true),
-      /** Tables with at most this many rows also get a checksum of their primary keys. */
+      /** Tables with at most this many rows are also hashed row by row: replaced rows and overwritten values are seen. */
       checksumMaxRows: z.number().int().min(0).default(100_000),
+      /** Existing values overwritten (an UPDATE, an upsert): reported, or refused unless allowed with FV705. */
+      values: z.enum(['report', 'refuse']).default('report'),
     })
     .prefault({}),
   backup: z

@@ -7,11 +7,11 @@ import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
 import type { Plan } from '../core/plan.js';
 import type { HistoryUpdate, PendingPart, Phase, ScheduledStatement, Split } from '../core/schedule.js';
 import { isNode, stringField } from '../core/sql/ast.js';
-import type { Loss, TableFingerprint } from '../core/verification.js';
-import { affectedRelations, describeLoss, findLosses, planRenames } from '../core/verification.js';
+import type { Loss, Overwrite } from '../core/verification.js';
+import { affectedRelations, planStatements } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
-import type { TableInfo } from './fingerprint.js';
-import { affectedTables, fingerprintAfter, fingerprintTables } from './fingerprint.js';
+import { effectsThroughExistingObjects } from './fingerprint.js';
+import { Verifier } from './verifier.js';
 import { pendingParts, schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
@@ -48,17 +48,18 @@ export interface EngineOptions {
   readonly target?: string;
   /** Plan only: read history, plan and schedule, change nothing. */
   readonly dryRun?: boolean;
-  /** Compare the affected tables before commit (default on). */
-  readonly verify?: { readonly enabled: boolean; readonly checksumMaxRows: number };
+  /** Compare the affected tables before commit (default on); overwritten values reported, or refused unless allowed. */
+  readonly verify?: { readonly enabled: boolean; readonly checksumMaxRows: number; readonly values?: 'report' | 'refuse' };
   /** Unallowed lint errors per migration id: a pending migration with any is refused. */
   readonly lintErrors?: ReadonlyMap<string, readonly Finding[]>;
   /**
    * Called under the tenant's lock once the plan is known, before anything runs,
-   * with the migrations about to be applied (a backup is taken here); in a dry
-   * run too, which stops there anyway. `stop` ends the upgrade there, unchanged,
-   * with status `planned`.
+   * with the migrations about to be applied and what the tenant's catalog adds
+   * to their effects (triggers and rules on the tables they change); a backup is
+   * taken here; in a dry run too, which stops there anyway. `stop` ends the
+   * upgrade there, unchanged, with status `planned`.
    */
-  readonly beforeApply?: (pending: readonly PendingPart[]) => Promise<'apply' | 'stop'>;
+  readonly beforeApply?: (pending: readonly PendingPart[], catalogRisks: readonly string[]) => Promise<'apply' | 'stop'>;
   /** Where the session comes from (a pool, for schema tenants sharing a database); default: a new connection. */
   readonly session?: SessionSource;
 }
@@ -88,8 +89,8 @@ export interface TargetResult {
   readonly outsideTransaction: number;
   readonly splits: readonly Split[];
   readonly durationMs: number;
-  /** Tables compared before commit, and the losses an allow directive accepted. */
-  readonly verification: { readonly tables: number; readonly allowedLosses: readonly Loss[] } | null;
+  /** Tables compared before commit, the losses an allow directive accepted, and the values overwritten. */
+  readonly verification: { readonly tables: number; readonly allowedLosses: readonly Loss[]; readonly overwrites: readonly Overwrite[] } | null;
 }
 
 export const ENGINE_DEFAULTS = {
@@ -148,11 +149,12 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
           verification: null,
         };
         if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
-        const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan)) : 'apply';
+        const catalogRisks = options.beforeApply ? await existingEffects(client, target, plan) : [];
+        const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan), catalogRisks) : 'apply';
         if (options.dryRun || go === 'stop') return { ...base, status: 'planned', durationMs: performance.now() - started };
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
-        const verifier = verify.enabled ? new Verifier(client, target, plan, verify.checksumMaxRows) : undefined;
+        const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report' }) : undefined;
         const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
         const context: RunContext = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false, unrecorded: new Map(), durations: new Map() };
         for (const [i, phase] of phases.entries()) {
@@ -197,8 +199,12 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
     await client.query('BEGIN');
     try {
       await client.query(`SELECT set_config('search_path', $1, true)`, [quoteIdent(target.schema)]);
-      await context.verifier?.takeBefore();
-      for (const item of phase.statements) await runStatement(item, context, durations);
+      const verifier = context.verifier;
+      await verifier?.begin(phase.statements.map((s) => s.statement));
+      for (const item of phase.statements) {
+        if (verifier) await verifier.around(item.statement, () => runStatement(item, context, durations));
+        else await runStatement(item, context, durations);
+      }
       if (phase === context.lastTransaction) await runVerifyFiles(context);
       await context.verifier?.check();
       await record();
@@ -213,14 +219,23 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
     await client.query(`SELECT set_config('search_path', $1, false)`, [quoteIdent(target.schema)]);
     context.sessionSearchPath = true;
   }
+  // Outside a transaction nothing can be rolled back: a statement that may change data is compared
+  // around, and a loss stops the upgrade there (the risky policy backed the tenant up first).
+  const verifier = phase.statement.statement.keepsData ? undefined : context.verifier;
   try {
-    if (!(await indexAlreadyBuilt(phase.statement, context))) await runStatement(phase.statement, context, durations);
+    if (!(await indexAlreadyBuilt(phase.statement, context))) {
+      await verifier?.begin([phase.statement.statement]);
+      if (verifier) await verifier.around(phase.statement.statement, () => runStatement(phase.statement, context, durations));
+      else await runStatement(phase.statement, context, durations);
+    }
   } catch (error) {
     // What ran before it is written down, when the session still works.
     await writeHistory(context).catch(() => undefined);
     throw error;
   }
   await record();
+  // It ran and is recorded: a loss found now is reported with the backup to restore, not run again.
+  await verifier?.check({ committed: true });
 }
 
 /** Writes the history of what ran since the last write, in one statement. */
@@ -310,51 +325,23 @@ function verifyError(tenant: string, where: string, what: string, cause?: unknow
   });
 }
 
-/** Takes the affected tables' fingerprint at the start of the transaction and compares it before each commit. */
-class Verifier {
-  private tables: TableInfo[] | undefined;
-  private before: TableFingerprint[] = [];
-  private allowed: Loss[] = [];
+/** The tenant's schemas, for verification (null: every schema of a database tenant's database). */
+function tenantSchemas(target: MigrationTarget): readonly string[] | null {
+  return target.schemaMap ? [...new Set([target.schema, ...target.schemaMap.values()])] : null;
+}
 
-  constructor(
-    private readonly client: pg.ClientBase,
-    private readonly target: MigrationTarget,
-    private readonly plan: Plan<ParsedMigration>,
-    private readonly checksumMaxRows: number,
-  ) {}
-
-  async takeBefore(): Promise<void> {
-    if (this.tables) return;
-    const schemas = this.target.schemaMap ? [...new Set([this.target.schema, ...this.target.schemaMap.values()])] : null;
-    const affected = affectedRelations(this.plan);
-    // Nothing in the plan can lose data (only new tables, columns, indexes, constraints): no catalog query.
-    this.tables = affected.all || affected.names.size > 0 ? await affectedTables(this.client, schemas, affected) : [];
-    this.before = await fingerprintTables(this.client, this.tables, this.checksumMaxRows);
-  }
-
-  async check(): Promise<void> {
-    // A table that held no rows cannot lose any: only those with rows are compared.
-    const holding = (this.tables ?? []).filter((_, i) => this.before[i]!.rows > 0);
-    if (holding.length === 0) return;
-    const after = await fingerprintAfter(this.client, holding, planRenames(this.plan), this.checksumMaxRows);
-    const losses = findLosses(this.before, after, this.plan);
-    const refused = losses.filter((l) => l.allowedBecause === null);
-    if (refused.length > 0) {
-      throw new FlotillaError(
-        'FLO_DATA_LOSS',
-        `Tenant ${this.target.tenant}: the upgrade would lose data, so it was rolled back and the tenant is as before:\n  ${refused.map(describeLoss).join('\n  ')}`,
-        {
-          hint: 'If this loss is intended, put -- flotilla:allow <CODE> reason="why" (the code shown) next to the statement that causes it; otherwise fix the migration.',
-          meta: { tenant: this.target.tenant, losses: refused.map((l) => ({ code: l.code, table: l.table, column: l.column ?? null, before: l.before, after: l.after })) },
-        },
-      );
-    }
-    this.allowed = losses;
-  }
-
-  summary(): { tables: number; allowedLosses: Loss[] } {
-    return { tables: this.tables?.length ?? 0, allowedLosses: this.allowed };
-  }
+/**
+ * Triggers and rules the tenant already has on the tables the plan's data
+ * statements change: they fire during the upgrade and may change any table, so
+ * the risky policy backs such an upgrade up. No query when no statement changes rows.
+ */
+async function existingEffects(client: pg.ClientBase, target: MigrationTarget, plan: Plan<ParsedMigration>): Promise<string[]> {
+  const statements = planStatements(plan);
+  const written = [...new Set(statements.filter((s) => s.writes.length > 0 && (s.kind === 'InsertStmt' || s.kind === 'UpdateStmt' || s.kind === 'DeleteStmt' || s.kind === 'MergeStmt' || !s.keepsData)).flatMap((s) => s.writes))];
+  const found = await effectsThroughExistingObjects(client, tenantSchemas(target), written);
+  // A trigger or rule the plan itself creates fires on its later data statements.
+  const created = statements.some((s) => s.changesLaterEffects) && written.length > 0 ? ['a trigger, rule or function made by these migrations, with data statements after it'] : [];
+  return [...found.map((what) => `${what}, which fires on the upgrade's data statements`), ...created];
 }
 
 function statementError(cause: unknown, migration: ParsedMigration, line: number, sql: string, tenant: string): FlotillaError {
