@@ -47,6 +47,7 @@ import { becomeRunner, runRollout } from './fleet/runner.js';
 import { assignWaves, failureBudget } from './fleet/waves.js';
 import type { PendingPart } from './core/schedule.js';
 import { backupRisks } from './backup/risk.js';
+import { describeLoss, describeOverwrite } from './core/verification.js';
 import type { Backup, BackupStrategy } from './backup/catalog.js';
 import { blockingFindings, lintOptions, lintSet } from './lint/lint-config.js';
 
@@ -758,7 +759,11 @@ function auditOfOutcome(outcome: TenantOutcome, context: { runId: string; dryRun
   const base = { command: 'migrate', arguments: { dryRun: context.dryRun, allowOutOfOrder: context.allowOutOfOrder }, tenant: outcome.tenant, durationMs: outcome.durationMs, runId: context.runId };
   if (outcome.status === 'failed') return { ...base, outcome: 'failed', errorCode: outcome.error.code, errorMessage: outcome.error.message };
   if ('reason' in outcome) return { ...base, outcome: 'skipped', errorMessage: outcome.reason };
-  return { ...base, outcome: outcome.status, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion, backupId: outcome.backup?.id ?? null };
+  const verification = outcome.verification;
+  const details = verification
+    ? { tablesVerified: verification.tables, allowedLosses: verification.allowedLosses.map((l) => `${describeLoss(l)} — ${l.allowedBecause}`), overwrites: verification.overwrites.map(describeOverwrite) }
+    : null;
+  return { ...base, outcome: outcome.status, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion, backupId: outcome.backup?.id ?? null, details };
 }
 
 /** A server as the API shows it: its URL without a password. */

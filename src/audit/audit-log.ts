@@ -19,6 +19,8 @@ export interface AuditEventInput {
   readonly runId?: string | null;
   /** The command (operation) this event belongs to: its start, its tenants' events and its end share it. */
   readonly operationId?: string | null;
+  /** What verification saw (tables compared, allowed losses, values overwritten), for a tenant's upgrade. */
+  readonly details?: Record<string, unknown> | null;
 }
 
 export interface AuditEvent extends Required<AuditEventInput> {
@@ -36,7 +38,7 @@ export function currentActor(): string {
   }
 }
 
-export const AUDIT_COLUMNS = 'actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id';
+export const AUDIT_COLUMNS = 'actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id, details';
 
 export const AUDIT_INSERT = `INSERT INTO flotilla.audit_events (${AUDIT_COLUMNS}) VALUES (${AUDIT_COLUMNS.split(',').map((_, i) => `$${i + 1}`).join(', ')})`;
 
@@ -56,6 +58,7 @@ export function auditRow(actor: string, event: AuditEventInput): unknown[] {
     event.backupId ?? null,
     event.runId ?? null,
     event.operationId ?? null,
+    event.details ? JSON.stringify(redactValue(event.details)) : null,
   ];
 }
 
@@ -72,7 +75,7 @@ export class AuditLog {
 
   async list(filter: { tenant?: string; since?: Date; limit?: number } = {}): Promise<AuditEvent[]> {
     const { rows } = await this.pool.query(
-      `SELECT id, at, actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id
+      `SELECT id, at, actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id, details
          FROM flotilla.audit_events
         WHERE ($1::text IS NULL OR tenant = $1) AND ($2::timestamptz IS NULL OR at >= $2)
         ORDER BY id DESC LIMIT $3`,
@@ -94,6 +97,7 @@ export class AuditLog {
       backupId: r.backup_id,
       runId: r.run_id,
       operationId: r.operation_id,
+      details: r.details,
     }));
   }
 }

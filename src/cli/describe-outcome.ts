@@ -1,4 +1,4 @@
-import { describeLoss } from '../core/verification.js';
+import { describeLoss, describeOverwrite } from '../core/verification.js';
 import type { TenantOutcome } from '../flotilla.js';
 
 /** One line (or a few) per tenant, as `migrate` prints them live. */
@@ -19,6 +19,8 @@ export function describeOutcome(outcome: TenantOutcome): string {
         outcome.backup ? `${outcome.backup.id ? `backup ${outcome.backup.id.slice(0, 8)} taken first` : 'would take a backup first'} (${outcome.backup.reasons.slice(0, 3).join(', ')}${outcome.backup.reasons.length > 3 ? ', …' : ''})` : '',
         outcome.verification && outcome.verification.tables > 0 ? `${plural(outcome.verification.tables, 'table')} verified` : '',
         ...(outcome.verification?.allowedLosses ?? []).map((l) => `allowed: ${describeLoss(l)} — ${l.allowedBecause}`),
+        ...(outcome.verification?.overwrites ?? []).map((o) => `changed: ${describeOverwrite(o)}${o.allowedBecause ? ` — ${o.allowedBecause}` : ''}`),
+        ...(outcome.status === 'planned' ? (outcome.mayOverwrite ?? []).map((what) => `may overwrite: ${what}`) : []),
       ].filter(Boolean);
       const list = outcome.status === 'planned' ? `\n    ${outcome.migrations.join('\n    ')}` : '';
       return `✓ ${outcome.tenant}: ${verb} ${plural(outcome.migrations.length, 'migration')} (${plural(outcome.statements, 'statement')}, ${outcome.fromVersion ?? 'empty'} → ${outcome.toVersion}) in ${ms}${extra.length ? `; ${extra.join('; ')}` : ''}${list}`;

@@ -140,7 +140,10 @@ const ACCEPTED: Record<LossKind, readonly string[]> = {
  */
 export function tableLosses(comparison: TableComparison, segment: Segment, renames: Renames): Omit<Loss, 'allowedBecause'>[] {
   const { before: old, after: now } = comparison;
-  if (now === null) return [{ kind: 'table', code: 'FV702', table: old.table, before: old.rows, after: null }];
+  // An empty table, or a column without values, that a statement drops by name held nothing; one that
+  // disappears through a dependency (CASCADE, a dropped type or extension) is a loss all the same.
+  const named = segment.statements.some((s) => s.removes && s.writes.includes(old.table));
+  if (now === null) return old.rows === 0 && named ? [] : [{ kind: 'table', code: 'FV702', table: old.table, before: old.rows, after: null }];
   const losses: Omit<Loss, 'allowedBecause'>[] = [];
   const rowsLost = Math.max(0, old.rows - now.rows);
   const overwritten = segment.statements.some((s) => s.overwrites && s.writes.includes(old.table)) || segment.statements.some((s) => s.unbounded !== undefined);
@@ -154,7 +157,7 @@ export function tableLosses(comparison: TableComparison, segment: Segment, renam
     const renamed = renames.columns.get(`${old.table}.${column}`) ?? column;
     const remaining = now.columns[renamed];
     if (remaining === undefined || values - remaining > rowsLost) {
-      if (values === 0 && remaining !== undefined) continue;
+      if (values === 0 && (remaining !== undefined || named)) continue;
       losses.push({ kind: 'column', code: 'FV703', table: old.table, column, before: values, after: remaining ?? null });
     }
   }

@@ -2,7 +2,7 @@ import { spawnGuarded } from '../postgres/child-process.js';
 import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import { describeLoss } from '../core/verification.js';
+import { describeLoss, describeOverwrite } from '../core/verification.js';
 import type { TenantOutcome } from '../flotilla.js';
 import type { EventSink } from './events.js';
 import type { Rollout, RolloutStore, RunnerIdentity } from './rollout-store.js';
@@ -105,6 +105,7 @@ async function record(deps: RunnerDeps, rolloutId: string, outcome: TenantOutcom
         splits: outcome.splits.map((s) => `${s.before}: ${s.reason}`),
         verifiedTables: outcome.verification?.tables ?? 0,
         allowedLosses: (outcome.verification?.allowedLosses ?? []).map((l) => `${describeLoss(l)} — ${l.allowedBecause}`),
+        overwrites: (outcome.verification?.overwrites ?? []).map(describeOverwrite),
       };
       options.emit({ event: 'tenant.succeeded', rollout: rolloutId, tenant: outcome.tenant, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations.length, durationMs: Math.round(outcome.durationMs), backup: outcome.backup?.id ?? null, runner, details });
     } else {

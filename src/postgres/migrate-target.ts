@@ -89,6 +89,8 @@ export interface TargetResult {
   readonly outsideTransaction: number;
   readonly splits: readonly Split[];
   readonly durationMs: number;
+  /** In a dry run: the statements that may overwrite existing values, and where (`UPDATE of members at 0004_x.sql:3`). */
+  readonly mayOverwrite?: readonly string[];
   /** Tables compared before commit, the losses an allow directive accepted, and the values overwritten. */
   readonly verification: { readonly tables: number; readonly allowedLosses: readonly Loss[]; readonly overwrites: readonly Overwrite[] } | null;
 }
@@ -151,7 +153,7 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
         if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
         const catalogRisks = options.beforeApply ? await existingEffects(client, target, plan) : [];
         const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan), catalogRisks) : 'apply';
-        if (options.dryRun || go === 'stop') return { ...base, status: 'planned', durationMs: performance.now() - started };
+        if (options.dryRun || go === 'stop') return { ...base, status: 'planned', mayOverwrite: mayOverwrite(plan), durationMs: performance.now() - started };
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
         const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report' }) : undefined;
@@ -323,6 +325,16 @@ function verifyError(tenant: string, where: string, what: string, cause?: unknow
     meta: { tenant, where, result: what },
     ...(cause ? { cause } : {}),
   });
+}
+
+/** What a dry run says may overwrite existing values: statements that do, and those whose effect cannot be read. */
+function mayOverwrite(plan: Plan<ParsedMigration>): string[] {
+  return plan.steps.flatMap((step) =>
+    step.statements
+      .map((i) => step.migration.statements[i]!)
+      .filter((s) => s.overwrites || s.unbounded !== undefined)
+      .map((s) => `${s.unbounded ?? `${s.kind.replace(/Stmt$/, '').toUpperCase()} of ${s.writes.join(', ')}`} at ${step.migration.path}:${s.line}`),
+  );
 }
 
 /** The tenant's schemas, for verification (null: every schema of a database tenant's database). */

@@ -13,8 +13,10 @@ let project: TestProject;
 let flotilla: Flotilla;
 const control = () => `${project.prefix}_control`;
 
-/** Takes the control database back to its schema before 0005_ownership.sql. */
+/** Takes the control database back to its schema before 0005_ownership.sql (and what came after it). */
 const BEFORE_OWNERSHIP = `
+  ALTER TABLE flotilla.audit_events DROP COLUMN details;
+  DELETE FROM flotilla.flotilla_migrations WHERE version = '0006';
   DROP TABLE flotilla.storage;
   ALTER TABLE flotilla.tenants DROP COLUMN operation_id;
   DROP TABLE flotilla.operations;
