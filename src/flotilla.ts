@@ -33,7 +33,7 @@ import { provisionTenant } from './tenants/provisioning.js';
 import { Operations } from './operations/operations.js';
 import type { OperationContext } from './operations/operations.js';
 import { OwnedStorage } from './storage/owned-storage.js';
-import { claimTenantSchemas } from './storage/tenant-storage.js';
+import { claimTenantSchemas, ensureTenantRole } from './storage/tenant-storage.js';
 import { restoreBackup } from './backup/restore.js';
 import type { Finding, LintOptions, LintReport } from './lint/lint.js';
 import type { AuditEvent, AuditEventInput } from './audit/audit-log.js';
@@ -134,6 +134,8 @@ interface UpgradeContext {
   readonly lintErrors: ReadonlyMap<string, readonly Finding[]>;
   /** The schemas the registry records as each schema tenant's own, by tenant id. */
   readonly ownedSchemas: ReadonlyMap<string, readonly string[]>;
+  /** The roles the registry records for schema tenants, by tenant id. */
+  readonly ownedRoles: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface StatusProblem {
@@ -550,7 +552,8 @@ export class Flotilla {
     // One query for every schema tenant: an upgrade claims the schemas its migrations create only when some are new.
     const schemaTenantIds = tenants.filter((t) => t.kind === 'schema').map((t) => t.id);
     const ownedSchemas = schemaTenantIds.length > 0 ? await this.registry.storage.schemasOfTenants(schemaTenantIds) : new Map<string, string[]>();
-    return { set, servers, lint, lintErrors: blockingFindings(lint), ownedSchemas };
+    const ownedRoles = schemaTenantIds.length > 0 ? await this.registry.storage.schemasOfTenants(schemaTenantIds, 'role') : new Map<string, string[]>();
+    return { set, servers, lint, lintErrors: blockingFindings(lint), ownedSchemas, ownedRoles };
   }
 
   /**
@@ -571,6 +574,8 @@ export class Flotilla {
         const session = tenant.kind === 'schema' ? this.sessions.source(server.url, tenant.database, 16) : undefined;
         const allowOutOfOrder = options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder;
         const engine = { ...this.engineOptions(), lintErrors: context.lintErrors, runId: options.runId, target: options.target, allowOutOfOrder, session, dryRun: options.dryRun };
+        // A schema tenant made before roles existed gets its own now; its migrations run under it.
+        if (!options.dryRun) await ensureTenantRole(tenant, this.storage, context.ownedRoles.get(tenant.id) ?? []);
         // The schemas this upgrade's migrations create become the tenant's before they exist (a dry run only checks).
         await claimTenantSchemas(tenant, server, context.set, this.storage, { known: context.ownedSchemas.get(tenant.id) ?? [], checkOnly: options.dryRun });
         outcome = await this.migrateWithBackup(tenant, server, migrationTarget(tenant, server, context.set), engine, { ...context, operationId: options.operationId });

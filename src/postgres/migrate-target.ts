@@ -11,6 +11,7 @@ import type { Loss, Overwrite } from '../core/verification.js';
 import { affectedRelations, planStatements } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
 import { effectsThroughExistingObjects } from './fingerprint.js';
+import { ownTenantSchemas } from './tenant-role.js';
 import { Verifier } from './verifier.js';
 import { pendingParts, schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
@@ -33,6 +34,11 @@ export interface MigrationTarget {
   readonly schemaMap?: ReadonlyMap<string, string>;
   /** Create `schema` if missing (the control plane's own schema); tenants' schemas are made at provisioning. */
   readonly createSchema?: boolean;
+  /**
+   * A schema tenant's own role (it must exist): the tenant's schemas are given
+   * to it, and the migrations run under it, so they cannot reach another tenant.
+   */
+  readonly role?: string;
 }
 
 export interface EngineOptions {
@@ -154,6 +160,8 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
         const catalogRisks = options.beforeApply ? await existingEffects(client, target, plan) : [];
         const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan), catalogRisks) : 'apply';
         if (options.dryRun || go === 'stop') return { ...base, status: 'planned', mayOverwrite: mayOverwrite(plan), durationMs: performance.now() - started };
+        // What the tenant holds becomes its role's (made before roles, restored, or Flotilla's own history table).
+        if (target.role) await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
         const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report' }) : undefined;
@@ -203,10 +211,13 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
       await client.query(`SELECT set_config('search_path', $1, true)`, [quoteIdent(target.schema)]);
       const verifier = context.verifier;
       await verifier?.begin(phase.statements.map((s) => s.statement));
+      await enterRole(context, true);
       for (const item of phase.statements) {
-        if (verifier) await verifier.around(item.statement, () => runStatement(item, context, durations));
-        else await runStatement(item, context, durations);
+        const run = () => asRoleUnless(item, context, () => runStatement(item, context, durations));
+        if (verifier) await verifier.around(item.statement, run, asOwner(context, true));
+        else await run();
       }
+      await leaveRole(context);
       if (phase === context.lastTransaction) await runVerifyFiles(context);
       await context.verifier?.check();
       await record();
@@ -227,8 +238,14 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
   try {
     if (!(await indexAlreadyBuilt(phase.statement, context))) {
       await verifier?.begin([phase.statement.statement]);
-      if (verifier) await verifier.around(phase.statement.statement, () => runStatement(phase.statement, context, durations));
-      else await runStatement(phase.statement, context, durations);
+      await enterRole(context, false);
+      try {
+        const run = () => asRoleUnless(phase.statement, context, () => runStatement(phase.statement, context, durations));
+        if (verifier) await verifier.around(phase.statement.statement, run, asOwner(context, false));
+        else await run();
+      } finally {
+        await leaveRole(context).catch(() => undefined);
+      }
     }
   } catch (error) {
     // What ran before it is written down, when the session still works.
@@ -238,6 +255,34 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
   await record();
   // It ran and is recorded: a loss found now is reported with the backup to restore, not run again.
   await verifier?.check({ committed: true });
+}
+
+/** Takes the tenant's role (for the transaction, or the session until `leaveRole`); database tenants have none. */
+async function enterRole(context: RunContext, local: boolean): Promise<void> {
+  if (context.target.role) await context.client.query(`SET ${local ? 'LOCAL ' : ''}ROLE ${quoteIdent(context.target.role)}`);
+}
+
+async function leaveRole(context: RunContext): Promise<void> {
+  if (context.target.role) await context.client.query('RESET ROLE');
+}
+
+/** Runs Flotilla's own work (verification's checkpoints) as the session's user, then takes the tenant's role again. */
+function asOwner(context: RunContext, local: boolean): (work: () => Promise<void>) => Promise<void> {
+  return async (work) => {
+    if (!context.target.role) return work();
+    await leaveRole(context);
+    await work().then(
+      () => enterRole(context, local),
+      // The error is what matters; the transaction (or session) it broke is rolled back (or let go).
+      (error: unknown) => enterRole(context, local).then(() => Promise.reject(error), () => Promise.reject(error)),
+    );
+  };
+}
+
+/** CREATE EXTENSION runs as Flotilla's own user: extensions are the database's, made by its owner, not a tenant's. */
+async function asRoleUnless(item: ScheduledStatement, context: RunContext, run: () => Promise<void>): Promise<void> {
+  if (!context.target.role || item.statement.kind !== 'CreateExtensionStmt') return run();
+  return asOwner(context, item.statement.nonTransactional === undefined)(run);
 }
 
 /** Writes the history of what ran since the last write, in one statement. */

@@ -61,8 +61,12 @@ export class Verifier {
     this.largeObjects = all ? { ...(await hashLargeObjects(this.client)), from: 0 } : undefined;
   }
 
-  /** Runs one statement, with checkpoints around it when it carries an allow, and its type changes checked first. */
-  async around(statement: Statement, run: () => Promise<void>): Promise<void> {
+  /**
+   * Runs one statement, with checkpoints around it when it carries an allow, and
+   * its type changes checked first. `asOwner` runs the checkpoints as the
+   * session's own user when the statement runs under a tenant's role.
+   */
+  async around(statement: Statement, run: () => Promise<void>, asOwner: (work: () => Promise<void>) => Promise<void> = (work) => work()): Promise<void> {
     const lossy = await typeChangeLosses(this.client, statement);
     for (const loss of lossy) {
       const allowedBecause = allowanceFor('values', loss.table, { statements: [statement], allowing: statement }, planRenames([]));
@@ -71,10 +75,10 @@ export class Verifier {
     }
     const allows = statement.allows.some((a) => a.reason !== '');
     const reached = allows ? this.reachedBy(statement) : [];
-    if (reached.length > 0) await this.checkpoint(reached, undefined);
+    if (reached.length > 0) await asOwner(() => this.checkpoint(reached, undefined));
     await run();
     this.executed.push(statement);
-    if (reached.length > 0) await this.checkpoint(reached, statement);
+    if (reached.length > 0) await asOwner(() => this.checkpoint(reached, statement));
   }
 
   /**

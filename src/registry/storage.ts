@@ -74,12 +74,12 @@ export class StorageRegistry {
     return rows.map(toClaim);
   }
 
-  /** The tenants' own schemas, for many tenants at once. */
-  async schemasOfTenants(tenantIds: readonly string[]): Promise<Map<string, string[]>> {
+  /** The tenants' own schemas (or roles), for many tenants at once. */
+  async schemasOfTenants(tenantIds: readonly string[], kind: 'schema' | 'role' = 'schema'): Promise<Map<string, string[]>> {
     const { rows } = await this.pool.query<{ tenant_id: string; names: string[] }>(
       `SELECT tenant_id, array_agg(name ORDER BY name) AS names FROM flotilla.storage
-        WHERE tenant_id = ANY($1::uuid[]) AND purpose = 'tenant' AND kind = 'schema' GROUP BY tenant_id`,
-      [tenantIds],
+        WHERE tenant_id = ANY($1::uuid[]) AND purpose = 'tenant' AND kind = $2 GROUP BY tenant_id`,
+      [tenantIds, kind],
     );
     return new Map(rows.map((r) => [r.tenant_id, r.names]));
   }

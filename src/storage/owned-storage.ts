@@ -3,6 +3,7 @@ import { FlotillaError } from '../core/errors.js';
 import { withClient } from '../postgres/connect.js';
 import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, endCreation, ensureDatabase, holdsOnlyTenantSchemas, renameDatabase, renameSchema, schemaExists } from '../postgres/provision.js';
 import { adminDatabase } from '../postgres/server-url.js';
+import { createTenantRole, dropTenantRole, roleExists } from '../postgres/tenant-role.js';
 import { hostTag } from '../postgres/process-tag.js';
 import type { StorageClaim, StorageOwner, StorageRef, StorageRegistry } from '../registry/storage.js';
 import { describeRef } from '../registry/storage.js';
@@ -43,7 +44,17 @@ export class OwnedStorage {
         throw error;
       });
     }
-    throw new FlotillaError('FLO_INTERNAL', `Roles are not made by Flotilla yet (${ref.name}).`);
+    return withClient(url, adminDatabase(url), (admin) => roleExists(admin, ref.name));
+  }
+
+  /** Makes a schema tenant's role under a claim (refused when a role of that name exists that Flotilla did not make for it). */
+  async createRole(ref: StorageRef & { kind: 'role'; database: string }, owner: StorageOwner): Promise<StorageClaim> {
+    const claim = await this.claimAbsent(ref, owner);
+    const url = await this.urls(ref.server);
+    await withClient(url, ref.database, async (client) => {
+      if (!(await roleExists(client, ref.name))) await createTenantRole(client, ref.name, ref.database);
+    });
+    return claim;
   }
 
   /**
@@ -131,6 +142,12 @@ export class OwnedStorage {
     else if (ref.kind === 'schema') {
       await withClient(url, ref.database!, (client) => dropSchemas(client, [ref.name])).catch((error: FlotillaError) => {
         if ((error.cause as { code?: string } | undefined)?.code !== '3D000') throw error;
+      });
+    } else if (ref.kind === 'role') {
+      // What it still holds in the tenant's database goes first; with that database gone, only the role is left.
+      await withClient(url, ref.database!, (client) => dropTenantRole(client, ref.name)).catch(async (error: FlotillaError) => {
+        if ((error.cause as { code?: string } | undefined)?.code !== '3D000') throw error;
+        await withClient(url, adminDatabase(url), (admin) => dropTenantRole(admin, ref.name));
       });
     }
   }

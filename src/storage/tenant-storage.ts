@@ -4,13 +4,26 @@ import { historyExists, readHistory } from '../postgres/history.js';
 import { existingSchemas } from '../postgres/provision.js';
 import type { Server, Tenant } from '../registry/types.js';
 import { tenantSchemaMap } from '../core/sql/schema-rewrite.js';
-import { ownedSchemas } from '../tenants/placement.js';
+import { ownedSchemas, tenantRole } from '../tenants/placement.js';
 import type { OwnedStorage } from './owned-storage.js';
 import { notFlotillas } from './owned-storage.js';
 
-/** Removes everything the registry records as the tenant's own (databases, schemas), then those claims. */
+/** Removes everything the registry records as the tenant's own (databases, schemas, then its role), then those claims. */
 export async function removeTenantStorage(tenant: Tenant, storage: OwnedStorage): Promise<void> {
-  for (const claim of await storage.claims.ofTenant(tenant.id)) await storage.drop(claim);
+  const claims = await storage.claims.ofTenant(tenant.id);
+  for (const claim of [...claims.filter((c) => c.kind !== 'role'), ...claims.filter((c) => c.kind === 'role')]) await storage.drop(claim);
+}
+
+/**
+ * A schema tenant's own role, made and claimed when it has none yet (at
+ * provisioning, or at the first upgrade of a tenant made before roles existed).
+ * `known`: the roles the registry already records for it (read in bulk by the caller).
+ */
+export async function ensureTenantRole(tenant: Tenant, storage: OwnedStorage, known?: readonly string[]): Promise<void> {
+  if (tenant.kind !== 'schema') return;
+  const role = tenantRole(tenant);
+  if ((known ?? (await storage.claims.ofTenant(tenant.id)).map((c) => c.name)).includes(role)) return;
+  await storage.createRole({ server: tenant.server, kind: 'role', database: tenant.database, name: role }, { purpose: 'tenant', tenantId: tenant.id });
 }
 
 /**

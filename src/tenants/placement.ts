@@ -18,8 +18,13 @@ export function migrationTarget(tenant: Tenant, server: Server, set: MigrationSe
     serverUrl: server.url,
     database: tenant.database,
     schema: tenant.schema,
-    ...(tenant.kind === 'schema' ? { schemaMap: tenantSchemaMap(tenant.schema, set.createdSchemas) } : {}),
+    ...(tenant.kind === 'schema' ? { schemaMap: tenantSchemaMap(tenant.schema, set.createdSchemas), role: tenantRole(tenant) } : {}),
   };
+}
+
+/** A schema tenant's own role, named by its id (roles are shared by every database of the server). */
+export function tenantRole(tenant: Pick<Tenant, 'id'>): string {
+  return `flotilla_tenant_${tenant.id.replaceAll('-', '')}`;
 }
 
 /** Every schema a schema tenant owns: its own and one per schema its migrations create. */

@@ -7,7 +7,7 @@ import { isFlotillaStorage } from '../postgres/provision.js';
 import type { Registry } from '../registry/registry.js';
 import type { Server, Tenant, TenantKind } from '../registry/types.js';
 import type { OwnedStorage } from '../storage/owned-storage.js';
-import { claimTenantSchemas, removeTenantStorage } from '../storage/tenant-storage.js';
+import { claimTenantSchemas, ensureTenantRole, removeTenantStorage } from '../storage/tenant-storage.js';
 import { migrationTarget, placeTenant } from './placement.js';
 
 export interface NewTenant {
@@ -58,6 +58,8 @@ export async function provisionTenant(
       await storage.createSchema({ server: tenant.server, kind: 'schema', database: tenant.database, name: tenant.schema }, { purpose: 'tenant', tenantId: tenant.id });
       // The schemas its migrations will create are its own from now on (refused if something holds their names).
       await claimTenantSchemas(tenant, input.server, set, storage);
+      // Its own role, under which its migrations run: it can reach no other tenant's schemas.
+      await ensureTenantRole(tenant, storage);
     }
     op.assertAlive();
     const result = await migrateTarget(migrationTarget(tenant, input.server, set), set, deps.engine);

@@ -59,9 +59,14 @@ export async function testProject(): Promise<TestProject> {
       const snapshots = await withClient(url, `${prefix}_control`, async (client) =>
         (await client.query<{ location: string }>(`SELECT location FROM flotilla.backups WHERE strategy = 'snapshot'`)).rows.map((r) => r.location),
       ).catch(() => [] as string[]);
+      // Schema tenants' roles belong to the server, not to a database: found in this project's claims.
+      const roles = await withClient(url, `${prefix}_control`, async (client) =>
+        (await client.query<{ name: string }>(`SELECT name FROM flotilla.storage WHERE kind = 'role'`)).rows.map((r) => r.name),
+      ).catch(() => [] as string[]);
       await withClient(url, 'postgres', async (admin) => {
         const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${prefix}%`]);
         for (const datname of [...snapshots, ...rows.map((r) => r.datname)]) await dropDatabase(admin, datname);
+        for (const role of roles) await admin.query(`DROP ROLE IF EXISTS "${role}"`);
       });
       await rm(dir, { recursive: true, force: true });
     },

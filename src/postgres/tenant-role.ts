@@ -1,0 +1,61 @@
+import type pg from 'pg';
+import { quoteIdent } from '../core/sql/quote.js';
+
+/**
+ * A schema tenant's own role: it owns the tenant's schemas and what is in them,
+ * and has no privilege on any other tenant's, so the tenant's migrations, run
+ * under it, cannot reach another tenant whatever SQL they build at run time.
+ */
+export async function roleExists(client: pg.ClientBase, role: string): Promise<boolean> {
+  const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+  return rows.length > 0;
+}
+
+/** Creates the role (no login), lets this session's user act as it, and lets it make schemas and temporary tables in the tenant's database. */
+export async function createTenantRole(client: pg.ClientBase, role: string, database: string): Promise<void> {
+  await client.query(`CREATE ROLE ${quoteIdent(role)} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT`);
+  await client.query(`GRANT ${quoteIdent(role)} TO CURRENT_USER`);
+  await client.query(`GRANT CREATE, TEMPORARY ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(role)}`);
+}
+
+/** Drops the role: what it still owns or was granted in the tenant's database first (its schemas are gone by then). */
+export async function dropTenantRole(client: pg.ClientBase, role: string): Promise<void> {
+  if (!(await roleExists(client, role))) return;
+  await client.query(`DROP OWNED BY ${quoteIdent(role)}`);
+  await client.query(`DROP ROLE ${quoteIdent(role)}`);
+}
+
+/**
+ * Gives the role what the tenant's schemas hold and it does not own yet: the
+ * schemas themselves, tables, views, sequences of their own, types, domains and
+ * functions (made before roles existed, by a restore, or by Flotilla itself such
+ * as the history table). One catalog query when there is nothing to change.
+ */
+export async function ownTenantSchemas(client: pg.ClientBase, role: string, schemas: readonly string[]): Promise<number> {
+  const { rows } = await client.query<{ sql: string }>(
+    `WITH r AS (SELECT oid FROM pg_roles WHERE rolname = $1)
+     SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, $1) AS sql, 0 AS o FROM pg_namespace n WHERE n.nspname = ANY($2) AND n.nspowner <> (SELECT oid FROM r)
+     UNION ALL
+     SELECT format('ALTER %s %I.%I OWNER TO %I', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, n.nspname, c.relname, $1), 1
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = ANY($2) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relowner <> (SELECT oid FROM r)
+        -- A sequence owned by a column follows its table.
+        AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+        AND NOT (c.relkind IN ('r', 'p') AND c.relispartition)
+     UNION ALL
+     SELECT format('ALTER %s %I.%I OWNER TO %I', CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, n.nspname, t.typname, $1), 2
+       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE n.nspname = ANY($2) AND t.typowner <> (SELECT oid FROM r) AND t.typtype IN ('e', 'd', 'c', 'r', 'm')
+        AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.classid = 'pg_type'::regclass AND d.deptype IN ('e', 'i'))
+     UNION ALL
+     SELECT format('ALTER ROUTINE %I.%I(%s) OWNER TO %I', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), $1), 3
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = ANY($2) AND p.proowner <> (SELECT oid FROM r) AND p.prokind IN ('f', 'p')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e')
+     ORDER BY 2`,
+    [role, [...schemas]],
+  );
+  for (const { sql } of rows) await client.query(sql);
+  return rows.length;
+}
