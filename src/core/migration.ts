@@ -4,7 +4,7 @@ import { FlotillaError } from './errors.js';
 import type { MigrationFile } from './migration-file.js';
 import type { AstNode } from './sql/ast.js';
 import { stringField, unwrap } from './sql/ast.js';
-import { keepsData, statementEffects } from './sql/effects.js';
+import { changesRole, keepsData, statementEffects } from './sql/effects.js';
 import type { RawStatement } from './sql/parser.js';
 import { eachStatement, parseOne, splitStatements } from './sql/parser.js';
 import {
@@ -38,6 +38,8 @@ export interface Statement extends RawStatement {
   readonly unbounded: string | undefined;
   /** Creates or changes a trigger, rule or function: later statements may do more than they say. */
   readonly changesLaterEffects: boolean;
+  /** Changes (or has code that may change) the role it runs as. */
+  readonly changesRole: boolean;
   readonly addsEnumValue: string | undefined;
   readonly strings: readonly string[];
   /** For an index build: the table it builds on. */
@@ -95,6 +97,7 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
     // Built field by field, not by spreading `raw`: spreading into a literal this wide is slow, and a data
     // migration makes hundreds of thousands of these.
     const effects = statementEffects(raw.kind, raw.node);
+    const strings = stringConstants(raw.node);
     const facts = {
       index: statements.length,
       nonTransactional: directives.noTransaction ? 'flotilla:no-transaction' : nonTransactionalReason(raw.kind, raw.node),
@@ -107,7 +110,8 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
       unbounded: effects.unbounded,
       changesLaterEffects: effects.changesLaterEffects,
       addsEnumValue: addedEnumValue(raw.kind, raw.node),
-      strings: stringConstants(raw.node),
+      strings,
+      changesRole: changesRole(raw.kind, raw.node, strings),
       indexedTable: indexedTable(raw.kind, raw.node),
       safeBeforeIndexBuild: safeBeforeIndexBuild(raw.kind, raw.node),
       allows,
@@ -148,6 +152,7 @@ class DataStatement implements Statement {
   readonly unbounded: string | undefined;
   /** Creates or changes a trigger, rule or function: later statements may do more than they say. */
   readonly changesLaterEffects: boolean;
+  readonly changesRole: boolean;
   readonly addsEnumValue: string | undefined;
   readonly strings: readonly string[];
   readonly indexedTable: string | undefined;
@@ -172,6 +177,7 @@ class DataStatement implements Statement {
     this.overwrites = facts.overwrites;
     this.unbounded = facts.unbounded;
     this.changesLaterEffects = facts.changesLaterEffects;
+    this.changesRole = facts.changesRole;
     this.indexedTable = facts.indexedTable;
     this.safeBeforeIndexBuild = facts.safeBeforeIndexBuild;
     this.allows = facts.allows;

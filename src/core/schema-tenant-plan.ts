@@ -1,3 +1,4 @@
+import { FlotillaError } from './errors.js';
 import type { ParsedMigration } from './migration.js';
 import type { Plan } from './plan.js';
 import { rewriteForSchemaTenant } from './sql/schema-rewrite.js';
@@ -14,6 +15,13 @@ export function planForSchemaTenant(
   let rewritten = 0;
   const steps = plan.steps.map((step) => {
     const statements = step.migration.statements.map((statement) => {
+      // Its migrations run under the tenant's own role: one that could leave it could reach any tenant.
+      if (statement.changesRole) {
+        throw new FlotillaError('FLO_SCHEMA_ESCAPE', `${step.migration.path}:${statement.line}: this statement changes (or has code that may change) the role it runs as, which a schema tenant's migration may not.`, {
+          hint: 'Remove the SET ROLE, RESET ROLE, SET SESSION AUTHORIZATION, RESET ALL or DISCARD (also inside DO blocks and function bodies): a schema tenant\'s migrations run under its own role, so that they cannot reach another tenant.',
+          meta: { file: step.migration.path, line: statement.line },
+        });
+      }
       const result = rewriteForSchemaTenant(statement, { map, file: step.migration.path });
       if (result.rewritten) rewritten++;
       return result;

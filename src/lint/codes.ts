@@ -40,6 +40,7 @@ export const RULES = {
   FN602: { severity: 'error', family: 'tenancy', title: 'schema a tenant does not own', instead: 'Create the schema in a migration (each schema tenant gets its own copy), or use the database tenancy kind.' },
   FN603: { severity: 'error', family: 'tenancy', title: 'new table without the tenant column', instead: 'Add the tenant column (lint.tenantColumn), or list the table in lint.globalTables if it holds no tenant rows.' },
   FN604: { severity: 'error', family: 'tenancy', title: 'new table without row-level security', instead: 'ALTER TABLE ... ENABLE ROW LEVEL SECURITY and add a policy on the tenant column, in the same migration.' },
+  FN605: { severity: 'error', family: 'tenancy', title: 'change of role', instead: "Remove it: a schema tenant's migrations run under the tenant's own role, which they may not leave (migrate refuses it whatever the allows)." },
   FX901: { severity: 'error', family: 'directives', title: 'allow without a reason', instead: 'Write -- flotilla:allow <CODE> reason="why this is safe".' },
   FX902: { severity: 'error', family: 'directives', title: 'allow of an unknown code', instead: 'Use a code from `flotilla lint --codes` (README, "Lint codes").' },
   FX903: { severity: 'warning', family: 'directives', title: 'allow that matches nothing', instead: 'Remove it, or move it next to the statement it is meant for.' },

@@ -93,6 +93,7 @@ export function lintMigrations(migrations: readonly ParsedMigration[], options: 
 }
 
 function tenancyFindings(statement: ParsedMigration['statements'][number], migration: ParsedMigration, schemaMap: Map<string, string>): RawFinding[] {
+  if (statement.changesRole) return [{ code: 'FN605', message: "Changes the role it runs as (or has code that may): a schema tenant's migration runs under its own role and may not leave it." }];
   try {
     const rewritten = probeSchemaTenant(statement, { map: schemaMap, file: migration.path });
     return rewritten.rewritten ? [{ code: 'FN601', message: `Hard-coded schema (${rewritten.schemas.join(', ')}): schema tenants run this with it rewritten to their own schema.` }] : [];

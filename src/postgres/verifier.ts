@@ -51,8 +51,9 @@ export class Verifier {
     this.executed = [];
     const affected = affectedRelations(statements);
     let all = affected.all;
-    // A trigger or rule already on a table the statements change may change any other table.
-    if (!all && affected.names.size > 0) all = (await effectsThroughExistingObjects(this.client, this.options.schemas, [...affected.names])).length > 0;
+    // A trigger or rule already on a table the statements write to (a plain INSERT included) may change any other table.
+    const written = [...new Set(statements.flatMap((s) => s.writes))];
+    if (!all && written.length > 0) all = (await effectsThroughExistingObjects(this.client, this.options.schemas, written)).length > 0;
     const tables = all || affected.names.size > 0 ? await affectedTables(this.client, this.options.schemas, { all, names: affected.names }) : [];
     const holding = await tablesHoldingRows(this.client, tables);
     this.watched = [];
@@ -92,7 +93,11 @@ export class Verifier {
         const gone = await compareLargeObjects(this.client, this.largeObjects);
         if (gone > 0) {
           const loss: Omit<Loss, 'allowedBecause'> = { kind: 'large-objects', code: 'FV706', table: 'large objects', before: this.largeObjects.count, after: this.largeObjects.count - gone };
-          refused.push({ ...loss, allowedBecause: null });
+          // Large objects are not a table's: accepted only when one statement alone could reach them, with its allow.
+          const reaching = this.executed.filter((s) => s.unbounded !== undefined || s.changesLaterEffects);
+          const allowedBecause = reaching.length === 1 ? allowanceFor('large-objects', loss.table, { statements: this.executed, allowing: reaching[0]! }, planRenames([])) : null;
+          if (allowedBecause === null) refused.push({ ...loss, allowedBecause });
+          else this.allowed.push({ ...loss, allowedBecause });
         }
       }
       if (refused.length > 0) throw this.lossError(refused, options.committed ?? false);

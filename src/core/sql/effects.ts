@@ -15,6 +15,17 @@ export interface StatementEffects {
   readonly changesLaterEffects: boolean;
 }
 
+/** Role changes written in procedural code or strings it may execute. */
+const ROLE_CHANGE_TEXT = /\b(?:set|reset)\s+(?:local\s+|session\s+)?(?:role|session\s+authorization)\b|\breset\s+all\b|\bdiscard\b|set_config\s*\(\s*'(?:role|session_authorization)'/i;
+
+/** Whether a statement can change the role the session acts as: a schema tenant's migrations may not. */
+export function changesRole(kind: string, node: AstNode, strings: readonly string[]): boolean {
+  const body = unwrap(node);
+  if (kind === 'VariableSetStmt' && (body.kind === 'VAR_RESET_ALL' || body.name === 'role' || body.name === 'session_authorization')) return true;
+  if (kind === 'DiscardStmt') return true;
+  return strings.some((text) => ROLE_CHANGE_TEXT.test(text));
+}
+
 /**
  * Built-in functions that change nothing: common in back-fills, defaults and
  * checks. Any other call may run anything (a helper that deletes rows elsewhere,
