@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { randomUUID } from 'node:crypto';
-import { FlotillaError } from '../core/errors.js';
+import { FlotillaError, isFlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { ParsedMigration } from '../core/migration.js';
 import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
@@ -11,11 +11,12 @@ import type { Loss, Overwrite } from '../core/verification.js';
 import { affectedRelations, planStatements } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
 import { effectsThroughExistingObjects } from './fingerprint.js';
-import { ownTenantSchemas } from './tenant-role.js';
+import { ownTenantSchemas, TenantRunner } from './tenant-role.js';
 import { Verifier } from './verifier.js';
 import { pendingParts, schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
+import { nonTransactionalReason } from '../core/sql/statement.js';
 import { withTenantLock } from './advisory-lock.js';
 import { connect } from './connect.js';
 import { ensureHistoryTable, readHistory, recordHistory } from './history.js';
@@ -196,6 +197,8 @@ interface RunContext {
   /** History of statements outside the transaction that ran but is not written yet, by migration; their durations. */
   readonly unrecorded: Map<ParsedMigration, HistoryUpdate>;
   readonly durations: Map<string, number>;
+  /** A schema tenant's statements run through this, as its role. */
+  runner?: TenantRunner | undefined;
 }
 
 async function runPhase(phase: Phase, context: RunContext, recordLater = false): Promise<void> {
@@ -211,13 +214,14 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
       await client.query(`SELECT set_config('search_path', $1, true)`, [quoteIdent(target.schema)]);
       const verifier = context.verifier;
       await verifier?.begin(phase.statements.map((s) => s.statement));
-      await enterRole(context, true);
+      context.runner = context.target.role ? await TenantRunner.open(client, context.target.role) : undefined;
       for (const item of phase.statements) {
-        const run = () => asRoleUnless(item, context, () => runStatement(item, context, durations));
-        if (verifier) await verifier.around(item.statement, run, asOwner(context, true));
+        const run = () => runStatement(item, context, durations);
+        if (verifier) await verifier.around(item.statement, run);
         else await run();
       }
-      await leaveRole(context);
+      await context.runner?.close();
+      context.runner = undefined;
       if (phase === context.lastTransaction) await runVerifyFiles(context);
       await context.verifier?.check();
       await record();
@@ -238,13 +242,14 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
   try {
     if (!(await indexAlreadyBuilt(phase.statement, context))) {
       await verifier?.begin([phase.statement.statement]);
-      await enterRole(context, false);
+      context.runner = context.target.role ? await TenantRunner.open(client, context.target.role) : undefined;
       try {
-        const run = () => asRoleUnless(phase.statement, context, () => runStatement(phase.statement, context, durations));
-        if (verifier) await verifier.around(phase.statement.statement, run, asOwner(context, false));
+        const run = () => runStatement(phase.statement, context, durations);
+        if (verifier) await verifier.around(phase.statement.statement, run);
         else await run();
       } finally {
-        await leaveRole(context).catch(() => undefined);
+        await context.runner?.close().catch(() => undefined);
+        context.runner = undefined;
       }
     }
   } catch (error) {
@@ -255,34 +260,6 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
   await record();
   // It ran and is recorded: a loss found now is reported with the backup to restore, not run again.
   await verifier?.check({ committed: true });
-}
-
-/** Takes the tenant's role (for the transaction, or the session until `leaveRole`); database tenants have none. */
-async function enterRole(context: RunContext, local: boolean): Promise<void> {
-  if (context.target.role) await context.client.query(`SET ${local ? 'LOCAL ' : ''}ROLE ${quoteIdent(context.target.role)}`);
-}
-
-async function leaveRole(context: RunContext): Promise<void> {
-  if (context.target.role) await context.client.query('RESET ROLE');
-}
-
-/** Runs Flotilla's own work (verification's checkpoints) as the session's user, then takes the tenant's role again. */
-function asOwner(context: RunContext, local: boolean): (work: () => Promise<void>) => Promise<void> {
-  return async (work) => {
-    if (!context.target.role) return work();
-    await leaveRole(context);
-    await work().then(
-      () => enterRole(context, local),
-      // The error is what matters; the transaction (or session) it broke is rolled back (or let go).
-      (error: unknown) => enterRole(context, local).then(() => Promise.reject(error), () => Promise.reject(error)),
-    );
-  };
-}
-
-/** CREATE EXTENSION runs as Flotilla's own user: extensions are the database's, made by its owner, not a tenant's. */
-async function asRoleUnless(item: ScheduledStatement, context: RunContext, run: () => Promise<void>): Promise<void> {
-  if (!context.target.role || item.statement.kind !== 'CreateExtensionStmt') return run();
-  return asOwner(context, item.statement.nonTransactional === undefined)(run);
 }
 
 /** Writes the history of what ran since the last write, in one statement. */
@@ -323,11 +300,42 @@ async function indexAlreadyBuilt(scheduled: ScheduledStatement, context: RunCont
 async function runStatement({ migration, statement }: ScheduledStatement, context: RunContext, durations: Map<string, number>): Promise<void> {
   const started = performance.now();
   try {
-    await context.client.query(statement.sql);
+    await execute(statement, context);
   } catch (cause) {
+    if (isFlotillaError(cause)) throw cause;
     throw statementError(cause, migration, statement.line, statement.sql, context.target.tenant);
   }
   durations.set(migration.id, (durations.get(migration.id) ?? 0) + performance.now() - started);
+}
+
+/**
+ * Runs one statement: a schema tenant's as its role, through the function it
+ * cannot leave; those that cannot run inside a function (an index built
+ * concurrently, VACUUM) under SET ROLE, which no expression they evaluate may
+ * change; CREATE EXTENSION as Flotilla's own user (extensions are the database's).
+ */
+async function execute(statement: ScheduledStatement['statement'], context: RunContext): Promise<void> {
+  const { client, target, runner } = context;
+  if (!target.role || !runner || statement.kind === 'CreateExtensionStmt') {
+    await client.query(statement.sql);
+    return;
+  }
+  const direct = statement.nonTransactional !== undefined && statement.kind !== 'InsertStmt' && nonTransactionalReason(statement.kind, statement.node) !== undefined;
+  if (direct) {
+    await client.query(`SET ROLE ${quoteIdent(target.role)}`);
+    try {
+      await client.query(statement.sql);
+    } finally {
+      await client.query('RESET ROLE').catch(() => undefined);
+    }
+    return;
+  }
+  if (!(await runner.run(statement.sql))) {
+    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: a statement changed the function through which Flotilla runs the tenant's statements as its role; the upgrade was stopped.`, {
+      hint: 'Remove what replaces or alters pg_temp.flotilla_run from the migration.',
+      meta: { tenant: target.tenant },
+    });
+  }
 }
 
 /** Refuses a plan whose pending migrations hold lint errors no directive allows. */
@@ -402,7 +410,7 @@ async function existingEffects(client: pg.ClientBase, target: MigrationTarget, p
 }
 
 function statementError(cause: unknown, migration: ParsedMigration, line: number, sql: string, tenant: string): FlotillaError {
-  const pgError = cause as { message?: string; code?: string; position?: string; detail?: string };
+  const pgError = cause as { message?: string; code?: string; position?: string; internalPosition?: string; internalQuery?: string; detail?: string };
   // No SQLSTATE: the session itself broke (server stopped, network), not the statement.
   if (!pgError.code || /^(08|57P0)/.test(pgError.code) || /^E[A-Z]+$/.test(pgError.code)) {
     return new FlotillaError('FLO_CONNECTION_FAILED', `Tenant ${tenant}: the connection was lost at ${migration.path}:${line}: ${pgError.message ?? String(cause)}`, {
@@ -411,7 +419,8 @@ function statementError(cause: unknown, migration: ParsedMigration, line: number
       cause,
     });
   }
-  const position = Number(pgError.position);
+  // Run through a schema tenant's function, the statement is the function's inner query.
+  const position = Number(pgError.position ?? (pgError.internalQuery === sql ? pgError.internalPosition : undefined));
   const errorLine = Number.isFinite(position) && position > 0 ? line + (sql.slice(0, position - 1).match(/\n/g)?.length ?? 0) : line;
   const message = pgError.message ?? String(cause);
   return new FlotillaError(

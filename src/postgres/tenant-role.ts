@@ -59,3 +59,41 @@ export async function ownTenantSchemas(client: pg.ClientBase, role: string, sche
   for (const { sql } of rows) await client.query(sql);
   return rows.length;
 }
+
+/**
+ * Runs a schema tenant's statements as its role, in a way they cannot leave:
+ * each one is executed by a SECURITY DEFINER function owned by the role, inside
+ * which PostgreSQL refuses any change of role or session authorization, however
+ * the SQL is built (a DO block, a function, `set_config('role', …)`). The
+ * function lives in this session's temporary schema for one transaction (or one
+ * statement outside any), and each call checks it is still the one made here.
+ */
+export class TenantRunner {
+  private constructor(
+    private readonly client: pg.ClientBase,
+    private readonly check: readonly [number, number, string],
+  ) {}
+
+  static async open(client: pg.ClientBase, role: string): Promise<TenantRunner> {
+    await client.query(`CREATE FUNCTION pg_temp.flotilla_run(sql text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS ${RUNNER_BODY}`);
+    await client.query(`ALTER FUNCTION pg_temp.flotilla_run(text) OWNER TO ${quoteIdent(role)}`);
+    const { rows } = await client.query<{ oid: number; owner: number; src: string }>(
+      `SELECT p.oid::int AS oid, p.proowner::int AS owner, md5(p.prosrc) AS src FROM pg_proc p WHERE p.oid = 'pg_temp.flotilla_run(text)'::regprocedure`,
+    );
+    const found = rows[0]!;
+    return new TenantRunner(client, [found.oid, found.owner, found.src]);
+  }
+
+  /** Runs one statement as the role; false when the function was changed meanwhile (nothing ran). */
+  async run(sql: string): Promise<boolean> {
+    const [oid, owner, src] = this.check;
+    const result = await this.client.query(`SELECT pg_temp.flotilla_run($1) FROM pg_proc WHERE oid = $2 AND prosecdef AND proowner = $3 AND md5(prosrc) = $4`, [sql, oid, owner, src]);
+    return result.rowCount === 1;
+  }
+
+  async close(): Promise<void> {
+    await this.client.query('DROP FUNCTION IF EXISTS pg_temp.flotilla_run(text)');
+  }
+}
+
+const RUNNER_BODY = `$flotilla_run$ BEGIN EXECUTE sql; END $flotilla_run$`;

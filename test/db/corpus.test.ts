@@ -11,10 +11,11 @@ import { testProject } from '../support/project.js';
 /**
  * Everything in a database outside the given schemas: schemas, relations, types
  * and functions. \`pg_toast\` is left out: PostgreSQL itself keeps every table's
- * out-of-line storage there, whichever schema the table is in.
+ * out-of-line storage there, whichever schema the table is in; so are the
+ * temporary schemas sessions get (verification hashes rows into temporary tables).
  */
 const CATALOG_OUTSIDE = `
-  SELECT 'schema' AS kind, nspname AS schema, nspname AS name FROM pg_namespace WHERE NOT nspname = ANY($1)
+  SELECT 'schema' AS kind, nspname AS schema, nspname AS name FROM pg_namespace WHERE NOT nspname = ANY($1) AND nspname !~ '^pg_(toast_)?temp_'
   UNION ALL SELECT 'relation:' || c.relkind::text, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT n.nspname = ANY($1)
   UNION ALL SELECT 'type', n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE NOT n.nspname = ANY($1)
   UNION ALL SELECT 'function', n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE NOT n.nspname = ANY($1)

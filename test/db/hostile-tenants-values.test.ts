@@ -40,6 +40,18 @@ const cases: HostileCase[] = [
     expect: 'lint',
   },
   {
+    name: 'a role change built from pieces at run time: PostgreSQL refuses it inside the function the statement runs in',
+    class: 7,
+    files: ({ neighbour }) => ({ '0002_x.sql': `DO $$ BEGIN EXECUTE 'SET ' || 'RO' || 'LE ' || 'postgres'; EXECUTE format('DELETE FROM %I.notes', '${neighbour}'); END $$;` }),
+    expect: 'rollback',
+  },
+  {
+    name: "set_config('ro' || 'le') at run time",
+    class: 7,
+    files: ({ neighbour }) => ({ '0002_x.sql': `SELECT set_config('ro' || 'le', 'postgres', true);\nDO $$ BEGIN EXECUTE format('DELETE FROM %I.audit_log', '${neighbour}'); END $$;` }),
+    expect: 'rollback',
+  },
+  {
     name: "a qualified reference to another tenant's schema",
     class: 7,
     files: ({ neighbour }) => ({ '0002_x.sql': `DELETE FROM "${neighbour}".notes WHERE member_id = 2;` }),

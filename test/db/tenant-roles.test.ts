@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Flotilla } from '../../src/flotilla.js';
+import { tenantRole } from '../../src/tenants/placement.js';
+import type { TestProject } from '../support/project.js';
+import { testProject } from '../support/project.js';
+
+let project: TestProject;
+let flotilla: Flotilla;
+
+/** Owners of the schema and of every table, sequence, type and function in it. */
+async function owners(database: string, schema: string): Promise<string[]> {
+  const rows = await project.query<{ owner: string }>(
+    database,
+    `SELECT DISTINCT owner FROM (
+       SELECT nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = $1
+       UNION ALL SELECT c.relowner::regrole::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1
+       UNION ALL SELECT p.proowner::regrole::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1) o`,
+    [schema],
+  );
+  return rows.map((r) => r.owner);
+}
+
+beforeAll(async () => {
+  project = await testProject();
+  await project.write({
+    '0001_base.sql': "CREATE TABLE members (id serial PRIMARY KEY, name text);\nCREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1';\nINSERT INTO members (name) VALUES ('a');",
+  });
+  flotilla = await Flotilla.open({ config: project.config });
+});
+afterAll(async () => {
+  await flotilla?.close();
+  await project?.cleanup();
+});
+
+describe("a schema tenant's own role", () => {
+  it('is made at provisioning, recorded as the tenant’s, and owns everything in its schema', async () => {
+    const tenant = await flotilla.createTenant({ slug: 'alpha', kind: 'schema' });
+    const role = tenantRole(tenant);
+    expect((await flotilla.registry.storage.ofTenant(tenant.id)).map((c) => `${c.kind}:${c.name}`)).toContain(`role:${role}`);
+    expect(await owners(tenant.database, tenant.schema)).toEqual([role]);
+  });
+
+  it('is given to a tenant made before roles existed at its next upgrade, with what its schema holds', async () => {
+    const tenant = await flotilla.createTenant({ slug: 'beta', kind: 'schema' });
+    const role = tenantRole(tenant);
+    // As an older Flotilla left it: no role, everything owned by the connecting user.
+    await project.query(tenant.database, `REASSIGN OWNED BY "${role}" TO CURRENT_USER; DROP OWNED BY "${role}"`);
+    await project.query('postgres', `DROP ROLE "${role}"`);
+    await project.query(`${project.prefix}_control`, `DELETE FROM flotilla.storage WHERE kind = 'role' AND name = $1`, [role]);
+    expect(await owners(tenant.database, tenant.schema)).not.toContain(role);
+    await project.write({ '0002_more.sql': 'ALTER TABLE members ADD COLUMN email text;' });
+    const report = await flotilla.migrate({ tenants: ['beta'] });
+    expect(report.outcomes[0]!.status).toBe('succeeded');
+    expect(await owners(tenant.database, tenant.schema)).toEqual([role]);
+    expect((await flotilla.registry.storage.ofTenant(tenant.id)).some((c) => c.kind === 'role' && c.name === role)).toBe(true);
+  });
+
+  it("refuses a statement that reaches another tenant's schema with PostgreSQL's permission error", async () => {
+    const alpha = await flotilla.getTenant('alpha');
+    await project.write({ '0003_reach.sql': `DO $$ BEGIN EXECUTE 'DELETE FROM ' || quote_ident('${alpha.schema}') || '.members'; END $$;` });
+    const report = await flotilla.migrate({ tenants: ['beta'] });
+    const outcome = report.outcomes[0]!;
+    expect(outcome.status).toBe('failed');
+    if (outcome.status === 'failed') expect(outcome.error.message).toMatch(/permission denied for schema/);
+    expect(await project.query(alpha.database, `SELECT count(*)::int AS n FROM "${alpha.schema}".members`)).toEqual([{ n: 1 }]);
+  });
+});
