@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { quoteIdent } from '../core/sql/quote.js';
 
@@ -84,10 +85,16 @@ export class TenantRunner {
     return new TenantRunner(client, [found.oid, found.owner, found.src]);
   }
 
-  /** Runs one statement as the role; false when the function was changed meanwhile (nothing ran). */
+  /**
+   * Runs one statement as the role; false when the function was changed
+   * meanwhile (nothing ran). The statement is written into the query as a
+   * dollar-quoted string, so that `pg_stat_activity` shows what runs.
+   */
   async run(sql: string): Promise<boolean> {
     const [oid, owner, src] = this.check;
-    const result = await this.client.query(`SELECT pg_temp.flotilla_run($1) FROM pg_proc WHERE oid = $2 AND prosecdef AND proowner = $3 AND md5(prosrc) = $4`, [sql, oid, owner, src]);
+    let tag = '$flotilla_sql$';
+    while (sql.includes(tag)) tag = `$flotilla_${randomBytes(4).toString('hex')}$`;
+    const result = await this.client.query(`SELECT pg_temp.flotilla_run(${tag}${sql}${tag}) FROM pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND md5(prosrc) = $3`, [oid, owner, src]);
     return result.rowCount === 1;
   }
 

@@ -66,7 +66,7 @@ describe('tenant create, killed and run again', () => {
   it('killed while its migrations run (in the shared database of schema tenants): run again, it makes the tenant', async () => {
     const gate = await holdLock(project.config.tenants.schemaDatabase, 'SELECT pg_advisory_lock(4242)');
     const victim = start('tenant', 'create', 'two', '--kind', 'schema');
-    await waitingOnLock('SELECT pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
+    await waitingOnLock('%pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
     await victim.kill();
     await gate.release();
     const again = await cli('tenant', 'create', 'two', '--kind', 'schema');
@@ -109,7 +109,7 @@ describe('tenant create, killed and run again', () => {
   it('a create whose liveness session alone broke is not taken for dead by other commands; it stops itself and undoes what it made', async () => {
     const gate = await holdLock(project.config.tenants.schemaDatabase, 'SELECT pg_advisory_lock(4242)');
     const victim = start('tenant', 'create', 'five', '--kind', 'schema');
-    await waitingOnLock('SELECT pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
+    await waitingOnLock('%pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
     // Its liveness session ends (a network blip, an administrator's pg_terminate_backend); the process lives on.
     await project.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [String(victim.child.pid)]);
     await until(async () => (await sessions(`application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [String(victim.child.pid)])) === 0, 'its liveness session gone');

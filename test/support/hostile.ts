@@ -116,6 +116,8 @@ export function hostileSuite(title: string, id: string, cases: readonly HostileC
     const counts = new Map<string, number>();
     for (const t of tally) counts.set(t.outcome, (counts.get(t.outcome) ?? 0) + 1);
     console.log(`[flotilla hostile ${id}] ${tally.length} runs: ${[...counts].map(([o, n]) => `${o} ${n}`).join(', ')}`);
+    // One line per run, for SAFETY.md's table (npm test -- hostile, then count these lines).
+    for (const t of tally) console.log(`[flotilla hostile run] ${JSON.stringify(t)}`);
     await base?.close();
     await project?.cleanup();
   });
