@@ -575,7 +575,7 @@ export class Flotilla {
         const allowOutOfOrder = options.allowOutOfOrder ?? this.config.engine.allowOutOfOrder;
         const engine = { ...this.engineOptions(), lintErrors: context.lintErrors, runId: options.runId, target: options.target, allowOutOfOrder, session, dryRun: options.dryRun };
         // A schema tenant made before roles existed gets its own now; its migrations run under it.
-        if (!options.dryRun) await ensureTenantRole(tenant, this.storage, context.ownedRoles.get(tenant.id) ?? []);
+        if (!options.dryRun) await ensureTenantRole(tenant, this.storage, { known: context.ownedRoles.get(tenant.id) ?? [] });
         // The schemas this upgrade's migrations create become the tenant's before they exist (a dry run only checks).
         await claimTenantSchemas(tenant, server, context.set, this.storage, { known: context.ownedSchemas.get(tenant.id) ?? [], checkOnly: options.dryRun });
         outcome = await this.migrateWithBackup(tenant, server, migrationTarget(tenant, server, context.set), engine, { ...context, operationId: options.operationId });

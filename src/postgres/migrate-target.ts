@@ -11,7 +11,7 @@ import type { Loss, Overwrite } from '../core/verification.js';
 import { affectedRelations, planStatements } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
 import { effectsThroughExistingObjects } from './fingerprint.js';
-import { ownTenantSchemas, TenantRunner } from './tenant-role.js';
+import { ownsSchema, ownTenantSchemas, TenantRunner } from './tenant-role.js';
 import { Verifier } from './verifier.js';
 import { pendingParts, schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
@@ -162,7 +162,7 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
         const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan), catalogRisks) : 'apply';
         if (options.dryRun || go === 'stop') return { ...base, status: 'planned', mayOverwrite: mayOverwrite(plan), durationMs: performance.now() - started };
         // What the tenant holds becomes its role's (made before roles, restored, or Flotilla's own history table).
-        if (target.role) await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
+        if (target.role && !(await ownsSchema(client, target.role, target.schema))) await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
         const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report' }) : undefined;
@@ -209,19 +209,18 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
     if (!recordLater) await writeHistory(context);
   };
   if (phase.kind === 'transaction') {
+    // A schema tenant's function is made before the transaction, so that it outlives one rolled back.
+    context.runner = context.target.role ? await TenantRunner.of(client, context.target.role) : undefined;
     await client.query('BEGIN');
     try {
       await client.query(`SELECT set_config('search_path', $1, true)`, [quoteIdent(target.schema)]);
       const verifier = context.verifier;
       await verifier?.begin(phase.statements.map((s) => s.statement));
-      context.runner = context.target.role ? await TenantRunner.open(client, context.target.role) : undefined;
       for (const item of phase.statements) {
         const run = () => runStatement(item, context, durations);
         if (verifier) await verifier.around(item.statement, run);
         else await run();
       }
-      await context.runner?.close();
-      context.runner = undefined;
       if (phase === context.lastTransaction) await runVerifyFiles(context);
       await context.verifier?.check();
       await record();
@@ -242,15 +241,10 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
   try {
     if (!(await indexAlreadyBuilt(phase.statement, context))) {
       await verifier?.begin([phase.statement.statement]);
-      context.runner = context.target.role ? await TenantRunner.open(client, context.target.role) : undefined;
-      try {
-        const run = () => runStatement(phase.statement, context, durations);
-        if (verifier) await verifier.around(phase.statement.statement, run);
-        else await run();
-      } finally {
-        await context.runner?.close().catch(() => undefined);
-        context.runner = undefined;
-      }
+      context.runner = context.target.role ? await TenantRunner.of(client, context.target.role) : undefined;
+      const run = () => runStatement(phase.statement, context, durations);
+      if (verifier) await verifier.around(phase.statement.statement, run);
+      else await run();
     }
   } catch (error) {
     // What ran before it is written down, when the session still works.
@@ -320,6 +314,12 @@ async function execute(statement: ScheduledStatement['statement'], context: RunC
     await client.query(statement.sql);
     return;
   }
+  // A schema its migration creates (its own, by the rewrite) is made by Flotilla and given to the role.
+  if (statement.kind === 'CreateSchemaStmt') {
+    await client.query(statement.sql);
+    await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
+    return;
+  }
   const direct = statement.nonTransactional !== undefined && statement.kind !== 'InsertStmt' && nonTransactionalReason(statement.kind, statement.node) !== undefined;
   if (direct) {
     await client.query(`SET ROLE ${quoteIdent(target.role)}`);
@@ -330,9 +330,13 @@ async function execute(statement: ScheduledStatement['statement'], context: RunC
     }
     return;
   }
-  if (!(await runner.run(statement.sql))) {
-    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: a statement changed the function through which Flotilla runs the tenant's statements as its role; the upgrade was stopped.`, {
-      hint: 'Remove what replaces or alters pg_temp.flotilla_run from the migration.',
+  if (await runner.run(statement.sql)) return;
+  // The function is gone or was changed: a new one (under a new name) runs the statement, or nothing does.
+  TenantRunner.forget(client, target.role);
+  context.runner = await TenantRunner.of(client, target.role);
+  if (!(await context.runner.run(statement.sql))) {
+    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: the function through which Flotilla runs the tenant's statements as its role could not be used; the upgrade was stopped.`, {
+      hint: "Remove whatever in the migration changes Flotilla's functions in pg_temp.",
       meta: { tenant: target.tenant },
     });
   }

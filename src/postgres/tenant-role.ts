@@ -12,11 +12,19 @@ export async function roleExists(client: pg.ClientBase, role: string): Promise<b
   return rows.length > 0;
 }
 
-/** Creates the role (no login), lets this session's user act as it, and lets it make schemas and temporary tables in the tenant's database. */
-export async function createTenantRole(client: pg.ClientBase, role: string, database: string): Promise<void> {
-  await client.query(`CREATE ROLE ${quoteIdent(role)} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT`);
-  await client.query(`GRANT ${quoteIdent(role)} TO CURRENT_USER`);
-  await client.query(`GRANT CREATE, TEMPORARY ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(role)}`);
+/**
+ * Creates the role (no login) and lets this session's user act as it. It gets
+ * no privilege on the database itself: the schemas a tenant's migration creates
+ * are made by Flotilla and given to it.
+ */
+export async function createTenantRole(client: pg.ClientBase, role: string): Promise<void> {
+  await client.query(`CREATE ROLE ${quoteIdent(role)} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT; GRANT ${quoteIdent(role)} TO CURRENT_USER`);
+}
+
+/** Whether the tenant's schema already belongs to its role (then what is in it does too: it was given once, and the role made the rest). */
+export async function ownsSchema(client: pg.ClientBase, role: string, schema: string): Promise<boolean> {
+  const { rows } = await client.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1 AND nspowner = (SELECT oid FROM pg_roles WHERE rolname = $2)`, [schema, role]);
+  return rows.length > 0;
 }
 
 /** Drops the role: what it still owns or was granted in the tenant's database first (its schemas are gone by then). */
@@ -70,19 +78,35 @@ export async function ownTenantSchemas(client: pg.ClientBase, role: string, sche
  * statement outside any), and each call checks it is still the one made here.
  */
 export class TenantRunner {
+  private static readonly sessions = new WeakMap<pg.ClientBase, Map<string, TenantRunner>>();
+
   private constructor(
     private readonly client: pg.ClientBase,
+    private readonly name: string,
     private readonly check: readonly [number, number, string],
   ) {}
 
-  static async open(client: pg.ClientBase, role: string): Promise<TenantRunner> {
-    await client.query(`CREATE FUNCTION pg_temp.flotilla_run(sql text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS ${RUNNER_BODY}`);
-    await client.query(`ALTER FUNCTION pg_temp.flotilla_run(text) OWNER TO ${quoteIdent(role)}`);
-    const { rows } = await client.query<{ oid: number; owner: number; src: string }>(
-      `SELECT p.oid::int AS oid, p.proowner::int AS owner, md5(p.prosrc) AS src FROM pg_proc p WHERE p.oid = 'pg_temp.flotilla_run(text)'::regprocedure`,
-    );
+  /**
+   * The role's function in this session, made once (outside any transaction, so
+   * that it outlives a rolled-back one) under a name no migration can guess.
+   */
+  static async of(client: pg.ClientBase, role: string): Promise<TenantRunner> {
+    const known = TenantRunner.sessions.get(client) ?? new Map<string, TenantRunner>();
+    TenantRunner.sessions.set(client, known);
+    const cached = known.get(role);
+    if (cached) return cached;
+    const name = `pg_temp.flotilla_run_${randomBytes(8).toString('hex')}`;
+    await client.query(`CREATE FUNCTION ${name}(sql text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS ${RUNNER_BODY}; ALTER FUNCTION ${name}(text) OWNER TO ${quoteIdent(role)}`);
+    const { rows } = await client.query<{ oid: number; owner: number; src: string }>(`SELECT p.oid::int AS oid, p.proowner::int AS owner, md5(p.prosrc) AS src FROM pg_proc p WHERE p.oid = $1::regprocedure`, [`${name}(text)`]);
     const found = rows[0]!;
-    return new TenantRunner(client, [found.oid, found.owner, found.src]);
+    const runner = new TenantRunner(client, name, [found.oid, found.owner, found.src]);
+    known.set(role, runner);
+    return runner;
+  }
+
+  /** Forgets the role's function in this session (gone with a rolled-back transaction, a dropped role, or changed). */
+  static forget(client: pg.ClientBase, role: string): void {
+    TenantRunner.sessions.get(client)?.delete(role);
   }
 
   /**
@@ -94,12 +118,8 @@ export class TenantRunner {
     const [oid, owner, src] = this.check;
     let tag = '$flotilla_sql$';
     while (sql.includes(tag)) tag = `$flotilla_${randomBytes(4).toString('hex')}$`;
-    const result = await this.client.query(`SELECT pg_temp.flotilla_run(${tag}${sql}${tag}) FROM pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND md5(prosrc) = $3`, [oid, owner, src]);
+    const result = await this.client.query(`SELECT ${this.name}(${tag}${sql}${tag}) FROM pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND md5(prosrc) = $3`, [oid, owner, src]);
     return result.rowCount === 1;
-  }
-
-  async close(): Promise<void> {
-    await this.client.query('DROP FUNCTION IF EXISTS pg_temp.flotilla_run(text)');
   }
 }
 

@@ -3,6 +3,7 @@ import { FlotillaError } from '../core/errors.js';
 import { withClient } from '../postgres/connect.js';
 import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, endCreation, ensureDatabase, holdsOnlyTenantSchemas, renameDatabase, renameSchema, schemaExists } from '../postgres/provision.js';
 import { adminDatabase } from '../postgres/server-url.js';
+import { quoteIdent } from '../core/sql/quote.js';
 import { createTenantRole, dropTenantRole, roleExists } from '../postgres/tenant-role.js';
 import { hostTag } from '../postgres/process-tag.js';
 import type { StorageClaim, StorageOwner, StorageRef, StorageRegistry } from '../registry/storage.js';
@@ -52,7 +53,7 @@ export class OwnedStorage {
     const claim = await this.claimAbsent(ref, owner);
     const url = await this.urls(ref.server);
     await withClient(url, ref.database, async (client) => {
-      if (!(await roleExists(client, ref.name))) await createTenantRole(client, ref.name, ref.database);
+      if (!(await roleExists(client, ref.name))) await createTenantRole(client, ref.name);
     });
     return claim;
   }
@@ -150,6 +151,12 @@ export class OwnedStorage {
         await withClient(url, adminDatabase(url), (admin) => dropTenantRole(admin, ref.name));
       });
     }
+  }
+
+  /** Gives a claimed schema to a tenant's role. */
+  async giveSchema(ref: StorageRef & { kind: 'schema' }, role: string): Promise<void> {
+    const url = await this.urls(ref.server);
+    await withClient(url, ref.database!, (client) => client.query(`ALTER SCHEMA ${quoteIdent(ref.name)} OWNER TO ${quoteIdent(role)}`));
   }
 
   /** Renames an object (the caller holds claims on both names, so that, killed between, the catalog says which it has). */

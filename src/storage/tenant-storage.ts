@@ -19,11 +19,13 @@ export async function removeTenantStorage(tenant: Tenant, storage: OwnedStorage)
  * provisioning, or at the first upgrade of a tenant made before roles existed).
  * `known`: the roles the registry already records for it (read in bulk by the caller).
  */
-export async function ensureTenantRole(tenant: Tenant, storage: OwnedStorage, known?: readonly string[]): Promise<void> {
+export async function ensureTenantRole(tenant: Tenant, storage: OwnedStorage, options: { known?: readonly string[]; newSchema?: boolean } = {}): Promise<void> {
   if (tenant.kind !== 'schema') return;
   const role = tenantRole(tenant);
-  if ((known ?? (await storage.claims.ofTenant(tenant.id)).map((c) => c.name)).includes(role)) return;
+  if ((options.known ?? (await storage.claims.ofTenant(tenant.id)).map((c) => c.name)).includes(role)) return;
   await storage.createRole({ server: tenant.server, kind: 'role', database: tenant.database, name: role }, { purpose: 'tenant', tenantId: tenant.id });
+  // A new tenant's empty schema is the role's at once; an older tenant's schema and what it holds are given to it by its next upgrade.
+  if (options.newSchema) await storage.giveSchema({ server: tenant.server, kind: 'schema', database: tenant.database, name: tenant.schema }, role);
 }
 
 /**

@@ -59,7 +59,7 @@ export async function provisionTenant(
       // The schemas its migrations will create are its own from now on (refused if something holds their names).
       await claimTenantSchemas(tenant, input.server, set, storage);
       // Its own role, under which its migrations run: it can reach no other tenant's schemas.
-      await ensureTenantRole(tenant, storage);
+      await ensureTenantRole(tenant, storage, { newSchema: true });
     }
     op.assertAlive();
     const result = await migrateTarget(migrationTarget(tenant, input.server, set), set, deps.engine);

@@ -7,13 +7,13 @@ import { testProject } from '../support/project.js';
 let project: TestProject;
 let flotilla: Flotilla;
 
-/** Owners of the schema and of every table, sequence, type and function in it. */
+/** Owners of the schema and of every table, sequence and function in it (Flotilla's history table aside). */
 async function owners(database: string, schema: string): Promise<string[]> {
   const rows = await project.query<{ owner: string }>(
     database,
     `SELECT DISTINCT owner FROM (
        SELECT nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = $1
-       UNION ALL SELECT c.relowner::regrole::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1
+       UNION ALL SELECT c.relowner::regrole::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname NOT LIKE 'flotilla_migrations%'
        UNION ALL SELECT p.proowner::regrole::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1) o`,
     [schema],
   );
@@ -33,7 +33,7 @@ afterAll(async () => {
 });
 
 describe("a schema tenant's own role", () => {
-  it('is made at provisioning, recorded as the tenant’s, and owns everything in its schema', async () => {
+  it('is made at provisioning, recorded as the tenant’s, and owns its schema and everything its migrations made', async () => {
     const tenant = await flotilla.createTenant({ slug: 'alpha', kind: 'schema' });
     const role = tenantRole(tenant);
     expect((await flotilla.registry.storage.ofTenant(tenant.id)).map((c) => `${c.kind}:${c.name}`)).toContain(`role:${role}`);
