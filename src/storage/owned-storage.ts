@@ -49,13 +49,18 @@ export class OwnedStorage {
   }
 
   /** Makes a schema tenant's role under a claim (refused when a role of that name exists that Flotilla did not make for it). */
-  async createRole(ref: StorageRef & { kind: 'role'; database: string }, owner: StorageOwner): Promise<StorageClaim> {
-    const claim = await this.claimAbsent(ref, owner);
+  async createRole(ref: StorageRef & { kind: 'role'; database: string }, owner: StorageOwner, options: { giveSchema?: string } = {}): Promise<StorageClaim> {
     const url = await this.urls(ref.server);
-    await withClient(url, ref.database, async (client) => {
-      if (!(await roleExists(client, ref.name))) await createTenantRole(client, ref.name);
+    // One session for the check, the role and the schema it is given.
+    return withClient(url, ref.database, async (client) => {
+      const claimed = await this.claims.find(ref);
+      const exists = await roleExists(client, ref.name);
+      if (!claimed && exists) throw notFlotillas(ref);
+      const claim = await this.claims.claim(ref, owner);
+      if (!exists) await createTenantRole(client, ref.name);
+      if (options.giveSchema) await client.query(`ALTER SCHEMA ${quoteIdent(options.giveSchema)} OWNER TO ${quoteIdent(ref.name)}`);
+      return claim;
     });
-    return claim;
   }
 
   /**
@@ -151,12 +156,6 @@ export class OwnedStorage {
         await withClient(url, adminDatabase(url), (admin) => dropTenantRole(admin, ref.name));
       });
     }
-  }
-
-  /** Gives a claimed schema to a tenant's role. */
-  async giveSchema(ref: StorageRef & { kind: 'schema' }, role: string): Promise<void> {
-    const url = await this.urls(ref.server);
-    await withClient(url, ref.database!, (client) => client.query(`ALTER SCHEMA ${quoteIdent(ref.name)} OWNER TO ${quoteIdent(role)}`));
   }
 
   /** Renames an object (the caller holds claims on both names, so that, killed between, the catalog says which it has). */

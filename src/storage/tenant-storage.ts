@@ -23,9 +23,8 @@ export async function ensureTenantRole(tenant: Tenant, storage: OwnedStorage, op
   if (tenant.kind !== 'schema') return;
   const role = tenantRole(tenant);
   if ((options.known ?? (await storage.claims.ofTenant(tenant.id)).map((c) => c.name)).includes(role)) return;
-  await storage.createRole({ server: tenant.server, kind: 'role', database: tenant.database, name: role }, { purpose: 'tenant', tenantId: tenant.id });
   // A new tenant's empty schema is the role's at once; an older tenant's schema and what it holds are given to it by its next upgrade.
-  if (options.newSchema) await storage.giveSchema({ server: tenant.server, kind: 'schema', database: tenant.database, name: tenant.schema }, role);
+  await storage.createRole({ server: tenant.server, kind: 'role', database: tenant.database, name: role }, { purpose: 'tenant', tenantId: tenant.id }, options.newSchema ? { giveSchema: tenant.schema } : {});
 }
 
 /**
