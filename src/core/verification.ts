@@ -45,6 +45,23 @@ export interface AffectedRelations {
   readonly names: ReadonlySet<string>;
 }
 
+/** Statement kinds that read (or refresh) relations as they run: a view among them runs its query. */
+const READING_KINDS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'CreateTableAsStmt', 'ExplainStmt', 'RefreshMatViewStmt', 'CopyStmt']);
+
+/**
+ * The relations whose existing triggers, rules, defaults, checks, index
+ * expressions or view queries may run during the statements: those they write,
+ * and those data statements read.
+ */
+export function relationsRun(statements: readonly Statement[]): string[] {
+  const names = new Set<string>();
+  for (const statement of statements) {
+    for (const name of statement.writes) names.add(name);
+    if (READING_KINDS.has(statement.kind)) for (const name of statement.touches) names.add(name);
+  }
+  return [...names];
+}
+
 /** Every statement of a plan, in order. */
 export function planStatements(plan: Plan<ParsedMigration>): Statement[] {
   return plan.steps.flatMap((step) => step.statements.map((index) => step.migration.statements[index]!));
@@ -64,6 +81,8 @@ export function affectedRelations(plan: Plan<ParsedMigration> | readonly Stateme
     // Adding a column, an index, a constraint or rows cannot lose data: nothing to compare for it.
     if (!statement.keepsData) for (const name of statement.writes) names.add(name);
   }
+  // A table renamed by the plan is changed under its new name: it is watched under the name it has now.
+  for (const [from, to] of planRenames(statements).tables) if (names.has(to)) names.add(from);
   return { all, names };
 }
 

@@ -51,6 +51,10 @@ export async function affectedTables(client: pg.ClientBase, schemas: readonly st
           AND c.relname <> 'flotilla_migrations'),
      chosen AS (
        SELECT oid FROM tables WHERE $2 OR "table" = ANY($3)
+       -- A partition named by a statement is watched through its partitioned table.
+       UNION
+       SELECT pg_partition_root(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE ${TENANT_SCHEMA} AND c.relispartition AND c.relname = ANY($3)
        UNION
        SELECT k.conrelid FROM pg_constraint k JOIN chosen ch ON k.confrelid = ch.oid WHERE k.contype = 'f')
      SELECT c.schema, c.table, ${COLUMN_INFO}
@@ -71,7 +75,7 @@ export async function effectsThroughExistingObjects(client: pg.ClientBase, schem
   if (tables.length === 0) return [];
   const { rows } = await client.query<{ what: string }>(
     `WITH RECURSIVE named AS (
-       SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${TENANT_SCHEMA} AND c.relname = ANY($2)
+       SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${TENANT_SCHEMA} AND c.relname = ANY($2) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
        UNION
        SELECT k.conrelid FROM pg_constraint k JOIN named ON k.confrelid = named.oid WHERE k.contype = 'f')
      SELECT 'trigger ' || t.tgname || ' on ' || c.relname AS what FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
@@ -79,6 +83,16 @@ export async function effectsThroughExistingObjects(client: pg.ClientBase, schem
      UNION ALL
      SELECT 'rule ' || r.rulename || ' on ' || c.relname FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
       WHERE r.ev_class IN (SELECT oid FROM named) AND r.rulename <> '_RETURN'
+     UNION ALL
+     -- Functions of the tenant's own that run when rows are written or read: in a default, a check, an
+     -- index expression, or a view's query (a view named by a statement, or a materialized view refreshed).
+     SELECT 'function ' || p.proname || ' in ' || CASE d.classid WHEN 'pg_attrdef'::regclass THEN 'a default' WHEN 'pg_constraint'::regclass THEN 'a constraint' WHEN 'pg_rewrite'::regclass THEN 'a view' ELSE 'an index' END
+       FROM pg_depend d JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
+      WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+        AND ((d.classid = 'pg_attrdef'::regclass AND d.objid IN (SELECT oid FROM pg_attrdef WHERE adrelid IN (SELECT oid FROM named)))
+          OR (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid IN (SELECT oid FROM named)))
+          OR (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN (SELECT oid FROM named)))
+          OR (d.classid = 'pg_rewrite'::regclass AND d.objid IN (SELECT oid FROM pg_rewrite WHERE ev_class IN (SELECT oid FROM named) AND rulename = '_RETURN')))
      ORDER BY 1`,
     [schemas, [...tables]],
   );

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { FlotillaError } from '../core/errors.js';
 import type { AppliedMigration } from '../core/plan.js';
 import type { HistoryUpdate } from '../core/schedule.js';
 import { quoteIdent } from '../core/sql/quote.js';
@@ -45,6 +46,7 @@ export async function recordHistory(
   context: { runId: string; appliedBy: string; durations: ReadonlyMap<string, number> },
 ): Promise<void> {
   if (updates.length === 0) return;
+  await refuseHistoryHooks(client, schema);
   const m = updates.map((u) => u.migration);
   await client.query(
     `INSERT INTO ${table(schema)} AS h (version, name, checksum, applied_by, duration_ms, run_id, statements, remaining)
@@ -63,4 +65,23 @@ export async function recordHistory(
       updates.map((u) => `{${u.remaining.join(',')}}`),
     ],
   );
+}
+
+/**
+ * The history is written as Flotilla's own user, after verification: a trigger
+ * or rule a migration put on the history table would run there, unverified.
+ * Refused (the transaction is rolled back), and owned back by Flotilla.
+ */
+async function refuseHistoryHooks(client: pg.ClientBase, schema: string): Promise<void> {
+  const { rows } = await client.query<{ what: string }>(
+    `SELECT 'trigger ' || tgname AS what FROM pg_catalog.pg_trigger WHERE tgrelid = pg_catalog.to_regclass($1) AND NOT tgisinternal
+     UNION ALL SELECT 'rule ' || rulename FROM pg_catalog.pg_rewrite WHERE ev_class = pg_catalog.to_regclass($1) AND rulename <> '_RETURN'`,
+    [`${quoteIdent(schema)}.flotilla_migrations`],
+  );
+  if (rows.length > 0) {
+    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Schema ${schema}: Flotilla's history table has ${rows.map((r) => r.what).join(', ')}, which would run when the history is written; nothing was recorded and the transaction was rolled back.`, {
+      hint: 'Remove the trigger or rule on flotilla_migrations from the migration: the history table is Flotilla\'s.',
+      meta: { schema, hooks: rows.map((r) => r.what) },
+    });
+  }
 }

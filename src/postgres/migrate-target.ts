@@ -6,9 +6,9 @@ import type { ParsedMigration } from '../core/migration.js';
 import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
 import type { Plan } from '../core/plan.js';
 import type { HistoryUpdate, PendingPart, Phase, ScheduledStatement, Split } from '../core/schedule.js';
-import { isNode, stringField } from '../core/sql/ast.js';
+import { isNode, stringField, unwrap } from '../core/sql/ast.js';
 import type { Loss, Overwrite } from '../core/verification.js';
-import { affectedRelations, planStatements } from '../core/verification.js';
+import { planStatements, relationsRun } from '../core/verification.js';
 import type { Finding } from '../lint/lint.js';
 import { effectsThroughExistingObjects } from './fingerprint.js';
 import { ownsSchema, ownTenantSchemas, TenantRunner } from './tenant-role.js';
@@ -124,6 +124,9 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
       options.statementTimeout ?? ENGINE_DEFAULTS.statementTimeout,
       `flotilla migrate ${runId}`,
     ]);
+    // A tenant's functions must not stand in for built-in ones in Flotilla's own queries (and run as
+    // Flotilla, or fool verification): those run with pg_catalog alone on the path; the tenant's statements get its schema.
+    await client.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)`);
     return await withTenantLock(
       client,
       { schema: target.schema, tenant: target.tenant, waitMs: options.lockWaitMs ?? ENGINE_DEFAULTS.lockWaitMs, lockTimeout },
@@ -165,9 +168,13 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
         if (target.role && !(await ownsSchema(client, target.role, target.schema))) await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
         const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
-        const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report' }) : undefined;
+        // A schema tenant's functions must not stand in for the built-in ones in Flotilla's own queries,
+        // and the expressions of its migrations are evaluated as its role.
+        const runnerOf = () => TenantRunner.of(client, target.role!);
+        const tenantGuards = { guard: catalogPathOnly(client), ...(target.role ? { countAsTenant: async (sql: string) => (await runnerOf()).count(sql) } : {}) };
+        const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report', ...tenantGuards }) : undefined;
         const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
-        const context: RunContext = { client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false, unrecorded: new Map(), durations: new Map() };
+        const context: RunContext = { guard: tenantGuards.guard, client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false, unrecorded: new Map(), durations: new Map() };
         for (const [i, phase] of phases.entries()) {
           // Index builds in a row are recorded once, after the last: one commit instead of one each. A run
           // killed among them leaves them all remaining, and the resumed run finds each built one by its name.
@@ -199,6 +206,8 @@ interface RunContext {
   readonly durations: Map<string, number>;
   /** A schema tenant's statements run through this, as its role. */
   runner?: TenantRunner | undefined;
+  /** Flotilla's own queries between the tenant's statements (pg_catalog alone on the path, for a schema tenant). */
+  readonly guard: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 async function runPhase(phase: Phase, context: RunContext, recordLater = false): Promise<void> {
@@ -206,7 +215,7 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
   const record = async () => {
     // Each update holds a migration's remaining statements after this phase: the newest one wins.
     for (const update of phase.history) context.unrecorded.set(update.migration, update);
-    if (!recordLater) await writeHistory(context);
+    if (!recordLater) await context.guard(() => writeHistory(context));
   };
   if (phase.kind === 'transaction') {
     // A schema tenant's function is made before the transaction, so that it outlives one rolled back.
@@ -248,7 +257,7 @@ async function runPhase(phase: Phase, context: RunContext, recordLater = false):
     }
   } catch (error) {
     // What ran before it is written down, when the session still works.
-    await writeHistory(context).catch(() => undefined);
+    await context.guard(() => writeHistory(context)).catch(() => undefined);
     throw error;
   }
   await record();
@@ -310,6 +319,7 @@ async function runStatement({ migration, statement }: ScheduledStatement, contex
  */
 async function execute(statement: ScheduledStatement['statement'], context: RunContext): Promise<void> {
   const { client, target, runner } = context;
+  if (target.role && statement.kind === 'CreateExtensionStmt') refuseForeignExtensionSchema(statement, target);
   if (!target.role || !runner || statement.kind === 'CreateExtensionStmt') {
     await client.query(statement.sql);
     return;
@@ -342,6 +352,18 @@ async function execute(statement: ScheduledStatement['statement'], context: RunC
   }
 }
 
+/** CREATE EXTENSION runs as Flotilla's user: only into the tenant's own schemas (or, with none named, its search_path's). */
+function refuseForeignExtensionSchema(statement: ScheduledStatement['statement'], target: MigrationTarget): void {
+  const options = Array.isArray(unwrap(statement.node).options) ? (unwrap(statement.node).options as unknown[]) : [];
+  const named = options.filter(isNode).map((o) => (isNode(o.DefElem) ? o.DefElem : {})).find((d) => d.defname === 'schema');
+  const schema = named && isNode(named.arg) && isNode(named.arg.String) ? String(named.arg.String.sval) : undefined;
+  if (schema === undefined || (tenantSchemas(target) ?? []).includes(schema)) return;
+  throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: CREATE EXTENSION … SCHEMA ${schema} names a schema the tenant does not own.`, {
+    hint: "Leave the schema out (the extension goes into the tenant's own schema), or use the database tenancy kind.",
+    meta: { tenant: target.tenant, schema },
+  });
+}
+
 /** Refuses a plan whose pending migrations hold lint errors no directive allows. */
 function refuseLintErrors(plan: Plan<ParsedMigration>, lintErrors: ReadonlyMap<string, readonly Finding[]> | undefined, tenant: string): void {
   if (!lintErrors) return;
@@ -363,6 +385,20 @@ async function runVerifyFiles(context: RunContext): Promise<void> {
   for (const step of context.plan.steps) {
     const path = step.migration.verify?.path;
     for (const query of step.migration.verifyStatements) {
+      // A schema tenant's verify queries are its own code: they run as its role, which counts the answer.
+      if (context.runner) {
+        const { runner } = context;
+        const counted = await Promise.resolve()
+          .then(async () => ({
+            rows: await runner.count(`SELECT count(*) FROM (${query.sql}) v`),
+            fine: await runner.count(`SELECT count(*) FROM (${query.sql}) v WHERE (SELECT count(*) FROM pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(v))) = 1 AND (SELECT e.value FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(v)) e) = 'true'::jsonb`),
+          }))
+          .catch((cause: Error) => {
+            throw verifyError(context.target.tenant, `${path}:${query.line}`, cause.message, cause);
+          });
+        if (counted.rows !== 0 && !(counted.rows === 1 && counted.fine === 1)) throw verifyError(context.target.tenant, `${path}:${query.line}`, `returned ${counted.rows} row${counted.rows === 1 ? '' : 's'}, not a single true`);
+        continue;
+      }
       let rows: Record<string, unknown>[];
       try {
         rows = (await context.client.query(query.sql)).rows;
@@ -382,6 +418,24 @@ function verifyError(tenant: string, where: string, what: string, cause?: unknow
     meta: { tenant, where, result: what },
     ...(cause ? { cause } : {}),
   });
+}
+
+/**
+ * Runs Flotilla's own queries with `search_path` set to pg_catalog alone, then
+ * puts the session's back: a function the tenant made (in its schema, or in
+ * pg_temp, which is never searched for functions unless named) cannot stand in
+ * for a built-in one. Set for the session; a pooled session is reset on release.
+ */
+function catalogPathOnly(client: pg.ClientBase): <T>(work: () => Promise<T>) => Promise<T> {
+  return async (work) => {
+    const { rows } = await client.query<{ path: string }>(`SELECT pg_catalog.current_setting('search_path') AS path`);
+    await client.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)`);
+    try {
+      return await work();
+    } finally {
+      await client.query(`SELECT pg_catalog.set_config('search_path', $1, false)`, [rows[0]!.path]).catch(() => undefined);
+    }
+  };
 }
 
 /** What a dry run says may overwrite existing values: statements that do, and those whose effect cannot be read. */
@@ -406,8 +460,8 @@ function tenantSchemas(target: MigrationTarget): readonly string[] | null {
  */
 async function existingEffects(client: pg.ClientBase, target: MigrationTarget, plan: Plan<ParsedMigration>): Promise<string[]> {
   const statements = planStatements(plan);
-  const written = [...new Set(statements.filter((s) => s.writes.length > 0 && (s.kind === 'InsertStmt' || s.kind === 'UpdateStmt' || s.kind === 'DeleteStmt' || s.kind === 'MergeStmt' || !s.keepsData)).flatMap((s) => s.writes))];
-  const found = await effectsThroughExistingObjects(client, tenantSchemas(target), written);
+  const written = relationsRun(statements);
+  const found = written.length > 0 ? await effectsThroughExistingObjects(client, tenantSchemas(target), written) : [];
   // A trigger or rule the plan itself creates fires on its later data statements.
   const created = statements.some((s) => s.changesLaterEffects) && written.length > 0 ? ['a trigger, rule or function made by these migrations, with data statements after it'] : [];
   return [...found.map((what) => `${what}, which fires on the upgrade's data statements`), ...created];

@@ -27,11 +27,14 @@ export async function ownsSchema(client: pg.ClientBase, role: string, schema: st
   return rows.length > 0;
 }
 
-/** Drops the role: what it still owns or was granted in the tenant's database first (its schemas are gone by then). */
+/**
+ * Drops the role. What it still owns in the tenant's database is handed to this
+ * session's user first (never dropped with it: the tenant's schemas are removed
+ * by their own claims), and its privileges revoked.
+ */
 export async function dropTenantRole(client: pg.ClientBase, role: string): Promise<void> {
   if (!(await roleExists(client, role))) return;
-  await client.query(`DROP OWNED BY ${quoteIdent(role)}`);
-  await client.query(`DROP ROLE ${quoteIdent(role)}`);
+  await client.query(`REASSIGN OWNED BY ${quoteIdent(role)} TO CURRENT_USER; DROP OWNED BY ${quoteIdent(role)}; DROP ROLE ${quoteIdent(role)}`);
 }
 
 /**
@@ -48,6 +51,8 @@ export async function ownTenantSchemas(client: pg.ClientBase, role: string, sche
      SELECT format('ALTER %s %I.%I OWNER TO %I', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, n.nspname, c.relname, $1), 1
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = ANY($2) AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relowner <> (SELECT oid FROM r)
+        -- Flotilla's history table stays Flotilla's: a tenant may not put a trigger on it.
+        AND c.relname <> 'flotilla_migrations' AND NOT (c.relkind = 'S' AND c.relname LIKE 'flotilla_migrations%')
         -- A sequence owned by a column follows its table.
         AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
         AND NOT (c.relkind IN ('r', 'p') AND c.relispartition)
@@ -84,6 +89,7 @@ export class TenantRunner {
     private readonly client: pg.ClientBase,
     private readonly name: string,
     private readonly check: readonly [number, number, string],
+    private readonly counter: { name: string; check: readonly [number, number, string] },
   ) {}
 
   /**
@@ -95,13 +101,35 @@ export class TenantRunner {
     TenantRunner.sessions.set(client, known);
     const cached = known.get(role);
     if (cached) return cached;
-    const name = `pg_temp.flotilla_run_${randomBytes(8).toString('hex')}`;
-    await client.query(`CREATE FUNCTION ${name}(sql text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS ${RUNNER_BODY}; ALTER FUNCTION ${name}(text) OWNER TO ${quoteIdent(role)}`);
-    const { rows } = await client.query<{ oid: number; owner: number; src: string }>(`SELECT p.oid::int AS oid, p.proowner::int AS owner, md5(p.prosrc) AS src FROM pg_proc p WHERE p.oid = $1::regprocedure`, [`${name}(text)`]);
-    const found = rows[0]!;
-    const runner = new TenantRunner(client, name, [found.oid, found.owner, found.src]);
+    const name = await TenantRunner.make(client, role, 'void', RUNNER_BODY);
+    const counter = await TenantRunner.make(client, role, 'bigint', COUNTER_BODY);
+    const runner = new TenantRunner(client, name.name, name.check, counter);
     known.set(role, runner);
     return runner;
+  }
+
+  /** One SECURITY DEFINER function of the role, callable by it alone, and what identifies it. */
+  private static async make(client: pg.ClientBase, role: string, returns: string, body: string): Promise<{ name: string; check: readonly [number, number, string] }> {
+    const name = `pg_temp.flotilla_run_${randomBytes(8).toString('hex')}`;
+    // Only its role (and Flotilla's user) may call it: another tenant sharing this pooled session may not.
+    await client.query(
+      `CREATE FUNCTION ${name}(sql text) RETURNS ${returns} LANGUAGE plpgsql SECURITY DEFINER AS ${body}; REVOKE ALL ON FUNCTION ${name}(text) FROM PUBLIC; ALTER FUNCTION ${name}(text) OWNER TO ${quoteIdent(role)}; REVOKE ALL ON FUNCTION ${name}(text) FROM PUBLIC`,
+    );
+    const { rows } = await client.query<{ oid: number; owner: number; src: string }>(`SELECT p.oid::int AS oid, p.proowner::int AS owner, pg_catalog.md5(p.prosrc) AS src FROM pg_catalog.pg_proc p WHERE p.oid = $1::pg_catalog.regprocedure`, [`${name}(text)`]);
+    const found = rows[0]!;
+    return { name, check: [found.oid, found.owner, found.src] };
+  }
+
+  /** Counts, as the role, the rows a query of the migration's own expressions returns (`SELECT count(*) …`). */
+  async count(sql: string): Promise<number> {
+    const [oid, owner, src] = this.counter.check;
+    const tag = dollarTag(sql);
+    const { rows } = await this.client.query<{ n: string }>(
+      `SELECT ${this.counter.name}(${tag}${sql}${tag}) AS n FROM pg_catalog.pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND pg_catalog.md5(prosrc) = $3`,
+      [oid, owner, src],
+    );
+    if (rows.length !== 1) throw new Error('the tenant runner was changed');
+    return Number(rows[0]!.n);
   }
 
   /** Forgets the role's function in this session (gone with a rolled-back transaction, a dropped role, or changed). */
@@ -116,11 +144,18 @@ export class TenantRunner {
    */
   async run(sql: string): Promise<boolean> {
     const [oid, owner, src] = this.check;
-    let tag = '$flotilla_sql$';
-    while (sql.includes(tag)) tag = `$flotilla_${randomBytes(4).toString('hex')}$`;
-    const result = await this.client.query(`SELECT ${this.name}(${tag}${sql}${tag}) FROM pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND md5(prosrc) = $3`, [oid, owner, src]);
+    const tag = dollarTag(sql);
+    const result = await this.client.query(`SELECT ${this.name}(${tag}${sql}${tag}) FROM pg_catalog.pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND pg_catalog.md5(prosrc) = $3`, [oid, owner, src]);
     return result.rowCount === 1;
   }
 }
 
 const RUNNER_BODY = `$flotilla_run$ BEGIN EXECUTE sql; END $flotilla_run$`;
+const COUNTER_BODY = `$flotilla_run$ DECLARE n bigint; BEGIN EXECUTE sql INTO n; RETURN n; END $flotilla_run$`;
+
+/** A dollar-quote tag the text does not hold. */
+function dollarTag(sql: string): string {
+  let tag = '$flotilla_sql$';
+  while (sql.includes(tag)) tag = `$flotilla_${randomBytes(4).toString('hex')}$`;
+  return tag;
+}

@@ -23,7 +23,7 @@ const WIDENING: Record<string, readonly string[]> = {
  * data, in the statement's own transaction, so a cast that fails is left to the
  * statement itself to report.
  */
-export async function typeChangeLosses(client: pg.ClientBase, statement: Statement): Promise<Omit<Loss, 'allowedBecause'>[]> {
+export async function typeChangeLosses(client: pg.ClientBase, statement: Statement, countAsTenant?: (sql: string) => Promise<number>): Promise<Omit<Loss, 'allowedBecause'>[]> {
   if (statement.kind !== 'AlterTableStmt') return [];
   const body = unwrap(statement.node);
   const relation = isNode(body.relation) ? body.relation : undefined;
@@ -53,16 +53,20 @@ export async function typeChangeLosses(client: pg.ClientBase, statement: Stateme
     });
     const lossy = await guarded(client, statement, async () => {
       const { rows: types } = await client.query<{ base: string; full: string; new: string }>(
-        `SELECT format_type(a.atttypid, NULL) AS base, format_type(a.atttypid, a.atttypmod) AS full, (SELECT pg_typeof(t)::text FROM (${typeOnly}) s) AS new
-           FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped`,
+        // Every function named with its schema: a tenant's own function of that name cannot stand in for it.
+        `SELECT pg_catalog.format_type(a.atttypid, NULL) AS base, pg_catalog.format_type(a.atttypid, a.atttypmod) AS full, (SELECT pg_catalog.pg_typeof(t)::pg_catalog.text FROM (${typeOnly}) s) AS new
+           FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::pg_catalog.regclass AND a.attname = $2 AND NOT a.attisdropped`,
         [deparseRelation(relation), column],
       );
       const found = types[0];
       if (!found) return 0;
       // A widening with no USING keeps every value: no scan (a length or precision limit is not a widening).
       if (!isNode(def.raw_default) && WIDENING[found.base]?.includes(found.new) && found.base === found.full) return 0;
-      const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM (${select}) s WHERE (s.converted)::${found.full} IS DISTINCT FROM s.original`);
-      return Number(rows[0]!.n);
+      // The USING expression is the migration's: evaluated as the tenant, like the statement itself.
+      const count = `SELECT count(*) FROM (${select}) s WHERE (s.converted)::${found.full} IS DISTINCT FROM s.original`;
+      if (countAsTenant) return countAsTenant(count);
+      const { rows } = await client.query<{ count: string }>(count);
+      return Number(rows[0]!.count);
     });
     if (lossy > 0) losses.push({ kind: 'values', code: 'FV704', table, column, before: lossy, after: null });
   }

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { FlotillaError } from '../core/errors.js';
 import type { Statement } from '../core/migration.js';
 import type { Loss, Overwrite, Segment, TableComparison, TableFingerprint } from '../core/verification.js';
-import { affectedRelations, allowanceFor, describeLoss, describeOverwrite, planRenames, tableLosses, tableOverwrites } from '../core/verification.js';
+import { affectedRelations, allowanceFor, relationsRun, describeLoss, describeOverwrite, planRenames, tableLosses, tableOverwrites } from '../core/verification.js';
 import type { TableInfo } from './fingerprint.js';
 import { affectedTables, compareLargeObjects, compareWithHashed, countTable, dropHashed, effectsThroughExistingObjects, hashLargeObjects, hashTable, tableNow, tablesHoldingRows } from './fingerprint.js';
 import { typeChangeLosses } from './type-change.js';
@@ -15,6 +15,14 @@ export interface VerifierOptions {
   readonly checksumMaxRows: number;
   /** Overwritten values: reported, or refused unless allowed (FV705). */
   readonly values: 'report' | 'refuse';
+  /**
+   * Runs Flotilla's own queries where the tenant's functions cannot stand in
+   * for the built-in ones (a schema tenant's: its search_path set to
+   * pg_catalog meanwhile). Default: as they are.
+   */
+  readonly guard?: <T>(work: () => Promise<T>) => Promise<T>;
+  /** Counts rows with a query of the migration's own expressions, as the tenant (its role for a schema tenant). */
+  readonly countAsTenant?: (sql: string) => Promise<number>;
 }
 
 /** One table being watched: how it was at its last checkpoint. */
@@ -48,12 +56,20 @@ export class Verifier {
 
   /** Starts watching before `statements` run (a transaction's, or one statement outside any). */
   async begin(statements: readonly Statement[]): Promise<void> {
+    await this.guarded(() => this.start(statements));
+  }
+
+  private guarded<T>(work: () => Promise<T>): Promise<T> {
+    return this.options.guard ? this.options.guard(work) : work();
+  }
+
+  private async start(statements: readonly Statement[]): Promise<void> {
     this.executed = [];
     const affected = affectedRelations(statements);
     let all = affected.all;
     // A trigger or rule already on a table the statements write to (a plain INSERT included) may change any other table.
-    const written = [...new Set(statements.flatMap((s) => s.writes))];
-    if (!all && written.length > 0) all = (await effectsThroughExistingObjects(this.client, this.options.schemas, written)).length > 0;
+    const run = relationsRun(statements);
+    if (!all && run.length > 0) all = (await effectsThroughExistingObjects(this.client, this.options.schemas, run)).length > 0;
     const tables = all || affected.names.size > 0 ? await affectedTables(this.client, this.options.schemas, { all, names: affected.names }) : [];
     const holding = await tablesHoldingRows(this.client, tables);
     this.watched = [];
@@ -64,11 +80,10 @@ export class Verifier {
 
   /**
    * Runs one statement, with checkpoints around it when it carries an allow, and
-   * its type changes checked first. `asOwner` runs the checkpoints as the
-   * session's own user when the statement runs under a tenant's role.
+   * its type changes checked first.
    */
-  async around(statement: Statement, run: () => Promise<void>, asOwner: (work: () => Promise<void>) => Promise<void> = (work) => work()): Promise<void> {
-    const lossy = await typeChangeLosses(this.client, statement);
+  async around(statement: Statement, run: () => Promise<void>): Promise<void> {
+    const lossy = await typeChangeLosses(this.client, statement, this.options.countAsTenant);
     for (const loss of lossy) {
       const allowedBecause = allowanceFor('values', loss.table, { statements: [statement], allowing: statement }, planRenames([]));
       if (allowedBecause === null) throw this.lossError([{ ...loss, allowedBecause }], false);
@@ -76,10 +91,10 @@ export class Verifier {
     }
     const allows = statement.allows.some((a) => a.reason !== '');
     const reached = allows ? this.reachedBy(statement) : [];
-    if (reached.length > 0) await asOwner(() => this.checkpoint(reached, undefined));
+    if (reached.length > 0) await this.guarded(() => this.checkpoint(reached, undefined));
     await run();
     this.executed.push(statement);
-    if (reached.length > 0) await asOwner(() => this.checkpoint(reached, statement));
+    if (reached.length > 0) await this.guarded(() => this.checkpoint(reached, statement));
   }
 
   /**
@@ -87,6 +102,10 @@ export class Verifier {
    * ran outside a transaction, so a loss cannot be rolled back any more.
    */
   async check(options: { committed?: boolean } = {}): Promise<void> {
+    await this.guarded(() => this.finish(options));
+  }
+
+  private async finish(options: { committed?: boolean }): Promise<void> {
     try {
       const refused = await this.compare(this.watched, undefined);
       if (this.largeObjects) {

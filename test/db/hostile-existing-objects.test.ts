@@ -81,6 +81,29 @@ const cases: HostileCase[] = [
     files: () => ({ '0002_x.sql': 'CREATE SCHEMA IF NOT EXISTS attic;\nALTER TABLE notes SET SCHEMA attic;' }),
     expect: 'rollback',
   },
+  { name: 'a partition named directly, its rows deleted', class: 3, files: () => ({ '0002_x.sql': 'DELETE FROM events_2023 WHERE id > 0;' }), expect: 'rollback' },
+  {
+    name: 'a table renamed, then its rows deleted under the new name',
+    class: 3,
+    files: () => ({ '0002_x.sql': 'ALTER TABLE notes RENAME TO notes_old;\nDELETE FROM notes_old WHERE member_id = 1;' }),
+    expect: 'rollback',
+  },
+  { name: "a SELECT from an earlier migration's view, whose query calls a function that deletes", class: 3, files: () => ({ '0002_x.sql': 'SELECT * FROM member_cleanup;' }), expect: 'rollback' },
+  { name: 'REFRESH MATERIALIZED VIEW of one whose query deletes', class: 3, files: () => ({ '0002_x.sql': 'REFRESH MATERIALIZED VIEW member_cleanup_mv;' }), expect: 'rollback' },
+  {
+    name: 'a view made in this run that calls the deleting function, then read',
+    class: 3,
+    files: () => ({ '0002_v.sql': 'CREATE VIEW purge AS SELECT cleanup_members()::text AS done;', '0003_r.sql': 'SELECT count(*) FROM purge;' }),
+    expect: 'rollback',
+  },
+  {
+    name: "a trigger on Flotilla's history table, which would run as Flotilla after verification",
+    class: 3,
+    files: () => ({
+      '0002_x.sql': "CREATE FUNCTION on_history() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM notes WHERE member_id = 4; RETURN NEW; END $$;\nCREATE TRIGGER on_history AFTER INSERT ON flotilla_migrations FOR EACH ROW EXECUTE FUNCTION on_history();",
+    }),
+    expect: 'rollback',
+  },
 ];
 
 hostileSuite('hostile migrations: existing objects and data outside tables', 'he', cases);

@@ -52,6 +52,23 @@ const cases: HostileCase[] = [
     expect: 'rollback',
   },
   {
+    name: "a function named like a built-in one Flotilla's verification calls, reaching another tenant",
+    class: 7,
+    files: ({ neighbour }) => ({
+      '0002_x.sql': `CREATE FUNCTION hashtextextended(text, integer) RETURNS bigint LANGUAGE plpgsql AS $f$ BEGIN BEGIN EXECUTE format('DELETE FROM %I.notes', '${neighbour}'); EXCEPTION WHEN others THEN NULL; END; RETURN 0; END $f$;\nUPDATE members SET score = score WHERE id = 1;`,
+    }),
+    expect: 'clean',
+  },
+  {
+    name: "a type change whose USING calls a function reaching another tenant",
+    class: 7,
+    files: ({ neighbour }) => ({
+      '0002_f.sql': `CREATE FUNCTION reach(n numeric) RETURNS numeric LANGUAGE plpgsql AS $f$ BEGIN BEGIN EXECUTE format('DELETE FROM %I.audit_log', '${neighbour}'); EXCEPTION WHEN others THEN NULL; END; RETURN n; END $f$;`,
+      '0003_t.sql': 'ALTER TABLE members ALTER COLUMN score TYPE numeric(8,2) USING reach(score);',
+    }),
+    expect: 'clean',
+  },
+  {
     name: "a qualified reference to another tenant's schema",
     class: 7,
     files: ({ neighbour }) => ({ '0002_x.sql': `DELETE FROM "${neighbour}".notes WHERE member_id = 2;` }),

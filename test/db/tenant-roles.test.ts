@@ -55,13 +55,33 @@ describe("a schema tenant's own role", () => {
     expect((await flotilla.registry.storage.ofTenant(tenant.id)).some((c) => c.kind === 'role' && c.name === role)).toBe(true);
   });
 
+  it("cannot call another tenant's function left in a shared pooled session", async () => {
+    await flotilla.createTenant({ slug: 'gamma', kind: 'schema' });
+    for (const slug of ['alpha', 'beta', 'gamma']) await flotilla.withTenantClient(slug, (c) => c.query("INSERT INTO members (name) VALUES ('b'), ('c')"));
+    const counts = async () => Promise.all(['alpha', 'beta', 'gamma'].map(async (slug) => flotilla.withTenantClient(slug, async (c) => Number((await c.query('SELECT count(*) AS n FROM members')).rows[0].n))));
+    const before = await counts();
+    // Each tenant's migration looks for every runner function in its session (the other tenant's, upgraded
+    // first in the same pooled session, among them) and asks it to empty every other tenant's members.
+    await project.write({
+      '0003_calls.sql': `DO $$ DECLARE f text; s text; BEGIN
+        FOR f IN SELECT oid::regprocedure::text FROM pg_proc WHERE pronamespace = pg_my_temp_schema() AND proname LIKE 'flotilla_run_%' LOOP
+          FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE '${project.prefix}%' AND nspname <> current_schema() LOOP
+            BEGIN EXECUTE format('SELECT %s(%L)', split_part(f, '(', 1), format('DELETE FROM %I.members', s)); EXCEPTION WHEN others THEN NULL; END;
+          END LOOP;
+        END LOOP; END $$;`,
+    });
+    const report = await flotilla.migrate({ tenants: ['beta', 'gamma'] });
+    expect(report.outcomes.map((o) => (o.status === 'failed' ? o.error.message : o.status))).toEqual(['succeeded', 'succeeded']);
+    expect(await counts()).toEqual(before);
+  });
+
   it("refuses a statement that reaches another tenant's schema with PostgreSQL's permission error", async () => {
     const alpha = await flotilla.getTenant('alpha');
-    await project.write({ '0003_reach.sql': `DO $$ BEGIN EXECUTE 'DELETE FROM ' || quote_ident('${alpha.schema}') || '.members'; END $$;` });
+    await project.write({ '0004_reach.sql': `DO $$ BEGIN EXECUTE 'DELETE FROM ' || quote_ident('${alpha.schema}') || '.members'; END $$;` });
     const report = await flotilla.migrate({ tenants: ['beta'] });
     const outcome = report.outcomes[0]!;
     expect(outcome.status).toBe('failed');
     if (outcome.status === 'failed') expect(outcome.error.message).toMatch(/permission denied for schema/);
-    expect(await project.query(alpha.database, `SELECT count(*)::int AS n FROM "${alpha.schema}".members`)).toEqual([{ n: 1 }]);
+    expect(await project.query(alpha.database, `SELECT count(*)::int AS n FROM "${alpha.schema}".members`)).toEqual([{ n: 3 }]);
   });
 });

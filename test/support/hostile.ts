@@ -40,13 +40,19 @@ CREATE FUNCTION forget_notes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELE
 CREATE TRIGGER members_forget AFTER UPDATE OF status ON members FOR EACH ROW EXECUTE FUNCTION forget_notes();
 CREATE FUNCTION cleanup_members() RETURNS void LANGUAGE sql AS $$ DELETE FROM members WHERE id > 8 $$;
 CREATE RULE audit_prunes AS ON INSERT TO audit_log DO ALSO DELETE FROM notes WHERE body LIKE 'old%';
+CREATE VIEW member_cleanup AS SELECT cleanup_members()::text AS done;
+CREATE MATERIALIZED VIEW member_cleanup_mv AS SELECT cleanup_members()::text AS done WITH NO DATA;
+CREATE TABLE events (id int NOT NULL, at date NOT NULL, what text) PARTITION BY RANGE (at);
+CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 `;
 
 const SEED = `INSERT INTO members (id, name, email, score) SELECT i, 'member ' || i, 'm' || i || '@example.com', i * 1.25 FROM generate_series(1, 10) i;
 INSERT INTO loans (id, member_id, amount) SELECT i, 1 + i % 10, i * 10.5 FROM generate_series(1, 20) i;
 INSERT INTO audit_log (what) VALUES ('created'), ('seeded'), ('checked');
 INSERT INTO notes VALUES (1, 'old note'), (1, 'old note'), (2, 'call back'), (3, 'old lead'), (4, 'vip'), (5, 'n5'), (6, 'n6'), (7, 'n7'), (8, 'n8'), (9, 'n9');
-INSERT INTO attachments SELECT i, i, lo_from_bytea(0, convert_to('file ' || i, 'UTF8')) FROM generate_series(1, 3) i;`;
+INSERT INTO attachments SELECT i, i, lo_from_bytea(0, convert_to('file ' || i, 'UTF8')) FROM generate_series(1, 3) i;
+INSERT INTO events SELECT i, date '2023-06-01' + i * 60, 'event ' || i FROM generate_series(1, 6) i;`;
 
 /** Columns of each table (`schema.table`) at the first look: what a later look compares. */
 type Shape = Map<string, string[]>;

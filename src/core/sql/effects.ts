@@ -132,6 +132,8 @@ export function statementEffects(kind: string, node: AstNode): StatementEffects 
       const last = call.funcname[call.funcname.length - 1];
       const name = isNode(last) && isNode(last.String) ? String(last.String.sval) : '';
       if (!SAFE_FUNCTIONS.has(name) && evaluatesCalls(kind)) reachFurther(`a call of ${name}()`);
+      // A view that calls such a function runs it whenever a later statement reads the view.
+      if (!SAFE_FUNCTIONS.has(name) && kind === 'ViewStmt') changesLater = true;
     }
   });
 
