@@ -120,13 +120,12 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
   const session = await (options.session ?? ownConnection(target))(`flotilla migrate ${runId}`);
   const client = session.client;
   try {
-    await client.query(`SELECT set_config('statement_timeout', $1, false), set_config('application_name', $2, false)`, [
+    // A tenant's functions must not stand in for built-in ones in Flotilla's own queries (and run as
+    // Flotilla, or fool verification): those run with pg_catalog alone on the path; the tenant's statements get its schema.
+    await client.query(`SELECT pg_catalog.set_config('statement_timeout', $1, false), pg_catalog.set_config('application_name', $2, false), pg_catalog.set_config('search_path', 'pg_catalog', false)`, [
       options.statementTimeout ?? ENGINE_DEFAULTS.statementTimeout,
       `flotilla migrate ${runId}`,
     ]);
-    // A tenant's functions must not stand in for built-in ones in Flotilla's own queries (and run as
-    // Flotilla, or fool verification): those run with pg_catalog alone on the path; the tenant's statements get its schema.
-    await client.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)`);
     return await withTenantLock(
       client,
       { schema: target.schema, tenant: target.tenant, waitMs: options.lockWaitMs ?? ENGINE_DEFAULTS.lockWaitMs, lockTimeout },
