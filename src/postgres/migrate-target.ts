@@ -427,8 +427,8 @@ function verifyError(tenant: string, where: string, what: string, cause?: unknow
  */
 function catalogPathOnly(client: pg.ClientBase): <T>(work: () => Promise<T>) => Promise<T> {
   return async (work) => {
-    const { rows } = await client.query<{ path: string }>(`SELECT pg_catalog.current_setting('search_path') AS path`);
-    await client.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)`);
+    // Read, then set, in one round trip (a row's items are computed in order).
+    const { rows } = await client.query<{ path: string }>(`SELECT pg_catalog.current_setting('search_path') AS path, pg_catalog.set_config('search_path', 'pg_catalog', false) AS now`);
     try {
       return await work();
     } finally {
