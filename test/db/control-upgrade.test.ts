@@ -39,6 +39,11 @@ beforeAll(async () => {
   await setup.createTenant({ slug: 'beta', kind: 'schema' });
   await setup.backup('alpha', { strategy: 'snapshot' });
   await setup.close();
+  // An older version made no roles: the schema tenant's goes, with what it owned handed back.
+  for (const { name } of await project.query<{ name: string }>(control(), `SELECT name FROM flotilla.storage WHERE kind = 'role'`)) {
+    await project.query(project.config.tenants.schemaDatabase, `REASSIGN OWNED BY "${name}" TO CURRENT_USER; DROP OWNED BY "${name}"`);
+    await project.query('postgres', `DROP ROLE "${name}"`);
+  }
   await project.query(control(), BEFORE_OWNERSHIP);
   // What the old version allowed: a password inside a server's URL, and two tenants given one database
   // (their 70-character names were cut by PostgreSQL to the same 63 bytes).
