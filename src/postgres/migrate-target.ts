@@ -16,7 +16,7 @@ import { Verifier } from './verifier.js';
 import { pendingParts, schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
-import { nonTransactionalReason } from '../core/sql/statement.js';
+import { nonTransactionalReason, selectIntoAsCreateTable } from '../core/sql/statement.js';
 import { withTenantLock } from './advisory-lock.js';
 import { connect } from './connect.js';
 import { ensureHistoryTable, readHistory, recordHistory } from './history.js';
@@ -339,11 +339,12 @@ async function execute(statement: ScheduledStatement['statement'], context: RunC
     }
     return;
   }
-  if (await runner.run(statement.sql)) return;
+  const sql = selectIntoAsCreateTable(statement.kind, statement.node) ?? statement.sql;
+  if (await runner.run(sql)) return;
   // The function is gone or was changed: a new one (under a new name) runs the statement, or nothing does.
   TenantRunner.forget(client, target.role);
   context.runner = await TenantRunner.of(client, target.role);
-  if (!(await context.runner.run(statement.sql))) {
+  if (!(await context.runner.run(sql))) {
     throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: the function through which Flotilla runs the tenant's statements as its role could not be used; the upgrade was stopped.`, {
       hint: "Remove whatever in the migration changes Flotilla's functions in pg_temp.",
       meta: { tenant: target.tenant },

@@ -135,6 +135,7 @@ const cases: HostileCase[] = [
     files: () => ({ '0002_x.sql': "-- flotilla:allow FV701 reason=\"seed rows are not audit\"\nDELETE FROM audit_log WHERE what = 'seeded';" }),
     expect: 'backup',
   },
+  { name: 'SELECT … INTO a new table', class: 'legit', files: () => ({ '0002_x.sql': 'SELECT * INTO members_archive FROM members WHERE id < 3;' }), expect: 'clean' },
   {
     name: 'additive changes: a table, a column with a default, an index, a constraint NOT VALID',
     class: 'legit',

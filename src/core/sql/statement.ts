@@ -1,5 +1,6 @@
 import type { AstNode } from './ast.js';
 import { isNode, nameList, stringField, unwrap, walk } from './ast.js';
+import { deparseStatement } from './parser.js';
 
 /** Why a statement cannot run inside a transaction block, or undefined if it can. */
 export function nonTransactionalReason(kind: string, node: AstNode): string | undefined {
@@ -146,4 +147,16 @@ export function indexedTable(kind: string, node: AstNode): string | undefined {
   if (kind !== 'IndexStmt') return undefined;
   const relation = unwrap(node).relation;
   return isNode(relation) ? stringField(relation, 'relname') : undefined;
+}
+
+/**
+ * `SELECT … INTO t` written as `CREATE TABLE t AS SELECT …` (the same table,
+ * the same rows): PL/pgSQL's EXECUTE cannot run the first form. Undefined for
+ * any other statement.
+ */
+export function selectIntoAsCreateTable(kind: string, node: AstNode): string | undefined {
+  if (kind !== 'SelectStmt') return undefined;
+  const { intoClause, ...query } = unwrap(node);
+  if (!isNode(intoClause)) return undefined;
+  return deparseStatement({ CreateTableAsStmt: { query: { SelectStmt: query }, into: intoClause, objtype: 'OBJECT_TABLE' } });
 }
