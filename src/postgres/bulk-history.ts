@@ -4,10 +4,15 @@ import { quoteIdent } from '../core/sql/quote.js';
 
 const CHUNK = 400;
 
-/** Of these schemas, those with a history table. */
+/**
+ * Of these schemas, those with a history table: a real table, not owned by a
+ * tenant's role (a view put in its place would run the tenant's code as Flotilla).
+ */
 export async function schemasWithHistory(client: pg.ClientBase, schemas: readonly string[]): Promise<string[]> {
   const { rows } = await client.query<{ nspname: string }>(
-    `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'flotilla_migrations' AND n.nspname = ANY($1)`,
+    `SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relname = 'flotilla_migrations' AND n.nspname = ANY($1) AND c.relkind = 'r'
+        AND c.relowner NOT IN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname LIKE 'flotilla\_tenant\_%')`,
     [schemas],
   );
   return rows.map((r) => r.nspname);

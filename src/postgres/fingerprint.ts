@@ -144,8 +144,8 @@ export async function hashTable(client: pg.ClientBase, table: TableInfo): Promis
 /** `k` (the key's or the whole row's hash) and `v0…vn` (each value's), for the given expressions of the columns. */
 function rowHashes(table: TableInfo, keyExprs: readonly string[], exprs: readonly string[]): string {
   const key = keyExprs.length > 0 ? keyExprs : exprs;
-  const values = exprs.map((e, i) => `hashtextextended((${e})::text, 0) AS v${i}`);
-  return [`hashtextextended(ROW(${key.join(', ')})::text, 0) AS k`, ...values].join(', ');
+  const values = exprs.map((e, i) => `pg_catalog.hashtextextended(ROW(${e})::text, 0) AS v${i}`);
+  return [`pg_catalog.hashtextextended(ROW(${key.join(', ')})::text, 0) AS k`, ...values].join(', ');
 }
 
 /**
@@ -174,8 +174,8 @@ export async function compareWithHashed(
   if (before.primaryKey.length === 0 || keyExprs.some((e) => e === undefined)) {
     if (kept.length === 0) return { missingRows: null, changedColumns: null, changedRows: 0, keyed: false };
     const { rows } = await client.query<{ missing: string }>(
-      `WITH b AS (SELECT hashtextextended(ROW(${kept.map((i) => `v${i}`).join(', ')})::text, 0) AS k, count(*) AS n FROM ${hashed} GROUP BY 1),
-            a AS (SELECT hashtextextended(ROW(${kept.map((i) => `hashtextextended((${exprs[i]})::text, 0)`).join(', ')})::text, 0) AS k, count(*) AS n FROM ${source} GROUP BY 1)
+      `WITH b AS (SELECT pg_catalog.hashtextextended(ROW(${kept.map((i) => `v${i}`).join(', ')})::text, 0) AS k, count(*) AS n FROM ${hashed} GROUP BY 1),
+            a AS (SELECT pg_catalog.hashtextextended(ROW(${kept.map((i) => `pg_catalog.hashtextextended(ROW(${exprs[i]})::text, 0)`).join(', ')})::text, 0) AS k, count(*) AS n FROM ${source} GROUP BY 1)
        SELECT coalesce(sum(greatest(b.n - coalesce(a.n, 0), 0)), 0) AS missing FROM b LEFT JOIN a USING (k)`,
     );
     return { missingRows: Number(rows[0]!.missing), changedColumns: null, changedRows: 0, keyed: false };

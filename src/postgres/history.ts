@@ -35,8 +35,29 @@ export async function historyExists(client: pg.ClientBase, schema: string): Prom
 
 /** What planning needs of each applied migration (the rest of the row is for people reading the table). */
 export async function readHistory(client: pg.ClientBase, schema: string): Promise<AppliedMigration[]> {
+  await refuseReplacedHistory(client, schema);
   const { rows } = await client.query<AppliedMigration>(`SELECT version, name, checksum, remaining FROM ${table(schema)}`);
   return rows;
+}
+
+/**
+ * The history table must be the table Flotilla made: a schema tenant's role owns
+ * the schema and could put a view (whose query runs the tenant's code as
+ * Flotilla) or a table of its own in its place.
+ */
+async function refuseReplacedHistory(client: pg.ClientBase, schema: string): Promise<void> {
+  const { rows } = await client.query<{ relkind: string; tenants: boolean }>(
+    `SELECT c.relkind::text AS relkind, pg_catalog.pg_get_userbyid(c.relowner) LIKE 'flotilla\_tenant\_%' AS tenants
+       FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)`,
+    [table(schema)],
+  );
+  const found = rows[0];
+  if (found && (found.relkind !== 'r' || found.tenants)) {
+    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Schema ${schema}: Flotilla's history table was replaced (${found.relkind !== 'r' ? 'by a view or another kind of relation' : "by a table of the tenant's role"}); nothing was read or run.`, {
+      hint: "A migration dropped or replaced flotilla_migrations. Restore the tenant from a backup taken before that migration.",
+      meta: { schema },
+    });
+  }
 }
 
 export async function recordHistory(
@@ -46,6 +67,7 @@ export async function recordHistory(
   context: { runId: string; appliedBy: string; durations: ReadonlyMap<string, number> },
 ): Promise<void> {
   if (updates.length === 0) return;
+  await refuseReplacedHistory(client, schema);
   await refuseHistoryHooks(client, schema);
   const m = updates.map((u) => u.migration);
   await client.query(

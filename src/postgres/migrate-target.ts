@@ -325,6 +325,14 @@ async function execute(statement: ScheduledStatement['statement'], context: RunC
   }
   // A schema its migration creates (its own, by the rewrite) is made by Flotilla and given to the role.
   if (statement.kind === 'CreateSchemaStmt') {
+    // Only the bare schema is made as Flotilla: elements (GRANT, CREATE …) or an owner would run with its rights.
+    const body = unwrap(statement.node);
+    if ((Array.isArray(body.schemaElts) && body.schemaElts.length > 0) || body.authrole !== undefined) {
+      throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: CREATE SCHEMA with elements or AUTHORIZATION is not run for a schema tenant.`, {
+        hint: 'Create the schema alone (CREATE SCHEMA IF NOT EXISTS name), then its tables and grants in statements of their own.',
+        meta: { tenant: target.tenant },
+      });
+    }
     await client.query(statement.sql);
     await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
     return;
@@ -390,8 +398,8 @@ async function runVerifyFiles(context: RunContext): Promise<void> {
         const { runner } = context;
         const counted = await Promise.resolve()
           .then(async () => ({
-            rows: await runner.count(`SELECT count(*) FROM (${query.sql}) v`),
-            fine: await runner.count(`SELECT count(*) FROM (${query.sql}) v WHERE (SELECT count(*) FROM pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(v))) = 1 AND (SELECT e.value FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(v)) e) = 'true'::jsonb`),
+            rows: await runner.count(`SELECT count(*) FROM (${query.sql}\n) v`),
+            fine: await runner.count(`SELECT count(*) FROM (${query.sql}\n) v WHERE (SELECT count(*) FROM pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(v))) = 1 AND (SELECT e.value FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(v)) e) = 'true'::jsonb`),
           }))
           .catch((cause: Error) => {
             throw verifyError(context.target.tenant, `${path}:${query.line}`, cause.message, cause);

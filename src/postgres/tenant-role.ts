@@ -55,7 +55,6 @@ export async function ownTenantSchemas(client: pg.ClientBase, role: string, sche
         AND c.relname <> 'flotilla_migrations' AND NOT (c.relkind = 'S' AND c.relname LIKE 'flotilla_migrations%')
         -- A sequence owned by a column follows its table.
         AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
-        AND NOT (c.relkind IN ('r', 'p') AND c.relispartition)
      UNION ALL
      SELECT format('ALTER %s %I.%I OWNER TO %I', CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, n.nspname, t.typname, $1), 2
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace

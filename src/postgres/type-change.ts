@@ -52,6 +52,16 @@ export async function typeChangeLosses(client: pg.ClientBase, statement: Stateme
       SelectStmt: { targetList: [{ ResTarget: { name: 't', val: { TypeCast: { arg: { A_Const: { isnull: true } }, typeName: def.typeName } } } }], limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' },
     });
     const lossy = await guarded(client, statement, async () => {
+      // As the tenant (a schema tenant's role), nothing of the migration's is evaluated here: not even the
+      // new type, whose domain checks are the tenant's code. Every value is counted, widening or not.
+      if (countAsTenant) {
+        const { rows: old } = await client.query<{ full: string }>(
+          `SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS full FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::pg_catalog.regclass AND a.attname = $2 AND NOT a.attisdropped`,
+          [deparseRelation(relation), column],
+        );
+        if (!old[0]) return 0;
+        return countAsTenant(`SELECT count(*) FROM (${select}) s WHERE (s.converted)::${old[0].full} IS DISTINCT FROM s.original`);
+      }
       const { rows: types } = await client.query<{ base: string; full: string; new: string }>(
         // Every function named with its schema: a tenant's own function of that name cannot stand in for it.
         `SELECT pg_catalog.format_type(a.atttypid, NULL) AS base, pg_catalog.format_type(a.atttypid, a.atttypmod) AS full, (SELECT pg_catalog.pg_typeof(t)::pg_catalog.text FROM (${typeOnly}) s) AS new
@@ -62,10 +72,8 @@ export async function typeChangeLosses(client: pg.ClientBase, statement: Stateme
       if (!found) return 0;
       // A widening with no USING keeps every value: no scan (a length or precision limit is not a widening).
       if (!isNode(def.raw_default) && WIDENING[found.base]?.includes(found.new) && found.base === found.full) return 0;
-      // The USING expression is the migration's: evaluated as the tenant, like the statement itself.
-      const count = `SELECT count(*) FROM (${select}) s WHERE (s.converted)::${found.full} IS DISTINCT FROM s.original`;
-      if (countAsTenant) return countAsTenant(count);
-      const { rows } = await client.query<{ count: string }>(count);
+      // A database tenant's migration runs as this session's user anyway: its USING expression too.
+      const { rows } = await client.query<{ count: string }>(`SELECT count(*) FROM (${select}) s WHERE (s.converted)::${found.full} IS DISTINCT FROM s.original`);
       return Number(rows[0]!.count);
     });
     if (lossy > 0) losses.push({ kind: 'values', code: 'FV704', table, column, before: lossy, after: null });

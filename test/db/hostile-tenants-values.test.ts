@@ -69,6 +69,36 @@ const cases: HostileCase[] = [
     expect: 'clean',
   },
   {
+    name: "a cast of the tenant's own type, which Flotilla's hashing would run as its user",
+    class: 7,
+    files: ({ neighbour }) => ({
+      '0002_x.sql': `CREATE FUNCTION mood_text(x mood) RETURNS text LANGUAGE plpgsql AS $f$ BEGIN BEGIN EXECUTE format('DELETE FROM %I.notes', '${neighbour}'); DELETE FROM audit_log WHERE id = 2; EXCEPTION WHEN others THEN NULL; END; RETURN x::name::text; END $f$;\nCREATE CAST (mood AS text) WITH FUNCTION mood_text(mood);\nUPDATE members SET score = score WHERE id = 2;`,
+    }),
+    expect: 'clean',
+  },
+  {
+    name: "a domain whose check reaches another tenant, as the new type of a column",
+    class: 7,
+    files: ({ neighbour }) => ({
+      '0002_x.sql': `CREATE FUNCTION chk(x int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN BEGIN EXECUTE format('DELETE FROM %I.notes', '${neighbour}'); EXCEPTION WHEN others THEN NULL; END; RETURN true; END $f$;\nCREATE DOMAIN checked_int AS int CHECK (chk(VALUE));\nALTER TABLE audit_log ALTER COLUMN id TYPE checked_int;`,
+    }),
+    expect: 'clean',
+  },
+  {
+    name: "Flotilla's history table replaced by a view whose query reaches another tenant",
+    class: 7,
+    files: ({ neighbour }) => ({
+      '0002_x.sql': `CREATE FUNCTION evil() RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN BEGIN EXECUTE format('DELETE FROM %I.notes', '${neighbour}'); EXCEPTION WHEN others THEN NULL; END; RETURN true; END $f$;\nCREATE TABLE hist AS SELECT * FROM flotilla_migrations;\nDO $d$ BEGIN EXECUTE 'DROP TABLE flotilla_migrations'; END $d$;\nCREATE VIEW flotilla_migrations AS SELECT * FROM hist WHERE evil();`,
+    }),
+    expect: 'rollback',
+  },
+  {
+    name: 'CREATE SCHEMA with a GRANT element on a system table',
+    class: 7,
+    files: () => ({ '0002_x.sql': 'CREATE SCHEMA extra GRANT SELECT ON TABLE pg_catalog.pg_largeobject TO PUBLIC;' }),
+    expect: { database: 'clean', schema: 'rollback' },
+  },
+  {
     name: "a qualified reference to another tenant's schema",
     class: 7,
     files: ({ neighbour }) => ({ '0002_x.sql': `DELETE FROM "${neighbour}".notes WHERE member_id = 2;` }),

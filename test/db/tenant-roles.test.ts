@@ -23,7 +23,7 @@ async function owners(database: string, schema: string): Promise<string[]> {
 beforeAll(async () => {
   project = await testProject();
   await project.write({
-    '0001_base.sql': "CREATE TABLE members (id serial PRIMARY KEY, name text);\nCREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1';\nINSERT INTO members (name) VALUES ('a');",
+    '0001_base.sql': "CREATE TABLE members (id serial PRIMARY KEY, name text);\nCREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1';\nINSERT INTO members (name) VALUES ('a');\nCREATE TABLE ev (id int, at date) PARTITION BY RANGE (at);\nCREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2030-01-01');",
   });
   flotilla = await Flotilla.open({ config: project.config });
 });
@@ -48,7 +48,7 @@ describe("a schema tenant's own role", () => {
     await project.query('postgres', `DROP ROLE "${role}"`);
     await project.query(`${project.prefix}_control`, `DELETE FROM flotilla.storage WHERE kind = 'role' AND name = $1`, [role]);
     expect(await owners(tenant.database, tenant.schema)).not.toContain(role);
-    await project.write({ '0002_more.sql': 'ALTER TABLE members ADD COLUMN email text;' });
+    await project.write({ '0002_more.sql': 'ALTER TABLE members ADD COLUMN email text;\nALTER TABLE ev ADD COLUMN what text;', '0002_more.verify.sql': 'SELECT count(*) >= 0 FROM members -- any count will do' });
     const report = await flotilla.migrate({ tenants: ['beta'] });
     expect(report.outcomes[0]!.status).toBe('succeeded');
     expect(await owners(tenant.database, tenant.schema)).toEqual([role]);

@@ -54,7 +54,7 @@ const KEEPS_DATA_KINDS = new Set([
 ]);
 
 /** Kinds that change what later statements do: a trigger or rule fires on them, a function may be called by them. */
-const CHANGES_LATER = new Set(['CreateFunctionStmt', 'AlterFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CreateEventTrigStmt']);
+const CHANGES_LATER = new Set(['CreateFunctionStmt', 'AlterFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CreateEventTrigStmt', 'CreateCastStmt', 'CreateOpClassStmt', 'DefineStmt']);
 
 /** What DROP removes without CASCADE when nothing depends on it: only these can hold or define data that goes with them. */
 const DROPS_THAT_REACH_FURTHER: Record<string, string> = {
