@@ -67,7 +67,6 @@ export async function recordHistory(
   context: { runId: string; appliedBy: string; durations: ReadonlyMap<string, number> },
 ): Promise<void> {
   if (updates.length === 0) return;
-  await refuseReplacedHistory(client, schema);
   await refuseHistoryHooks(client, schema);
   const m = updates.map((u) => u.migration);
   await client.query(
@@ -95,14 +94,17 @@ export async function recordHistory(
  * Refused (the transaction is rolled back), and owned back by Flotilla.
  */
 async function refuseHistoryHooks(client: pg.ClientBase, schema: string): Promise<void> {
+  // One question: is it still Flotilla's table (not a view, not the tenant role's), with no trigger or rule?
   const { rows } = await client.query<{ what: string }>(
-    `SELECT 'trigger ' || tgname AS what FROM pg_catalog.pg_trigger WHERE tgrelid = pg_catalog.to_regclass($1) AND NOT tgisinternal
+    `SELECT CASE WHEN c.relkind <> 'r' THEN 'a relation of kind ' || c.relkind::text || ' in its place' ELSE 'an owner of the tenant''s' END AS what
+       FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1) AND (c.relkind <> 'r' OR pg_catalog.pg_get_userbyid(c.relowner) LIKE 'flotilla\_tenant\_%')
+     UNION ALL SELECT 'trigger ' || tgname FROM pg_catalog.pg_trigger WHERE tgrelid = pg_catalog.to_regclass($1) AND NOT tgisinternal
      UNION ALL SELECT 'rule ' || rulename FROM pg_catalog.pg_rewrite WHERE ev_class = pg_catalog.to_regclass($1) AND rulename <> '_RETURN'`,
-    [`${quoteIdent(schema)}.flotilla_migrations`],
+    [table(schema)],
   );
   if (rows.length > 0) {
     throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Schema ${schema}: Flotilla's history table has ${rows.map((r) => r.what).join(', ')}, which would run when the history is written; nothing was recorded and the transaction was rolled back.`, {
-      hint: 'Remove the trigger or rule on flotilla_migrations from the migration: the history table is Flotilla\'s.',
+      hint: 'Remove what the migration does to flotilla_migrations (a trigger, a rule, a view in its place): the history table is Flotilla\'s.',
       meta: { schema, hooks: rows.map((r) => r.what) },
     });
   }
