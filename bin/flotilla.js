@@ -1,9 +1,6 @@
 #!/usr/bin/env node
-// The CLI is written in TypeScript; tsx compiles it on the fly so `npx flotilla` needs no build step.
-import { register } from 'tsx/esm/api';
-
-register();
-const { main } = await import('../src/cli/main.ts');
+// The compiled CLI (`npm run build`, run by `npm ci` through `prepare`): plain Node, no TypeScript at run time.
+const { main } = await import('../dist/cli/main.js');
 const code = await main(process.argv);
 await new Promise((resolve) => process.stdout.write('', resolve));
 process.exit(code);

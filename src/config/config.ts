@@ -139,7 +139,13 @@ export function validateConfig(raw: unknown, source: string): FlotillaConfig {
 
 async function readConfigFile(file: string): Promise<unknown> {
   if (file.endsWith('.ts')) {
-    const { tsImport } = await import('tsx/esm/api');
+    // tsx is an optional peer: only a TypeScript config needs it.
+    const { tsImport } = await import('tsx/esm/api').catch(() => {
+      throw new FlotillaError('FLO_CONFIG_INVALID', `${file} is TypeScript, and reading it needs the tsx package, which is not installed.`, {
+        hint: 'Install it beside Flotilla (npm install --save-dev tsx), or write the config as flotilla.config.json.',
+        meta: { source: file, problems: ['tsx is not installed'] },
+      });
+    });
     const module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: { default?: unknown } };
     // Outside an ESM package the default export arrives wrapped once more (CommonJS interop).
     const value = module.default && typeof module.default === 'object' && 'default' in module.default ? module.default.default : module.default;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,8 @@ let dataDir: string | undefined;
  * (CI uses the machine's service), otherwise an embedded server started here.
  */
 export async function setup(project: TestProject): Promise<void> {
+  // The CLI the tests run is the compiled one (bin/flotilla.js imports dist/): built from these sources first.
+  execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
   let url = process.env.FLOTILLA_TEST_DATABASE_URL;
   if (url) {
     // Fails loudly: a configured server that cannot be reached is an error, not a reason to skip.
