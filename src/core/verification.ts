@@ -220,31 +220,6 @@ export function allowanceFor(kind: LossKind, table: string, segment: Segment, re
   return [...names].some((name) => reached.has(name)) ? allow.reason : null;
 }
 
-/**
- * Losses between the fingerprints of a whole plan's start and end (counts only):
- * an allow counts only when the plan is that one statement's segment, i.e. when
- * no other statement of the plan can change the table.
- */
-export function findLosses(before: readonly TableFingerprint[], after: ReadonlyMap<string, TableFingerprint | null>, plan: Plan<ParsedMigration>): Loss[] {
-  const renames = planRenames(plan);
-  const statements = planStatements(plan);
-  const losses: Loss[] = [];
-  for (const old of before) {
-    const now = after.get(`${old.schema}.${old.table}`);
-    if (now === undefined) continue;
-    const comparison: TableComparison = { before: old, after: now, missingRows: null, changedColumns: null, changedRows: 0, keyed: false };
-    const segment = soleWriter(statements, old.table);
-    for (const loss of tableLosses(comparison, segment, renames)) losses.push({ ...loss, allowedBecause: allowanceFor(loss.kind, loss.table, segment, renames) });
-  }
-  return losses;
-}
-
-/** The segment of a table over statements: allowed by the one statement that can change it, when only one can. */
-export function soleWriter(statements: readonly Statement[], table: string, cascades?: ReadonlyMap<string, readonly string[]>): Segment {
-  const writers = statements.filter((s) => s.unbounded !== undefined || s.changesLaterEffects || (!s.keepsData && s.writes.includes(table)) || (s.kind === 'DropStmt' && unwrap(s.node).removeType === 'OBJECT_SCHEMA'));
-  return writers.length === 1 ? { statements, allowing: writers[0], ...(cascades ? { cascades } : {}) } : { statements, ...(cascades ? { cascades } : {}) };
-}
-
 export function describeLoss(loss: Loss): string {
   const what = loss.column ? `${loss.table}.${loss.column}` : loss.table;
   if (loss.kind === 'large-objects') return `large objects: ${loss.before} before, ${loss.after ?? 0} of them left as they were (${loss.code})`;

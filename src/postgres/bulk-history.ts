@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { AppliedMigration } from '../core/plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
+import { TENANT_ROLE_LIKE } from './tenant-role.js';
 
 const CHUNK = 400;
 

@@ -3,6 +3,7 @@ import { FlotillaError } from '../core/errors.js';
 import type { AppliedMigration } from '../core/plan.js';
 import type { HistoryUpdate } from '../core/schedule.js';
 import { quoteIdent } from '../core/sql/quote.js';
+import { TENANT_ROLE_LIKE } from './tenant-role.js';
 
 export const HISTORY_TABLE = 'flotilla_migrations';
 
@@ -35,29 +36,9 @@ export async function historyExists(client: pg.ClientBase, schema: string): Prom
 
 /** What planning needs of each applied migration (the rest of the row is for people reading the table). */
 export async function readHistory(client: pg.ClientBase, schema: string): Promise<AppliedMigration[]> {
-  await refuseReplacedHistory(client, schema);
+  await refuseUnsafeHistory(client, schema);
   const { rows } = await client.query<AppliedMigration>(`SELECT version, name, checksum, remaining FROM ${table(schema)}`);
   return rows;
-}
-
-/**
- * The history table must be the table Flotilla made: a schema tenant's role owns
- * the schema and could put a view (whose query runs the tenant's code as
- * Flotilla) or a table of its own in its place.
- */
-async function refuseReplacedHistory(client: pg.ClientBase, schema: string): Promise<void> {
-  const { rows } = await client.query<{ relkind: string; tenants: boolean }>(
-    `SELECT c.relkind::text AS relkind, pg_catalog.pg_get_userbyid(c.relowner) LIKE 'flotilla\_tenant\_%' AS tenants
-       FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)`,
-    [table(schema)],
-  );
-  const found = rows[0];
-  if (found && (found.relkind !== 'r' || found.tenants)) {
-    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Schema ${schema}: Flotilla's history table was replaced (${found.relkind !== 'r' ? 'by a view or another kind of relation' : "by a table of the tenant's role"}); nothing was read or run.`, {
-      hint: "A migration dropped or replaced flotilla_migrations. Restore the tenant from a backup taken before that migration.",
-      meta: { schema },
-    });
-  }
 }
 
 export async function recordHistory(
@@ -67,7 +48,7 @@ export async function recordHistory(
   context: { runId: string; appliedBy: string; durations: ReadonlyMap<string, number> },
 ): Promise<void> {
   if (updates.length === 0) return;
-  await refuseHistoryHooks(client, schema);
+  await refuseUnsafeHistory(client, schema);
   const m = updates.map((u) => u.migration);
   await client.query(
     `INSERT INTO ${table(schema)} AS h (version, name, checksum, applied_by, duration_ms, run_id, statements, remaining)
@@ -89,22 +70,23 @@ export async function recordHistory(
 }
 
 /**
- * The history is written as Flotilla's own user, after verification: a trigger
- * or rule a migration put on the history table would run there, unverified.
- * Refused (the transaction is rolled back), and owned back by Flotilla.
+ * The history table must be the table Flotilla made, and nothing may run when
+ * it is read or written (as Flotilla's own user, after verification): a schema
+ * tenant's role owns the schema and could put a view or a table of its own in
+ * its place, and any migration a trigger or rule on it. Refused, before it is
+ * read or written: the transaction is rolled back.
  */
-async function refuseHistoryHooks(client: pg.ClientBase, schema: string): Promise<void> {
-  // One question: is it still Flotilla's table (not a view, not the tenant role's), with no trigger or rule?
+async function refuseUnsafeHistory(client: pg.ClientBase, schema: string): Promise<void> {
   const { rows } = await client.query<{ what: string }>(
     `SELECT CASE WHEN c.relkind <> 'r' THEN 'a relation of kind ' || c.relkind::text || ' in its place' ELSE 'an owner of the tenant''s' END AS what
-       FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1) AND (c.relkind <> 'r' OR pg_catalog.pg_get_userbyid(c.relowner) LIKE 'flotilla\_tenant\_%')
+       FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1) AND (c.relkind <> 'r' OR pg_catalog.pg_get_userbyid(c.relowner) LIKE $2)
      UNION ALL SELECT 'trigger ' || tgname FROM pg_catalog.pg_trigger WHERE tgrelid = pg_catalog.to_regclass($1) AND NOT tgisinternal
      UNION ALL SELECT 'rule ' || rulename FROM pg_catalog.pg_rewrite WHERE ev_class = pg_catalog.to_regclass($1) AND rulename <> '_RETURN'`,
-    [table(schema)],
+    [table(schema), TENANT_ROLE_LIKE],
   );
   if (rows.length > 0) {
-    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Schema ${schema}: Flotilla's history table has ${rows.map((r) => r.what).join(', ')}, which would run when the history is written; nothing was recorded and the transaction was rolled back.`, {
-      hint: 'Remove what the migration does to flotilla_migrations (a trigger, a rule, a view in its place): the history table is Flotilla\'s.',
+    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Schema ${schema}: Flotilla's history table has ${rows.map((r) => r.what).join(', ')}; nothing was read or recorded, and the transaction was rolled back.`, {
+      hint: "Remove what the migration does to flotilla_migrations (a trigger, a rule, a view or table in its place): the history table is Flotilla's. A tenant whose history was replaced is restored from a backup taken before that migration.",
       meta: { schema, hooks: rows.map((r) => r.what) },
     });
   }

@@ -160,18 +160,19 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
           verification: null,
         };
         if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
-        const catalogRisks = options.beforeApply ? await existingEffects(client, target, plan) : [];
+        // Asked once for the plan: the backup decision and verification both use it.
+        const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
+        const catalogRisks = options.beforeApply || verify.enabled ? await existingEffects(client, target, plan) : [];
         const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan), catalogRisks) : 'apply';
         if (options.dryRun || go === 'stop') return { ...base, status: 'planned', mayOverwrite: mayOverwrite(plan), durationMs: performance.now() - started };
         // What the tenant holds becomes its role's (made before roles, restored, or Flotilla's own history table).
         if (target.role && !(await ownsSchema(client, target.role, target.schema))) await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
         const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
-        const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
         // A schema tenant's functions must not stand in for the built-in ones in Flotilla's own queries,
         // and the expressions of its migrations are evaluated as its role.
         const runnerOf = () => TenantRunner.of(client, target.role!);
         const tenantGuards = { guard: catalogPathOnly(client), ...(target.role ? { countAsTenant: async (sql: string) => (await runnerOf()).count(sql) } : {}) };
-        const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report', ...tenantGuards }) : undefined;
+        const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report', reachesThroughCatalog: catalogRisks.length > 0, ...tenantGuards }) : undefined;
         const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
         const context: RunContext = { guard: tenantGuards.guard, client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false, unrecorded: new Map(), durations: new Map() };
         for (const [i, phase] of phases.entries()) {

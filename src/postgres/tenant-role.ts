@@ -2,6 +2,12 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { quoteIdent } from '../core/sql/quote.js';
 
+/** Every schema tenant's role is named with this prefix (and the tenant's id). */
+export const TENANT_ROLE_PREFIX = 'flotilla_tenant_';
+
+/** A LIKE pattern matching the names of tenants' roles. */
+export const TENANT_ROLE_LIKE = `${TENANT_ROLE_PREFIX.replaceAll('_', '\\_')}%`;
+
 /**
  * A schema tenant's own role: it owns the tenant's schemas and what is in them,
  * and has no privilege on any other tenant's, so the tenant's migrations, run

@@ -2,9 +2,9 @@ import type pg from 'pg';
 import { FlotillaError } from '../core/errors.js';
 import type { Statement } from '../core/migration.js';
 import type { Loss, Overwrite, Segment, TableComparison, TableFingerprint } from '../core/verification.js';
-import { affectedRelations, allowanceFor, relationsRun, describeLoss, describeOverwrite, planRenames, tableLosses, tableOverwrites } from '../core/verification.js';
+import { affectedRelations, allowanceFor, describeLoss, describeOverwrite, planRenames, tableLosses, tableOverwrites } from '../core/verification.js';
 import type { TableInfo } from './fingerprint.js';
-import { affectedTables, compareLargeObjects, compareWithHashed, countTable, dropHashed, effectsThroughExistingObjects, hashLargeObjects, hashTable, tableNow, tablesHoldingRows } from './fingerprint.js';
+import { affectedTables, compareLargeObjects, compareWithHashed, countTable, dropHashed, hashLargeObjects, hashTable, tableNow, tablesHoldingRows } from './fingerprint.js';
 import { typeChangeLosses } from './type-change.js';
 
 export interface VerifierOptions {
@@ -21,6 +21,12 @@ export interface VerifierOptions {
    * pg_catalog meanwhile). Default: as they are.
    */
   readonly guard?: <T>(work: () => Promise<T>) => Promise<T>;
+  /**
+   * Triggers, rules or functions of the tenant's (or made by the same plan) run
+   * during the plan's statements, as the engine found in the catalog: every
+   * table is compared.
+   */
+  readonly reachesThroughCatalog: boolean;
   /** Counts rows with a query of the migration's own expressions, as the tenant (its role for a schema tenant). */
   readonly countAsTenant?: (sql: string) => Promise<number>;
 }
@@ -66,10 +72,8 @@ export class Verifier {
   private async start(statements: readonly Statement[]): Promise<void> {
     this.executed = [];
     const affected = affectedRelations(statements);
-    let all = affected.all;
-    // A trigger or rule already on a table the statements write to (a plain INSERT included) may change any other table.
-    const run = relationsRun(statements);
-    if (!all && run.length > 0) all = (await effectsThroughExistingObjects(this.client, this.options.schemas, run)).length > 0;
+    // A trigger or rule on a table the statements write to (a plain INSERT included) may change any other table.
+    const all = affected.all || this.options.reachesThroughCatalog;
     const tables = all || affected.names.size > 0 ? await affectedTables(this.client, this.options.schemas, { all, names: affected.names }) : [];
     const holding = await tablesHoldingRows(this.client, tables);
     this.watched = [];

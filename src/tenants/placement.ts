@@ -3,6 +3,7 @@ import type { MigrationSet } from '../core/migration-set.js';
 import { derivedName } from '../core/slug.js';
 import { tenantSchemaMap } from '../core/sql/schema-rewrite.js';
 import type { MigrationTarget } from '../postgres/migrate-target.js';
+import { TENANT_ROLE_PREFIX } from '../postgres/tenant-role.js';
 import type { Server, Tenant, TenantKind } from '../registry/types.js';
 
 /** Where a new tenant lives: its own database (`public` schema), or its own schema in the shared database. */
@@ -24,7 +25,7 @@ export function migrationTarget(tenant: Tenant, server: Server, set: MigrationSe
 
 /** A schema tenant's own role, named by its id (roles are shared by every database of the server). */
 export function tenantRole(tenant: Pick<Tenant, 'id'>): string {
-  return `flotilla_tenant_${tenant.id.replaceAll('-', '')}`;
+  return `${TENANT_ROLE_PREFIX}${tenant.id.replaceAll('-', '')}`;
 }
 
 /** Every schema a schema tenant owns: its own and one per schema its migrations create. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ParsedMigration } from '../../src/core/migration.js';
 import { plan } from '../../src/core/plan.js';
-import type { TableFingerprint } from '../../src/core/verification.js';
-import { affectedRelations, describeLoss, findLosses, planRenames } from '../../src/core/verification.js';
+import type { Loss, Segment, TableFingerprint } from '../../src/core/verification.js';
+import { affectedRelations, allowanceFor, describeLoss, planRenames, planStatements, tableLosses } from '../../src/core/verification.js';
 import { migration } from '../support/migrations.js';
 
 function planOf(...migrations: ParsedMigration[]) {
@@ -13,32 +13,44 @@ function planOf(...migrations: ParsedMigration[]) {
 
 const fp = (table: string, rows: number, columns: Record<string, number>): TableFingerprint => ({ schema: 'public', table, rows, columns });
 
+/** What the verifier finds in one table across a segment of statements (counts only), with the allow it accepts. */
+function losses(before: TableFingerprint, after: TableFingerprint | null, segment: Segment): Loss[] {
+  const renames = planRenames(segment.statements);
+  const comparison = { before, after, missingRows: null, changedColumns: null, changedRows: 0, keyed: false };
+  return tableLosses(comparison, segment, renames).map((loss) => ({ ...loss, allowedBecause: allowanceFor(loss.kind, loss.table, segment, renames) }));
+}
+
+const statementsOf = (sql: string) => migration('0002_x', sql).statements;
+
 describe('finding lost data', () => {
   it('reports values set to NULL as column data lost, but not values that left with their rows', () => {
-    const p = planOf(migration('0002_x', "UPDATE t SET a = NULL WHERE id > 5; DELETE FROM t WHERE id < 3;"));
-    const losses = findLosses([fp('t', 10, { id: 10, a: 10, b: 10 })], new Map([['public.t', fp('t', 8, { id: 8, a: 3, b: 8 })]]), p);
-    expect(losses.map(describeLoss)).toEqual(['t: 10 rows before, 8 rows after (FV701)', 't.a: 10 values before, 3 values after (FV703)']);
+    const segment = { statements: statementsOf('UPDATE t SET a = NULL WHERE id > 5; DELETE FROM t WHERE id < 3;') };
+    expect(losses(fp('t', 10, { id: 10, a: 10, b: 10 }), fp('t', 8, { id: 8, a: 3, b: 8 }), segment).map(describeLoss)).toEqual([
+      't: 10 rows before, 8 rows after (FV701)',
+      't.a: 10 values before, 3 values after (FV703)',
+    ]);
   });
 
-  it('reports a vanished table, and accepts it only with an allow on a statement touching it', () => {
-    const before = [fp('old', 4, { id: 4 })];
-    const gone = new Map([['public.old', null]]);
-    expect(findLosses(before, gone, planOf(migration('0002_x', 'DROP TABLE old;')))[0]).toMatchObject({ code: 'FV702', allowedBecause: null });
-    const allowed = findLosses(before, gone, planOf(migration('0002_x', '-- flotilla:allow FD102 reason="archived elsewhere"\nDROP TABLE old;')));
-    expect(allowed[0]).toMatchObject({ code: 'FV702', allowedBecause: 'archived elsewhere' });
+  it('reports a vanished table, and accepts it only with an allow on the statement the segment is made of', () => {
+    const [drop] = statementsOf('DROP TABLE old;');
+    expect(losses(fp('old', 4, { id: 4 }), null, { statements: [drop!], allowing: drop! })[0]).toMatchObject({ code: 'FV702', allowedBecause: null });
+    const [allowed] = statementsOf('-- flotilla:allow FD102 reason="archived elsewhere"\nDROP TABLE old;');
+    expect(losses(fp('old', 4, { id: 4 }), null, { statements: [allowed!], allowing: allowed! })[0]).toMatchObject({ code: 'FV702', allowedBecause: 'archived elsewhere' });
+    // The same allow, when the loss was measured across more than its own statement, accepts nothing.
+    expect(losses(fp('old', 4, { id: 4 }), null, { statements: [allowed!, ...statementsOf('DROP TABLE old;')] })[0]!.allowedBecause).toBeNull();
   });
 
   it('does not accept an allow on a statement about another table, or one without a reason', () => {
-    const before = [fp('a', 4, {})];
-    const after = new Map([['public.a', fp('a', 0, {})]]);
-    expect(findLosses(before, after, planOf(migration('0002_x', '-- flotilla:allow FV701 reason="b only"\nDELETE FROM b WHERE true;\nDELETE FROM a WHERE true;')))[0]!.allowedBecause).toBeNull();
-    expect(findLosses(before, after, planOf(migration('0002_x', '-- flotilla:allow FV701\nDELETE FROM a WHERE true;')))[0]!.allowedBecause).toBeNull();
+    const [onB] = statementsOf('-- flotilla:allow FV701 reason="b only"\nDELETE FROM b WHERE true;');
+    expect(losses(fp('a', 4, {}), fp('a', 0, {}), { statements: [onB!], allowing: onB! })[0]!.allowedBecause).toBeNull();
+    const [noReason] = statementsOf('-- flotilla:allow FV701\nDELETE FROM a WHERE true;');
+    expect(losses(fp('a', 4, {}), fp('a', 0, {}), { statements: [noReason!], allowing: noReason! })[0]!.allowedBecause).toBeNull();
   });
 
   it('follows renames of tables and columns', () => {
     const p = planOf(migration('0002_x', 'ALTER TABLE t RENAME COLUMN a TO b; ALTER TABLE t RENAME TO u; ALTER TABLE u RENAME COLUMN b TO c;'));
     expect(planRenames(p)).toEqual({ tables: new Map([['t', 'u']]), columns: new Map([['t.a', 'c']]) });
-    expect(findLosses([fp('t', 3, { a: 3 })], new Map([['public.t', fp('t', 3, { c: 3 })]]), p)).toEqual([]);
+    expect(losses(fp('t', 3, { a: 3 }), fp('t', 3, { c: 3 }), { statements: planStatements(p) })).toEqual([]);
   });
 
   it('knows which relations a plan can affect, and when it cannot know', () => {

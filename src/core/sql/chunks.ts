@@ -10,35 +10,14 @@
  */
 export function cutPoints(sql: string, targetLength: number): number[] {
   const cuts: number[] = [];
-  let depth = 0;
   let last = 0;
-  let i = 0;
-  const n = sql.length;
-  while (i < n) {
-    const c = sql.charCodeAt(i);
-    if (c === 39 /* ' */) {
-      // E'…' strings take backslash escapes; others only doubled quotes.
-      const escapes = i > 0 && (sql[i - 1] === 'E' || sql[i - 1] === 'e') && !isWordChar(sql.charCodeAt(i - 2));
-      i = skipQuoted(sql, i + 1, 39, escapes);
-    } else if (c === 34 /* " */) {
-      i = skipQuoted(sql, i + 1, 34, false);
-    } else if (c === 45 /* - */ && sql.charCodeAt(i + 1) === 45) {
-      const end = sql.indexOf('\n', i);
-      i = end === -1 ? n : end + 1;
-    } else if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42) {
-      i = skipBlockComment(sql, i + 2);
-    } else if (c === 36 /* $ */ && !isWordChar(sql.charCodeAt(i - 1))) {
-      i = skipDollarQuoted(sql, i);
-    } else {
-      if (c === 40) depth++;
-      else if (c === 41) depth = Math.max(0, depth - 1);
-      else if (c === 59 /* ; */ && depth === 0 && i + 1 - last >= targetLength) {
-        cuts.push(i + 1);
-        last = i + 1;
-      }
-      i++;
-    }
-  }
+  scanSql(sql, {
+    statementEnd(i) {
+      if (i + 1 - last < targetLength) return;
+      cuts.push(i + 1);
+      last = i + 1;
+    },
+  });
   return cuts;
 }
 
@@ -51,16 +30,30 @@ export function lineComments(sql: string): { line: number; text: string }[] {
   const found: { line: number; text: string }[] = [];
   let line = 1;
   let counted = 0;
-  const lineAt = (index: number) => {
-    for (let j = sql.indexOf('\n', counted); j !== -1 && j < index; j = sql.indexOf('\n', j + 1)) line++;
-    counted = index;
-    return line;
-  };
+  scanSql(sql, {
+    lineComment(start, end) {
+      for (let j = sql.indexOf('\n', counted); j !== -1 && j < start; j = sql.indexOf('\n', j + 1)) line++;
+      counted = start;
+      found.push({ line, text: sql.slice(start, end) });
+    },
+  });
+  return found;
+}
+
+/**
+ * Walks SQL text as PostgreSQL's lexer sees its quoting: strings (with `E''`
+ * escapes), quoted identifiers, `--` and nested block comments, dollar-quoted
+ * bodies. Calls back for each `--` comment (its text, without the newline) and for
+ * each `;` outside all of them and outside parentheses.
+ */
+function scanSql(sql: string, on: { statementEnd?(index: number): void; lineComment?(start: number, end: number): void }): void {
+  let depth = 0;
   let i = 0;
   const n = sql.length;
   while (i < n) {
     const c = sql.charCodeAt(i);
     if (c === 39 /* ' */) {
+      // E'…' strings take backslash escapes; others only doubled quotes.
       const escapes = i > 0 && (sql[i - 1] === 'E' || sql[i - 1] === 'e') && !isWordChar(sql.charCodeAt(i - 2));
       i = skipQuoted(sql, i + 1, 39, escapes);
     } else if (c === 34 /* " */) {
@@ -68,15 +61,19 @@ export function lineComments(sql: string): { line: number; text: string }[] {
     } else if (c === 45 /* - */ && sql.charCodeAt(i + 1) === 45) {
       const end = sql.indexOf('\n', i);
       const stop = end === -1 ? n : end;
-      found.push({ line: lineAt(i), text: sql.slice(i, stop) });
+      on.lineComment?.(i, stop);
       i = stop;
     } else if (c === 47 /* / */ && sql.charCodeAt(i + 1) === 42) {
       i = skipBlockComment(sql, i + 2);
     } else if (c === 36 /* $ */ && !isWordChar(sql.charCodeAt(i - 1))) {
       i = skipDollarQuoted(sql, i);
-    } else i++;
+    } else {
+      if (c === 40) depth++;
+      else if (c === 41) depth = Math.max(0, depth - 1);
+      else if (c === 59 /* ; */ && depth === 0) on.statementEnd?.(i);
+      i++;
+    }
   }
-  return found;
 }
 
 function isWordChar(c: number): boolean {

@@ -69,7 +69,7 @@ const DROPS_THAT_REACH_FURTHER: Record<string, string> = {
 };
 
 /** ALTER TABLE sub-commands that add or constrain, never remove or convert, what a table holds. */
-export const KEEPS_DATA_ALTERS = new Set([
+const KEEPS_DATA_ALTERS = new Set([
   'AT_AddColumn', 'AT_ColumnDefault', 'AT_SetNotNull', 'AT_DropNotNull', 'AT_AddConstraint', 'AT_ValidateConstraint', 'AT_DropConstraint', 'AT_AddIndex', 'AT_AddIndexConstraint',
   'AT_AddIdentity', 'AT_SetIdentity', 'AT_DropIdentity', 'AT_EnableRowSecurity', 'AT_DisableRowSecurity', 'AT_ForceRowSecurity', 'AT_NoForceRowSecurity', 'AT_SetStatistics',
   'AT_SetStorage', 'AT_SetCompression', 'AT_SetRelOptions', 'AT_ResetRelOptions', 'AT_ReplicaIdentity', 'AT_ChangeOwner', 'AT_ClusterOn', 'AT_DropCluster', 'AT_SetLogged', 'AT_SetUnLogged',
