@@ -19,7 +19,10 @@ const server = await benchServer();
 const admin = databaseOf(server.url) ?? 'postgres';
 const dir = await mkdtemp(join(tmpdir(), 'bench-backup-'));
 await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'migrations')));
-await writeFile(join(dir, 'migrations', '0001_data.sql'), 'CREATE TABLE events (id bigserial PRIMARY KEY, account_id int NOT NULL, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now());');
+await writeFile(
+  join(dir, 'migrations', '0001_data.sql'),
+  'CREATE TABLE events (id bigserial PRIMARY KEY, account_id int NOT NULL, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now());',
+);
 const config = await loadConfig({ cwd: dir, env: { FLOTILLA_DATABASE_URL: withDatabase(server.url, 'bench_backup_control') } });
 const cleanup = async () =>
   withClient(server.url, admin, async (c) => {
@@ -28,7 +31,9 @@ const cleanup = async () =>
     for (const { datname } of rows) await dropDatabase(c, datname);
   });
 await cleanup();
-const flotilla = await Flotilla.open({ config: { ...config, tenants: { ...config.tenants, databasePrefix: 'bench_backup_' }, backup: { ...config.backup, dir: join(dir, 'backups') } } });
+const flotilla = await Flotilla.open({
+  config: { ...config, tenants: { ...config.tenants, databasePrefix: 'bench_backup_' }, backup: { ...config.backup, dir: join(dir, 'backups') } },
+});
 try {
   await flotilla.createTenant({ slug: 'big' });
   const size = await flotilla.withTenantClient('big', async (c) => {
@@ -51,7 +56,9 @@ try {
   const dump = median(times.dump);
   console.log(`bench:backup — database tenant of ${(size / 1024 / 1024).toFixed(0)} MB (900,000 rows), ${ROUNDS} rounds each, ${server.label}`);
   console.log(`  snapshot (CREATE DATABASE … TEMPLATE): median ${(snapshot / 1000).toFixed(2)} s  [${times.snapshot.map((v) => (v / 1000).toFixed(2)).join(', ')}]`);
-  console.log(`  dump (pg_dump -Fc + SHA-256):          median ${(dump / 1000).toFixed(2)} s  [${times.dump.map((v) => (v / 1000).toFixed(2)).join(', ')}], file ${(dumpSize / 1024 / 1024).toFixed(0)} MB`);
+  console.log(
+    `  dump (pg_dump -Fc + SHA-256):          median ${(dump / 1000).toFixed(2)} s  [${times.dump.map((v) => (v / 1000).toFixed(2)).join(', ')}], file ${(dumpSize / 1024 / 1024).toFixed(0)} MB`,
+  );
   console.log(`  dump / snapshot = ${(dump / snapshot).toFixed(1)}x`);
 } finally {
   await flotilla.close();

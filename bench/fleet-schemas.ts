@@ -23,12 +23,20 @@ const server = await benchServer();
 const admin = databaseOf(server.url) ?? 'postgres';
 const dir = await mkdtemp(join(tmpdir(), 'bench-schemas-'));
 await mkdir(join(dir, 'migrations'));
-await writeFile(join(dir, 'migrations', '0001_base.sql'), 'CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL);\nCREATE TABLE entries (id serial PRIMARY KEY, account_id int REFERENCES accounts (id), amount int NOT NULL);');
+await writeFile(
+  join(dir, 'migrations', '0001_base.sql'),
+  'CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL);\nCREATE TABLE entries (id serial PRIMARY KEY, account_id int REFERENCES accounts (id), amount int NOT NULL);',
+);
 const controlUrl = withDatabase(server.url, 'bench_schemas_control');
-await writeFile(join(dir, 'flotilla.config.json'), JSON.stringify({ migrationsDir: 'migrations', tenants: { defaultKind: 'schema', schemaDatabase: 'bench_schemas_tenants' }, backup: { policy: 'never' } }));
+await writeFile(
+  join(dir, 'flotilla.config.json'),
+  JSON.stringify({ migrationsDir: 'migrations', tenants: { defaultKind: 'schema', schemaDatabase: 'bench_schemas_tenants' }, backup: { policy: 'never' } }),
+);
 const cleanup = async () => {
   // Each schema tenant's role belongs to the server: found in the registry's claims, dropped after the databases.
-  const roles = await withClient(server.url, 'bench_schemas_control', async (c) => (await c.query<{ name: string }>(`SELECT name FROM flotilla.storage WHERE kind = 'role'`)).rows.map((r) => r.name)).catch(() => [] as string[]);
+  const roles = await withClient(server.url, 'bench_schemas_control', async (c) =>
+    (await c.query<{ name: string }>(`SELECT name FROM flotilla.storage WHERE kind = 'role'`)).rows.map((r) => r.name),
+  ).catch(() => [] as string[]);
   await withClient(server.url, admin, async (c) => {
     for (const db of ['bench_schemas_control', 'bench_schemas_tenants']) await dropDatabase(c, db);
     for (const role of roles) await c.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);

@@ -68,14 +68,43 @@ try {
   await setup.createTenant({ slug: 'template' });
   for (const n of names) {
     // Registered as Flotilla would have made them (the bench copies them from a template instead, for speed).
-    const tenant = await setup.registry.insertTenant({ slug: n.replace('bench_fleet_', '').replace('_', '-'), name: n, kind: 'database', server: 'main', database: n, schema: 'public', operationId: null });
+    const tenant = await setup.registry.insertTenant({
+      slug: n.replace('bench_fleet_', '').replace('_', '-'),
+      name: n,
+      kind: 'database',
+      server: 'main',
+      database: n,
+      schema: 'public',
+      operationId: null,
+    });
     await setup.registry.storage.claim({ server: 'main', kind: 'database', name: n }, { purpose: 'tenant', tenantId: tenant.id });
     await setup.registry.activate(tenant.slug);
   }
   await setup.close();
   await sql(['CREATE DATABASE bench_fleet_pgtemplate']);
   const postgrator = (db: string, to: number) =>
-    spawnSync(join(REPO, 'node_modules/.bin/postgrator'), ['--to', String(to), '--driver', 'pg', '--host', url.hostname, '--port', url.port || '5432', '--database', db, '--username', decodeURIComponent(url.username), ...(url.password ? ['--password', decodeURIComponent(url.password)] : []), '--migration-pattern', `${postgratorDir}/*`, '--no-config'], { encoding: 'utf8' });
+    spawnSync(
+      join(REPO, 'node_modules/.bin/postgrator'),
+      [
+        '--to',
+        String(to),
+        '--driver',
+        'pg',
+        '--host',
+        url.hostname,
+        '--port',
+        url.port || '5432',
+        '--database',
+        db,
+        '--username',
+        decodeURIComponent(url.username),
+        ...(url.password ? ['--password', decodeURIComponent(url.password)] : []),
+        '--migration-pattern',
+        `${postgratorDir}/*`,
+        '--no-config',
+      ],
+      { encoding: 'utf8' },
+    );
   const warm = postgrator('bench_fleet_pgtemplate', 800);
   if (warm.status !== 0) throw new Error(`postgrator could not build its template: ${warm.stderr || warm.stdout}`);
 

@@ -80,7 +80,9 @@ try {
     const sm = median(s.map((r) => r.ms));
     console.log(`  ${shape} (${l[0]!.statements} statements in 50 MB):`);
     console.log(`    flotilla lint, 50 MB: ${(lm / 1000).toFixed(2)} s, peak ${Math.round(median(l.map((r) => r.mb)))} MB (goal < 10 s)`);
-    console.log(`    flotilla lint,  5 MB: ${(sm / 1000).toFixed(2)} s; 50 MB / 5 MB = ${(lm / sm).toFixed(1)} (10 would be linear with nothing fixed; each run includes the process start)`);
+    console.log(
+      `    flotilla lint,  5 MB: ${(sm / 1000).toFixed(2)} s; 50 MB / 5 MB = ${(lm / sm).toFixed(1)} (10 would be linear with nothing fixed; each run includes the process start)`,
+    );
     console.log(`    the parser alone, 50 MB: ${(parser / 1000).toFixed(2)} s; flotilla lint / parser = ${(lm / parser).toFixed(2)}`);
   }
 } finally {

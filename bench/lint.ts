@@ -27,4 +27,9 @@ const b = median(parseOnly);
 console.log(`bench:lint — 820 files, ${ROUNDS} rounds`);
 console.log(`  read + parse + lint: median ${(a / 1000).toFixed(2)} s (goal < 5 s)`);
 console.log(`  read + parse alone:  median ${(b / 1000).toFixed(2)} s; lint adds ${(a / b).toFixed(2)}x`);
-console.log(`  findings per code: ${Object.entries(counts).sort().map(([code, n]) => `${code} ${n}`).join(', ')}`);
+console.log(
+  `  findings per code: ${Object.entries(counts)
+    .sort()
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ')}`,
+);

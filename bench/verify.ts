@@ -75,7 +75,9 @@ async function compare(label: string, migrations: Record<string, string>): Promi
     on.push(await round(migrations, true));
   }
   const result = { on: median(on), off: median(off) };
-  console.log(`  ${label}: without ${result.off.toFixed(0)} ms, with ${result.on.toFixed(0)} ms  [with: ${on.map((v) => v.toFixed(0)).join(', ')}; without: ${off.map((v) => v.toFixed(0)).join(', ')}]`);
+  console.log(
+    `  ${label}: without ${result.off.toFixed(0)} ms, with ${result.on.toFixed(0)} ms  [with: ${on.map((v) => v.toFixed(0)).join(', ')}; without: ${off.map((v) => v.toFixed(0)).join(', ')}]`,
+  );
   return result;
 }
 

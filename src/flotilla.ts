@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from './config/config.js';
@@ -280,7 +279,10 @@ export class Flotilla {
     const key = JSON.stringify(options);
     const cache = this.parsed?.set === set ? this.parsed.lint : new Map<string, LintReport>();
     let report = cache.get(key);
-    if (!report) cache.set(key, (report = lintSet(set, options)));
+    if (!report) {
+      report = lintSet(set, options);
+      cache.set(key, report);
+    }
     return report;
   }
 
@@ -334,8 +336,16 @@ export class Flotilla {
     const set = await this.migrations();
     return this.operations.run({ command: 'tenant create', tenant: input.slug, arguments: { ...input, kind } }, async (op) => {
       const server = await this.registry.getServer(input.server ?? MAIN_SERVER);
-      const created = await provisionTenant({ ...input, kind, server }, set, op, { registry: this.registry, storage: this.storage, tenantsConfig: this.config.tenants, engine: { ...this.engineOptions(), runId: op.id } });
-      return { result: created.tenant, record: { versionAfter: created.result?.toVersion ?? null, ...(created.cleared ? { arguments: { ...input, kind, clearedInterruptedCreate: true } } : {}) } };
+      const created = await provisionTenant({ ...input, kind, server }, set, op, {
+        registry: this.registry,
+        storage: this.storage,
+        tenantsConfig: this.config.tenants,
+        engine: { ...this.engineOptions(), runId: op.id },
+      });
+      return {
+        result: created.tenant,
+        record: { versionAfter: created.result?.toVersion ?? null, ...(created.cleared ? { arguments: { ...input, kind, clearedInterruptedCreate: true } } : {}) },
+      };
     });
   }
 
@@ -369,7 +379,13 @@ export class Flotilla {
       const runId = op.id;
       const outcomes: TenantOutcome[] = [];
       for (const tenant of selected) {
-        const outcome = await this.upgradeTenant(tenant, context, { runId, operationId: op.id, dryRun: options.dryRun === true, allowOutOfOrder: options.allowOutOfOrder, target: options.target });
+        const outcome = await this.upgradeTenant(tenant, context, {
+          runId,
+          operationId: op.id,
+          dryRun: options.dryRun === true,
+          allowOutOfOrder: options.allowOutOfOrder,
+          target: options.target,
+        });
         outcomes.push(outcome);
         options.onTenant?.(outcome);
       }
@@ -441,19 +457,44 @@ export class Flotilla {
     }
     // Schema tenants are read in bulk (one query per shared database). A database tenant would need a
     // connection of its own just to be skipped; the runner connects anyway and its plan skips it then.
-    const versions = await tenantVersions(ordered.filter((t) => t.kind === 'schema'), servers, set, options.target ?? null);
+    const versions = await tenantVersions(
+      ordered.filter((t) => t.kind === 'schema'),
+      servers,
+      set,
+      options.target ?? null,
+    );
     const pending = ordered.filter((t) => !versions.get(t.slug)?.atTarget);
-    const placements = new Map(assignWaves(pending.map((t) => t.slug), { canary: options.canary, waveSize: options.waveSize }).map((p) => [p.tenant, p]));
+    const placements = new Map(
+      assignWaves(
+        pending.map((t) => t.slug),
+        { canary: options.canary, waveSize: options.waveSize },
+      ).map((p) => [p.tenant, p]),
+    );
     const concurrency = options.concurrency ?? 4;
     const id = await this.registry.rollouts.create({
       runner: await this.runner(),
       target: options.target ?? null,
-      options: { canary: options.canary, canaryCheck: options.canaryCheck, waveSize: options.waveSize, concurrency, maxFailures: options.maxFailures, order: options.order, budget: failureBudget(options.maxFailures, pending.length) },
+      options: {
+        canary: options.canary,
+        canaryCheck: options.canaryCheck,
+        waveSize: options.waveSize,
+        concurrency,
+        maxFailures: options.maxFailures,
+        order: options.order,
+        budget: failureBudget(options.maxFailures, pending.length),
+      },
       selection: { ...selection },
       startedBy: currentActor(),
       tenants: ordered.map((t, i) => {
         const placed = placements.get(t.slug);
-        return { tenant: t.slug, server: t.server, wave: placed?.wave ?? 1, position: placed?.position ?? pending.length + i, state: placed ? 'pending' : 'skipped', versionBefore: versions.get(t.slug)?.version ?? null };
+        return {
+          tenant: t.slug,
+          server: t.server,
+          wave: placed?.wave ?? 1,
+          position: placed?.position ?? pending.length + i,
+          state: placed ? 'pending' : 'skipped',
+          versionBefore: versions.get(t.slug)?.version ?? null,
+        };
       }),
     });
     return (await this.registry.rollouts.get(id))!;
@@ -475,19 +516,32 @@ export class Flotilla {
     const servers = await this.registry.listServers();
     const rows = await this.registry.rollouts.tenants(rollout.id);
     const inRollout = new Set(rows.map((r) => r.tenant));
-    const context = await this.upgradeContext(set, (await this.registry.listTenants()).filter((t) => inRollout.has(t.slug)));
+    const context = await this.upgradeContext(
+      set,
+      (await this.registry.listTenants()).filter((t) => inRollout.has(t.slug)),
+    );
     await runRollout(
       {
         store: this.registry.rollouts,
         runner: await this.runner(),
         serverLimits: await this.registry.serverLimits(servers.filter((s) => rows.some((r) => r.server === s.name))),
-        upgrade: async (slug) => this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, operationId: op.id, dryRun: false, target: rollout.target ?? undefined }),
+        upgrade: async (slug) =>
+          this.upgradeTenant(await this.registry.getTenant(slug), context, { runId: rollout.id, operationId: op.id, dryRun: false, target: rollout.target ?? undefined }),
       },
       rollout.id,
       { concurrency: options.concurrency ?? rollout.options.concurrency, emit, budget: rollout.options.budget },
     );
     const final = await this.getRollout(rollout.id);
-    emit({ event: 'rollout.finished', rollout: final.id, status: final.status, succeeded: final.counts.succeeded, failed: final.counts.failed, skipped: final.counts.skipped, pending: final.counts.pending, durationMs: Math.round(performance.now() - started) });
+    emit({
+      event: 'rollout.finished',
+      rollout: final.id,
+      status: final.status,
+      succeeded: final.counts.succeeded,
+      failed: final.counts.failed,
+      skipped: final.counts.skipped,
+      pending: final.counts.pending,
+      durationMs: Math.round(performance.now() - started),
+    });
     return final;
   }
 
@@ -561,7 +615,11 @@ export class Flotilla {
    * the engine (all-or-nothing, verified), and its audit event. Never throws for
    * the tenant's own failure.
    */
-  private async upgradeTenant(tenant: Tenant, context: UpgradeContext, options: { runId: string; operationId: string; dryRun: boolean; allowOutOfOrder?: boolean; target?: string }): Promise<TenantOutcome> {
+  private async upgradeTenant(
+    tenant: Tenant,
+    context: UpgradeContext,
+    options: { runId: string; operationId: string; dryRun: boolean; allowOutOfOrder?: boolean; target?: string },
+  ): Promise<TenantOutcome> {
     const started = performance.now();
     let outcome: TenantOutcome;
     // A rollout marks the tenant `upgrading` when it claims it.
@@ -584,7 +642,10 @@ export class Flotilla {
         outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
       }
     }
-    await this.registry.audit.record({ ...auditOfOutcome(outcome, { runId: options.runId, dryRun: options.dryRun, allowOutOfOrder: options.allowOutOfOrder === true }), operationId: options.operationId });
+    await this.registry.audit.record({
+      ...auditOfOutcome(outcome, { runId: options.runId, dryRun: options.dryRun, allowOutOfOrder: options.allowOutOfOrder === true }),
+      operationId: options.operationId,
+    });
     return outcome;
   }
 
@@ -594,7 +655,13 @@ export class Flotilla {
    * needs the database free of sessions, so the engine stops, the snapshot is
    * taken, and the engine plans again.
    */
-  private async migrateWithBackup(tenant: Tenant, server: Server, target: MigrationTarget, engine: EngineOptions, context: UpgradeContext & { operationId: string }): Promise<TargetResult & { backup: BackupDecision | null }> {
+  private async migrateWithBackup(
+    tenant: Tenant,
+    server: Server,
+    target: MigrationTarget,
+    engine: EngineOptions,
+    context: UpgradeContext & { operationId: string },
+  ): Promise<TargetResult & { backup: BackupDecision | null }> {
     const backup = { reasons: null as readonly string[] | null, id: null as string | null, snapshotFirst: false };
     const take = async () => {
       const reason = `before migrate: ${backup.reasons!.join('; ')}`;
@@ -626,7 +693,7 @@ export class Flotilla {
     for (const group of byDatabase(tenants)) {
       const first = group[0]!;
       const server = servers.get(first.server)!;
-      let client;
+      let client: pg.Client;
       try {
         client = await connect(server.url, first.database, 'flotilla status');
       } catch (error) {
@@ -761,14 +828,31 @@ function endOfRollout(rollout: Rollout): Partial<AuditEventInput> {
 }
 
 function auditOfOutcome(outcome: TenantOutcome, context: { runId: string; dryRun: boolean; allowOutOfOrder: boolean }): AuditEventInput {
-  const base = { command: 'migrate', arguments: { dryRun: context.dryRun, allowOutOfOrder: context.allowOutOfOrder }, tenant: outcome.tenant, durationMs: outcome.durationMs, runId: context.runId };
+  const base = {
+    command: 'migrate',
+    arguments: { dryRun: context.dryRun, allowOutOfOrder: context.allowOutOfOrder },
+    tenant: outcome.tenant,
+    durationMs: outcome.durationMs,
+    runId: context.runId,
+  };
   if (outcome.status === 'failed') return { ...base, outcome: 'failed', errorCode: outcome.error.code, errorMessage: outcome.error.message };
   if ('reason' in outcome) return { ...base, outcome: 'skipped', errorMessage: outcome.reason };
   const verification = outcome.verification;
   const details = verification
-    ? { tablesVerified: verification.tables, allowedLosses: verification.allowedLosses.map((l) => `${describeLoss(l)} — ${l.allowedBecause}`), overwrites: verification.overwrites.map(describeOverwrite) }
+    ? {
+        tablesVerified: verification.tables,
+        allowedLosses: verification.allowedLosses.map((l) => `${describeLoss(l)} — ${l.allowedBecause}`),
+        overwrites: verification.overwrites.map(describeOverwrite),
+      }
     : null;
-  return { ...base, outcome: outcome.status, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion, backupId: outcome.backup?.id ?? null, details };
+  return {
+    ...base,
+    outcome: outcome.status,
+    versionBefore: outcome.fromVersion,
+    versionAfter: outcome.status === 'planned' ? outcome.fromVersion : outcome.toVersion,
+    backupId: outcome.backup?.id ?? null,
+    details,
+  };
 }
 
 /** A server as the API shows it: its URL without a password. */

@@ -38,9 +38,12 @@ export function currentActor(): string {
   }
 }
 
-export const AUDIT_COLUMNS = 'actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id, details';
+export const AUDIT_COLUMNS =
+  'actor, command, arguments, tenant, version_before, version_after, outcome, error_code, error_message, duration_ms, backup_id, run_id, operation_id, details';
 
-export const AUDIT_INSERT = `INSERT INTO flotilla.audit_events (${AUDIT_COLUMNS}) VALUES (${AUDIT_COLUMNS.split(',').map((_, i) => `$${i + 1}`).join(', ')})`;
+export const AUDIT_INSERT = `INSERT INTO flotilla.audit_events (${AUDIT_COLUMNS}) VALUES (${AUDIT_COLUMNS.split(',')
+  .map((_, i) => `$${i + 1}`)
+  .join(', ')})`;
 
 /** One event's values in AUDIT_COLUMNS order, its arguments and message redacted. */
 export function auditRow(actor: string, event: AuditEventInput): unknown[] {

@@ -111,10 +111,14 @@ export class BackupService {
 
   private async snapshot(tenant: Tenant, server: Server, operationId: string, options: BackupOptions): Promise<{ backup: Omit<Backup, 'createdAt'>; claim: StorageClaim }> {
     if (tenant.kind !== 'database') {
-      throw new FlotillaError('FLO_SNAPSHOT_UNAVAILABLE', `Tenant ${tenant.slug} is a schema tenant: a snapshot copies a whole database, so it can only back up database tenants.`, {
-        hint: 'Use --strategy dump (or backup.fallbackToDump: true, the default, to fall back automatically).',
-        meta: { tenant: tenant.slug },
-      });
+      throw new FlotillaError(
+        'FLO_SNAPSHOT_UNAVAILABLE',
+        `Tenant ${tenant.slug} is a schema tenant: a snapshot copies a whole database, so it can only back up database tenants.`,
+        {
+          hint: 'Use --strategy dump (or backup.fallbackToDump: true, the default, to fall back automatically).',
+          meta: { tenant: tenant.slug },
+        },
+      );
     }
     const id = randomUUID();
     const name = `flotilla_snap_${id.replaceAll('-', '')}`;
@@ -142,7 +146,20 @@ export class BackupService {
         version: await schemaVersion(client, 'public'),
         size: Number((await client.query(`SELECT pg_database_size(current_database()) AS s`)).rows[0].s),
       }));
-      const backup = { id, tenant: tenant.slug, kind: tenant.kind, server: server.name, strategy: 'snapshot' as const, location: name, sizeBytes: size, checksum: null, schemaVersion: version, rowCounts: counts, reason: options.reason, runId: options.runId ?? null };
+      const backup = {
+        id,
+        tenant: tenant.slug,
+        kind: tenant.kind,
+        server: server.name,
+        strategy: 'snapshot' as const,
+        location: name,
+        sizeBytes: size,
+        checksum: null,
+        schemaVersion: version,
+        rowCounts: counts,
+        reason: options.reason,
+        runId: options.runId ?? null,
+      };
       return { backup, claim };
     } catch (error) {
       await this.storage.drop(claim).catch(() => undefined);
@@ -150,13 +167,25 @@ export class BackupService {
     }
   }
 
-  private async dump(tenant: Tenant, server: Server, set: MigrationSet | undefined, operationId: string, options: BackupOptions): Promise<{ backup: Omit<Backup, 'createdAt'>; claim: StorageClaim }> {
+  private async dump(
+    tenant: Tenant,
+    server: Server,
+    set: MigrationSet | undefined,
+    operationId: string,
+    options: BackupOptions,
+  ): Promise<{ backup: Omit<Backup, 'createdAt'>; claim: StorageClaim }> {
     const id = randomUUID();
     // A schema tenant's dump holds exactly the schemas the registry records as its own.
     if (tenant.kind === 'schema' && set) await claimTenantSchemas(tenant, server, set, this.storage);
     const owned = tenant.kind === 'schema' ? (await this.storage.claims.ofTenant(tenant.id)).filter((c) => c.kind === 'schema').map((c) => c.name) : undefined;
     const dir = join(this.config.dir, tenant.slug);
-    const file = join(dir, `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}_${id.slice(0, 8)}.dump`);
+    const file = join(
+      dir,
+      `${new Date()
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z')}_${id.slice(0, 8)}.dump`,
+    );
     const partial = `${file}.partial`;
     const claim = await this.storage.claims.claim(localFile(file), { purpose: 'scratch', operationId });
     const client = await connect(server.url, tenant.database, 'flotilla backup');
@@ -180,7 +209,21 @@ export class BackupService {
       await client.query('COMMIT');
       await rename(partial, file);
       const { size } = await stat(file);
-      const backup = { id, tenant: tenant.slug, kind: tenant.kind, server: server.name, strategy: 'dump' as const, location: file, sizeBytes: size, checksum: await fileChecksum(file), schemaVersion: version, rowCounts: counts, reason: options.reason, runId: options.runId ?? null, schemas: schemas ?? null };
+      const backup = {
+        id,
+        tenant: tenant.slug,
+        kind: tenant.kind,
+        server: server.name,
+        strategy: 'dump' as const,
+        location: file,
+        sizeBytes: size,
+        checksum: await fileChecksum(file),
+        schemaVersion: version,
+        rowCounts: counts,
+        reason: options.reason,
+        runId: options.runId ?? null,
+        schemas: schemas ?? null,
+      };
       return { backup, claim };
     } catch (error) {
       await this.storage.drop(claim).catch(() => undefined);
@@ -220,7 +263,11 @@ function snapshotUnavailable(tenant: Tenant, sessions: { n: number | string; app
   return new FlotillaError(
     'FLO_SNAPSHOT_UNAVAILABLE',
     `Cannot snapshot tenant ${tenant.slug}: ${sessions.n} session(s) are connected to its database (${sessions.apps}), and PostgreSQL copies a database only when nobody is connected.`,
-    { hint: 'Stop the application for this tenant (or take the tenant offline), or use --strategy dump, which works while the application runs.', meta: { tenant: tenant.slug }, ...(cause ? { cause } : {}) },
+    {
+      hint: 'Stop the application for this tenant (or take the tenant offline), or use --strategy dump, which works while the application runs.',
+      meta: { tenant: tenant.slug },
+      ...(cause ? { cause } : {}),
+    },
   );
 }
 

@@ -35,7 +35,21 @@ export class BackupCatalog {
     const { rows } = await client.query(
       `INSERT INTO flotilla.backups (id, tenant_slug, tenant_kind, server, strategy, location, size_bytes, checksum, schema_version, fingerprint, reason, run_id, schemas)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${COLUMNS}`,
-      [backup.id, backup.tenant, backup.kind, backup.server, backup.strategy, backup.location, backup.sizeBytes, backup.checksum, backup.schemaVersion, JSON.stringify(backup.rowCounts), backup.reason, backup.runId, backup.schemas ?? null],
+      [
+        backup.id,
+        backup.tenant,
+        backup.kind,
+        backup.server,
+        backup.strategy,
+        backup.location,
+        backup.sizeBytes,
+        backup.checksum,
+        backup.schemaVersion,
+        JSON.stringify(backup.rowCounts),
+        backup.reason,
+        backup.runId,
+        backup.schemas ?? null,
+      ],
     );
     return toBackup(rows[0]);
   }
@@ -48,9 +62,7 @@ export class BackupCatalog {
   /** By full id or a unique prefix of at least 8 characters. */
   async get(id: string): Promise<Backup> {
     const prefix = id.toLowerCase();
-    const { rows } = /^[0-9a-f-]{8,36}$/.test(prefix)
-      ? await this.pool.query(`SELECT ${COLUMNS} FROM flotilla.backups WHERE id::text LIKE $1 || '%'`, [prefix])
-      : { rows: [] };
+    const { rows } = /^[0-9a-f-]{8,36}$/.test(prefix) ? await this.pool.query(`SELECT ${COLUMNS} FROM flotilla.backups WHERE id::text LIKE $1 || '%'`, [prefix]) : { rows: [] };
     if (rows.length !== 1) {
       throw new FlotillaError('FLO_BACKUP_NOT_FOUND', rows.length > 1 ? `Backup id ${id} is ambiguous (${rows.length} backups start with it).` : `No backup with id ${id}.`, {
         hint: 'See the backups with `flotilla backup list [<slug>]` and give a longer id.',

@@ -36,7 +36,12 @@ export interface RestoreDeps {
  * before it replaces anything; only storage the registry records as the
  * tenant's is replaced, and what it held is kept aside until the copy is in place.
  */
-export async function restoreBackup(deps: RestoreDeps, op: OperationContext, set: MigrationSet | undefined, input: { backupId: string; slug: string; as?: string }): Promise<{ backup: Backup; tenant: Tenant }> {
+export async function restoreBackup(
+  deps: RestoreDeps,
+  op: OperationContext,
+  set: MigrationSet | undefined,
+  input: { backupId: string; slug: string; as?: string },
+): Promise<{ backup: Backup; tenant: Tenant }> {
   const { registry } = deps;
   const backup = await registry.backups.get(input.backupId);
   if (backup.tenant !== input.slug) {
@@ -52,7 +57,8 @@ export async function restoreBackup(deps: RestoreDeps, op: OperationContext, set
   if (input.as !== undefined) {
     // Run again after it was killed once its work was done: the copy is there, and that is the result.
     const existing = await registry.findTenant(input.as);
-    if (existing && (await finishedBefore(registry, 'restore', existing, (args) => args.backup === input.backupId && args.slug === input.slug))) return { backup, tenant: existing };
+    if (existing && (await finishedBefore(registry, 'restore', existing, (args) => args.backup === input.backupId && args.slug === input.slug)))
+      return { backup, tenant: existing };
     return { backup, tenant: await restoreAsNew(deps, op, set, { backup, server, schemas, slug: input.as }) };
   }
   const tenant = await registry.getTenant(input.slug);
@@ -83,7 +89,10 @@ async function replaceDatabase(deps: RestoreDeps, op: OperationContext, backup: 
   const own = await storage.requireTenants({ server: server.name, kind: 'database', name: tenant.database }, tenant);
   const suffix = op.id.replaceAll('-', '');
   const scratch = await materialize(deps, backup, server, `flotilla_restore_${suffix}`, { purpose: 'scratch', operationId: op.id });
-  const aside = await storage.claimAbsent({ server: server.name, kind: 'database', name: `flotilla_old_${suffix}` }, { purpose: 'aside', operationId: op.id, tenantId: tenant.id, asideOf: own.name });
+  const aside = await storage.claimAbsent(
+    { server: server.name, kind: 'database', name: `flotilla_old_${suffix}` },
+    { purpose: 'aside', operationId: op.id, tenantId: tenant.id, asideOf: own.name },
+  );
   op.assertAlive();
   try {
     await withClient(server.url, adminDatabase(server.url), (admin) => endSessions(admin, tenant.database));
@@ -116,7 +125,11 @@ async function replaceDatabase(deps: RestoreDeps, op: OperationContext, backup: 
  * restored under their names, counted, and only then are the old ones dropped;
  * on any failure the restored ones go and the old ones come back.
  */
-async function replaceSchemas(deps: RestoreDeps, op: OperationContext, input: { backup: Backup; tenant: Tenant; server: Server; schemas: readonly string[]; set: MigrationSet | undefined }): Promise<void> {
+async function replaceSchemas(
+  deps: RestoreDeps,
+  op: OperationContext,
+  input: { backup: Backup; tenant: Tenant; server: Server; schemas: readonly string[]; set: MigrationSet | undefined },
+): Promise<void> {
   const { storage } = deps;
   const { backup, tenant, server } = input;
   // Schemas its own migrations made before ownership was recorded become its own first (by its history).
@@ -128,7 +141,12 @@ async function replaceSchemas(deps: RestoreDeps, op: OperationContext, input: { 
   const suffix = op.id.replaceAll('-', '').slice(0, 24);
   const asides: StorageClaim[] = [];
   for (const [i, name] of names.entries()) {
-    asides.push(await storage.claimAbsent({ server: server.name, kind: 'schema', database: tenant.database, name: `flotilla_old_${suffix}_${i}` }, { purpose: 'aside', operationId: op.id, tenantId: tenant.id, asideOf: name }));
+    asides.push(
+      await storage.claimAbsent(
+        { server: server.name, kind: 'schema', database: tenant.database, name: `flotilla_old_${suffix}_${i}` },
+        { purpose: 'aside', operationId: op.id, tenantId: tenant.id, asideOf: name },
+      ),
+    );
   }
   op.assertAlive();
   await withClient(server.url, tenant.database, async (client) => {
@@ -140,7 +158,9 @@ async function replaceSchemas(deps: RestoreDeps, op: OperationContext, input: { 
   try {
     await op.setPhase('moved');
     await pgRestore(backup, server, tenant.database);
-    const counts = await withClient(server.url, tenant.database, async (client) => countRows(client, { schemas: await existingSchemas(client, input.schemas), tenantSchema: tenant.schema }));
+    const counts = await withClient(server.url, tenant.database, async (client) =>
+      countRows(client, { schemas: await existingSchemas(client, input.schemas), tenantSchema: tenant.schema }),
+    );
     checkCounts(backup, counts);
   } catch (error) {
     await undoSwap(storage, asides);
@@ -151,7 +171,12 @@ async function replaceSchemas(deps: RestoreDeps, op: OperationContext, input: { 
 }
 
 /** A new tenant from a backup: registered as provisioning, made from the copy, active once its counts match. */
-async function restoreAsNew(deps: RestoreDeps, op: OperationContext, set: MigrationSet | undefined, input: { backup: Backup; server: Server; schemas: readonly string[]; slug: string }): Promise<Tenant> {
+async function restoreAsNew(
+  deps: RestoreDeps,
+  op: OperationContext,
+  set: MigrationSet | undefined,
+  input: { backup: Backup; server: Server; schemas: readonly string[]; slug: string },
+): Promise<Tenant> {
   const { registry, storage, config } = deps;
   const { backup, server } = input;
   const place = placeTenant(input.slug, backup.kind, config.tenants);
@@ -178,7 +203,12 @@ async function restoreAsNew(deps: RestoreDeps, op: OperationContext, set: Migrat
  * again and restore that into the shared database, under names claimed for the
  * new tenant (refused if anything holds them).
  */
-async function copySchemasAs(deps: RestoreDeps, op: OperationContext, set: MigrationSet | undefined, input: { backup: Backup; server: Server; tenant: Tenant; schemas: readonly string[] }): Promise<void> {
+async function copySchemasAs(
+  deps: RestoreDeps,
+  op: OperationContext,
+  set: MigrationSet | undefined,
+  input: { backup: Backup; server: Server; tenant: Tenant; schemas: readonly string[] },
+): Promise<void> {
   const { storage, config } = deps;
   const { backup, server, tenant } = input;
   const original = placeTenant(backup.tenant, 'schema', config.tenants).schema;
@@ -192,12 +222,20 @@ async function copySchemasAs(deps: RestoreDeps, op: OperationContext, set: Migra
       requireTool('pg_dump', await serverMajor(client));
     });
     await mkdir(config.backup.dir, { recursive: true });
-    const run = await runTool('pg_dump', ['--format=custom', '--file', file.name, ...[...renames.values()].flatMap((s) => ['--schema', `"${s}"`])], withDatabase(server.url, scratch.name));
-    if (run.code !== 0) throw new FlotillaError('FLO_RESTORE_FAILED', `pg_dump of the renamed copy failed: ${run.stderr.trim()}`, { hint: 'Check the message above; nothing was changed.' });
+    const run = await runTool(
+      'pg_dump',
+      ['--format=custom', '--file', file.name, ...[...renames.values()].flatMap((s) => ['--schema', `"${s}"`])],
+      withDatabase(server.url, scratch.name),
+    );
+    if (run.code !== 0)
+      throw new FlotillaError('FLO_RESTORE_FAILED', `pg_dump of the renamed copy failed: ${run.stderr.trim()}`, { hint: 'Check the message above; nothing was changed.' });
     await storage.ensureSharedDatabase(server.name, tenant.database);
-    for (const name of renames.values()) await storage.claimAbsent({ server: server.name, kind: 'schema', database: tenant.database, name }, { purpose: 'tenant', tenantId: tenant.id });
+    for (const name of renames.values())
+      await storage.claimAbsent({ server: server.name, kind: 'schema', database: tenant.database, name }, { purpose: 'tenant', tenantId: tenant.id });
     await pgRestore({ ...backup, location: file.name }, server, tenant.database);
-    const counts = await withClient(server.url, tenant.database, async (client) => countRows(client, { schemas: await existingSchemas(client, [...renames.values()]), tenantSchema: tenant.schema }));
+    const counts = await withClient(server.url, tenant.database, async (client) =>
+      countRows(client, { schemas: await existingSchemas(client, [...renames.values()]), tenantSchema: tenant.schema }),
+    );
     checkCounts(backup, counts);
   } finally {
     await storage.drop(file).catch(() => undefined);
@@ -269,7 +307,10 @@ async function verifyBackupIntact(backup: Backup, server: Server): Promise<void>
       actual === null
         ? `Backup file ${backup.location} is missing.`
         : `Backup file ${backup.location} has changed since it was taken (SHA-256 ${actual.slice(0, 12)}…, recorded ${backup.checksum?.slice(0, 12)}…): it is refused.`,
-      { hint: 'Restore another backup (`flotilla backup list <slug>`); a file that no longer matches its checksum cannot be trusted.', meta: { backup: backup.id, file: backup.location } },
+      {
+        hint: 'Restore another backup (`flotilla backup list <slug>`); a file that no longer matches its checksum cannot be trusted.',
+        meta: { backup: backup.id, file: backup.location },
+      },
     );
   }
 }

@@ -16,7 +16,9 @@ export function describeOutcome(outcome: TenantOutcome): string {
         outcome.rewritten ? `${plural(outcome.rewritten, 'statement')} rewritten for the tenant schema` : '',
         outcome.outsideTransaction ? `${outcome.outsideTransaction} outside the transaction` : '',
         outcome.splits.length ? `${outcome.splits.length} commit points: ${outcome.splits.map((s) => `${s.before} (${s.reason})`).join('; ')}` : '',
-        outcome.backup ? `${outcome.backup.id ? `backup ${outcome.backup.id.slice(0, 8)} taken first` : 'would take a backup first'} (${outcome.backup.reasons.slice(0, 3).join(', ')}${outcome.backup.reasons.length > 3 ? ', …' : ''})` : '',
+        outcome.backup
+          ? `${outcome.backup.id ? `backup ${outcome.backup.id.slice(0, 8)} taken first` : 'would take a backup first'} (${outcome.backup.reasons.slice(0, 3).join(', ')}${outcome.backup.reasons.length > 3 ? ', …' : ''})`
+          : '',
         outcome.verification && outcome.verification.tables > 0 ? `${plural(outcome.verification.tables, 'table')} verified` : '',
         ...(outcome.verification?.allowedLosses ?? []).map((l) => `allowed: ${describeLoss(l)} — ${l.allowedBecause}`),
         ...(outcome.verification?.overwrites ?? []).map((o) => `changed: ${describeOverwrite(o)}${o.allowedBecause ? ` — ${o.allowedBecause}` : ''}`),

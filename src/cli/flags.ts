@@ -52,7 +52,12 @@ export const serverName = z.string().regex(SERVER_NAME_PATTERN, 'a server name: 
 export const tag = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a tag: up to 64 letters, digits, ".", "_" or "-"');
 
 /** Free text kept in the registry (a name, a plan): one line, bounded. */
-export const text = z.string().min(1, 'empty').max(200, 'at most 200 characters').regex(/^[^\u0000-\u001f]*$/, 'one line of text without control characters');
+export const text = z
+  .string()
+  .min(1, 'empty')
+  .max(200, 'at most 200 characters')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
+  .regex(/^[^\u0000-\u001f]*$/, 'one line of text without control characters');
 
 /** Parses one flag's value, or refuses it with FLO_USAGE naming the flag and what it takes. */
 export function parseFlag<T>(flag: string, value: string, schema: z.ZodType<T, string>, example: string): T {

@@ -31,7 +31,9 @@ export function line(text = ''): void {
 export function reportError(error: unknown, json: boolean): number {
   const flotillaError = isFlotillaError(error)
     ? error
-    : new FlotillaError('FLO_INTERNAL', `Internal error: ${error instanceof Error ? error.message : String(error)}`, { hint: 'This is a bug in Flotilla: please report it with the command you ran and this message.' });
+    : new FlotillaError('FLO_INTERNAL', `Internal error: ${error instanceof Error ? error.message : String(error)}`, {
+        hint: 'This is a bug in Flotilla: please report it with the command you ran and this message.',
+      });
   if (json) {
     printJson({ error: flotillaError.toJSON() });
   } else {

@@ -16,7 +16,7 @@ const duration = z.string().regex(/^\d+\s*(ms|s|min|h)?$/, 'a PostgreSQL duratio
 const namePrefix = z
   .string()
   .regex(/^[a-z_][a-z0-9_]*$/, 'lowercase letters, digits and "_"')
-  .max(40, 'at most 40 characters, so that prefix and slug fit PostgreSQL\'s 63-byte limit for names');
+  .max(40, "at most 40 characters, so that prefix and slug fit PostgreSQL's 63-byte limit for names");
 
 export const configSchema = z.strictObject({
   /** Server and control database; absent: an embedded PostgreSQL under `.flotilla/`. */
@@ -98,9 +98,7 @@ export interface ResolvedConfig extends FlotillaConfig {
  * it (every problem at once, unknown keys rejected), then applies the
  * environment, which wins: FLOTILLA_DATABASE_URL and FLOTILLA_MIGRATIONS_DIR.
  */
-export async function loadConfig(
-  options: { cwd?: string; file?: string; env?: NodeJS.ProcessEnv; overrides?: FlotillaConfigInput } = {},
-): Promise<ResolvedConfig> {
+export async function loadConfig(options: { cwd?: string; file?: string; env?: NodeJS.ProcessEnv; overrides?: FlotillaConfigInput } = {}): Promise<ResolvedConfig> {
   const cwd = options.cwd ?? process.cwd();
   const env = options.env ?? process.env;
   const file = options.file ? resolve(cwd, options.file) : CONFIG_FILES.map((name) => resolve(cwd, name)).find((path) => existsSync(path));

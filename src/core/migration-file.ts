@@ -81,9 +81,11 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
   for (const entry of entries) {
     // flotilla.sum decides what runs: it must not come from elsewhere either.
     if (IGNORED.has(entry.name) && !(entry.name === 'flotilla.sum' && entry.isSymbolicLink?.())) continue;
-    if (entry.isSymbolicLink?.()) throw refused(entry.name, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
+    if (entry.isSymbolicLink?.())
+      throw refused(entry.name, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
     if (entry.name.startsWith('.')) {
-      if (isSqlName(entry.name)) throw refused(entry.name, 'is a hidden file', 'Hidden files are not read as migrations: rename it without the leading "." or move it out of the migrations directory.');
+      if (isSqlName(entry.name))
+        throw refused(entry.name, 'is a hidden file', 'Hidden files are not read as migrations: rename it without the leading "." or move it out of the migrations directory.');
       continue;
     }
     if (entry.isDirectory()) {
@@ -96,7 +98,8 @@ export async function readMigrationDir(dir: string, fs: MigrationFs = nodeMigrat
       continue;
     }
     if (!isSqlName(entry.name)) continue;
-    if (!entry.name.endsWith('.sql')) throw refused(entry.name, 'has an extension in capitals', `Rename it with a lowercase extension (${entry.name.slice(0, -4)}.sql) so that it is applied.`);
+    if (!entry.name.endsWith('.sql'))
+      throw refused(entry.name, 'has an extension in capitals', `Rename it with a lowercase extension (${entry.name.slice(0, -4)}.sql) so that it is applied.`);
     if (entry.name.endsWith('.verify.sql')) {
       verifyFiles.set(entry.name.slice(0, -'.verify.sql'.length), { path: entry.name, sql: text(entry.name, await fs.readFile(join(dir, entry.name))) });
       continue;
@@ -142,10 +145,15 @@ function isSqlName(name: string): boolean {
 async function prismaMigration(dir: string, folder: string, match: RegExpExecArray, fs: MigrationFs): Promise<MigrationFile> {
   for (const inner of await fs.readdir(join(dir, folder))) {
     const path = `${folder}/${inner.name}`;
-    if (inner.isSymbolicLink?.()) throw refused(path, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
+    if (inner.isSymbolicLink?.())
+      throw refused(path, 'is a symbolic link', 'Flotilla does not follow links, so that no migration can come from outside the directory: put the file itself here.');
     if (inner.isDirectory() && !inner.name.startsWith('.')) await refuseSqlInside(dir, path, fs);
     else if (isSqlName(inner.name) && inner.name !== 'migration.sql' && inner.name !== 'verify.sql') {
-      throw refused(path, 'is not read: a Prisma migration folder holds migration.sql (and verify.sql) only', 'Rename it to migration.sql (lowercase), or move it to a migration folder of its own.');
+      throw refused(
+        path,
+        'is not read: a Prisma migration folder holds migration.sql (and verify.sql) only',
+        'Rename it to migration.sql (lowercase), or move it to a migration folder of its own.',
+      );
     }
   }
   const path = `${folder}/migration.sql`;
@@ -162,7 +170,11 @@ async function refuseSqlInside(dir: string, folder: string, fs: MigrationFs): Pr
     const path = `${folder}/${inner.name}`;
     if (inner.isDirectory()) await refuseSqlInside(dir, path, fs);
     else if (isSqlName(inner.name)) {
-      throw refused(path, 'is in a folder that is not a migration, so it would never be applied', 'Move it to the top of the migrations directory as <version>_<name>.sql, or name its folder <version>_<name> (the Prisma layout), or keep it outside the migrations directory.');
+      throw refused(
+        path,
+        'is in a folder that is not a migration, so it would never be applied',
+        'Move it to the top of the migrations directory as <version>_<name>.sql, or name its folder <version>_<name> (the Prisma layout), or keep it outside the migrations directory.',
+      );
     }
   }
 }

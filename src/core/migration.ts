@@ -7,16 +7,7 @@ import { stringField, unwrap } from './sql/ast.js';
 import { changesRole, keepsData, statementEffects } from './sql/effects.js';
 import type { RawStatement } from './sql/parser.js';
 import { eachStatement, parseOne, splitStatements } from './sql/parser.js';
-import {
-  addedEnumValue,
-  indexedTable,
-  isOpaque,
-  nonTransactionalReason,
-  safeBeforeIndexBuild,
-  stringConstants,
-  touchedRelations,
-  transactionControl,
-} from './sql/statement.js';
+import { addedEnumValue, indexedTable, isOpaque, nonTransactionalReason, safeBeforeIndexBuild, stringConstants, touchedRelations, transactionControl } from './sql/statement.js';
 
 /** A statement the engine will execute, with what the scheduler needs to know about it. */
 export interface Statement extends RawStatement {
@@ -75,14 +66,10 @@ export function parseMigration(file: MigrationFile): ParsedMigration {
     spans.push(span);
     const control = transactionControl(raw.kind, raw.node);
     if (control === 'forbidden') {
-      throw new FlotillaError(
-        'FLO_TRANSACTION_CONTROL',
-        `${file.path}:${raw.line}: "${raw.sql}" is not allowed in a migration.`,
-        {
-          hint: 'Remove it. Flotilla runs each tenant upgrade in its own transaction and rolls back on any error; BEGIN/COMMIT are dropped, ROLLBACK and SAVEPOINT are refused.',
-          meta: { file: file.path, line: raw.line, statement: raw.sql },
-        },
-      );
+      throw new FlotillaError('FLO_TRANSACTION_CONTROL', `${file.path}:${raw.line}: "${raw.sql}" is not allowed in a migration.`, {
+        hint: 'Remove it. Flotilla runs each tenant upgrade in its own transaction and rolls back on any error; BEGIN/COMMIT are dropped, ROLLBACK and SAVEPOINT are refused.',
+        meta: { file: file.path, line: raw.line, statement: raw.sql },
+      });
     }
     if (control) {
       removed.push(raw.line);

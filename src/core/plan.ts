@@ -52,19 +52,13 @@ export interface PlanProblem {
   readonly hint: string;
 }
 
-export type PlanResult<M extends AvailableMigration> =
-  | { readonly ok: true; readonly plan: Plan<M> }
-  | { readonly ok: false; readonly problems: readonly PlanProblem[] };
+export type PlanResult<M extends AvailableMigration> = { readonly ok: true; readonly plan: Plan<M> } | { readonly ok: false; readonly problems: readonly PlanProblem[] };
 
 /**
  * Decides what to run for one tenant. Pure: compares sets by version and
  * checksum (never "newer than the last timestamp"), and reports every problem.
  */
-export function plan<M extends AvailableMigration>(
-  available: readonly M[],
-  applied: readonly AppliedMigration[],
-  options: PlanOptions = {},
-): PlanResult<M> {
+export function plan<M extends AvailableMigration>(available: readonly M[], applied: readonly AppliedMigration[], options: PlanOptions = {}): PlanResult<M> {
   const byId = new Map(available.map((m) => [m.id, m]));
   const appliedIds = new Set(applied.map((a) => `${a.version}_${a.name}`));
   const problems: PlanProblem[] = [];

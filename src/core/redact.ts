@@ -46,6 +46,11 @@ export function redactValue(value: unknown, key = ''): unknown {
   if (/password|passwd|secret|token|credential/i.test(key) && value !== null && value !== undefined) return MASK;
   if (typeof value === 'string') return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? redactUrl(value) : redactSecrets(value);
   if (Array.isArray(value)) return value.map((item) => redactValue(item));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, redactValue(v, k)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, redactValue(v, k)]),
+    );
   return value;
 }

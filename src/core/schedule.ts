@@ -103,17 +103,10 @@ function where({ migration, statement }: ScheduledStatement): string {
   return `${migration.path}:${statement.line}`;
 }
 
-function splitReason(
-  item: ScheduledStatement,
-  deferred: readonly ScheduledStatement[],
-  newEnumValues: ReadonlyMap<string, ScheduledStatement>,
-): string | undefined {
+function splitReason(item: ScheduledStatement, deferred: readonly ScheduledStatement[], newEnumValues: ReadonlyMap<string, ScheduledStatement>): string | undefined {
   const { statement } = item;
   for (const earlier of deferred) {
-    const shared = statement.touches.find(
-      (name) =>
-        earlier.statement.touches.includes(name) && !(name === earlier.statement.indexedTable && statement.safeBeforeIndexBuild),
-    );
+    const shared = statement.touches.find((name) => earlier.statement.touches.includes(name) && !(name === earlier.statement.indexedTable && statement.safeBeforeIndexBuild));
     if (shared !== undefined || statement.opaque || earlier.statement.opaque) {
       const why = shared !== undefined ? `both touch "${shared}"` : 'its effects cannot be read from the SQL';
       return `it must run after ${where(earlier)} (${earlier.statement.nonTransactional}, which runs outside a transaction): ${why}`;

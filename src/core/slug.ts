@@ -54,10 +54,14 @@ export function derivedName(prefix: string, slug: string): string {
   const name = `${prefix}${slug.replaceAll('-', '_')}`;
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
     const room = MAX_NAME_BYTES - Buffer.byteLength(prefix);
-    throw new FlotillaError('FLO_SLUG_INVALID', `Tenant slug ${JSON.stringify(slug)} is too long for the name prefix "${prefix}": "${name}" is over PostgreSQL's ${MAX_NAME_BYTES}-byte limit for names.`, {
-      hint: `With this prefix a slug may have at most ${room} characters: pick a shorter slug, or a shorter tenants prefix in the config.`,
-      meta: { slug, prefix, maxSlugLength: room },
-    });
+    throw new FlotillaError(
+      'FLO_SLUG_INVALID',
+      `Tenant slug ${JSON.stringify(slug)} is too long for the name prefix "${prefix}": "${name}" is over PostgreSQL's ${MAX_NAME_BYTES}-byte limit for names.`,
+      {
+        hint: `With this prefix a slug may have at most ${room} characters: pick a shorter slug, or a shorter tenants prefix in the config.`,
+        meta: { slug, prefix, maxSlugLength: room },
+      },
+    );
   }
   return name;
 }

@@ -11,7 +11,7 @@ export const SUM_FILE = 'flotilla.sum';
  */
 export function renderSumFile(migrations: readonly MigrationFile[]): string {
   const lines = migrations.map((m) => `${m.path} h1:${m.checksum}`);
-  return [`h1:${sha256(lines.join('\n'))}`, ...lines].join('\n') + '\n';
+  return `${[`h1:${sha256(lines.join('\n'))}`, ...lines].join('\n')}\n`;
 }
 
 interface SumEntries {
@@ -47,12 +47,8 @@ export function verifySumFile(text: string, migrations: readonly MigrationFile[]
     added.length ? `not recorded: ${added.join(', ')}` : '',
     removed.length ? `recorded but missing: ${removed.join(', ')}` : '',
   ].filter(Boolean);
-  throw new FlotillaError(
-    'FLO_SUM_MISMATCH',
-    `${dir}/${SUM_FILE} does not match the migration files (${parts.join('; ') || 'the file itself was edited'}).`,
-    {
-      hint: 'If these changes are intended (a new migration, or a merge), run `flotilla migration hash` and commit flotilla.sum; if not, restore the files from version control.',
-      meta: { changed, added, removed },
-    },
-  );
+  throw new FlotillaError('FLO_SUM_MISMATCH', `${dir}/${SUM_FILE} does not match the migration files (${parts.join('; ') || 'the file itself was edited'}).`, {
+    hint: 'If these changes are intended (a new migration, or a merge), run `flotilla migration hash` and commit flotilla.sum; if not, restore the files from version control.',
+    meta: { changed, added, removed },
+  });
 }

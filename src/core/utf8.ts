@@ -28,12 +28,9 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
       i++;
       continue;
     }
-    let length: number;
-    let min: number;
-    if (b >= 0xc2 && b <= 0xdf) (length = 2), (min = 0x80);
-    else if (b >= 0xe0 && b <= 0xef) (length = 3), (min = 0x800);
-    else if (b >= 0xf0 && b <= 0xf4) (length = 4), (min = 0x10000);
-    else return i;
+    const lead = b >= 0xc2 && b <= 0xdf ? [2, 0x80] : b >= 0xe0 && b <= 0xef ? [3, 0x800] : b >= 0xf0 && b <= 0xf4 ? [4, 0x10000] : undefined;
+    if (!lead) return i;
+    const [length, min] = lead as [number, number];
     if (i + length > bytes.length) return i;
     let code = b & (0xff >> (length + 1));
     for (let k = 1; k < length; k++) {

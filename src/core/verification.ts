@@ -1,6 +1,6 @@
 import type { ParsedMigration, Statement } from './migration.js';
 import type { Plan } from './plan.js';
-import { isNode, stringField, unwrap, walk } from './sql/ast.js';
+import { isNode, stringField, unwrap } from './sql/ast.js';
 
 /** What one table looked like: its rows and the data in each column. */
 export interface TableFingerprint {
@@ -98,21 +98,19 @@ export function planRenames(plan: Plan<ParsedMigration> | readonly Statement[]):
   const tables = new Map<string, string>();
   const columns = new Map<string, string>();
   const originalOf = (name: string) => [...tables.entries()].find(([, now]) => now === name)?.[0] ?? name;
-  {
-    for (const statement of statements) {
-      if (statement.kind !== 'RenameStmt') continue;
-      const body = unwrap(statement.node);
-      const relation = isNode(body.relation) ? stringField(body.relation, 'relname') : undefined;
-      const newname = stringField(body, 'newname');
-      if (!relation || !newname) continue;
-      if (body.renameType === 'OBJECT_TABLE') tables.set(originalOf(relation), newname);
-      if (body.renameType === 'OBJECT_COLUMN') {
-        const subname = stringField(body, 'subname');
-        if (!subname) continue;
-        const table = originalOf(relation);
-        const original = [...columns.entries()].find(([key, now]) => key.startsWith(`${table}.`) && now === subname)?.[0] ?? `${table}.${subname}`;
-        columns.set(original, newname);
-      }
+  for (const statement of statements) {
+    if (statement.kind !== 'RenameStmt') continue;
+    const body = unwrap(statement.node);
+    const relation = isNode(body.relation) ? stringField(body.relation, 'relname') : undefined;
+    const newname = stringField(body, 'newname');
+    if (!relation || !newname) continue;
+    if (body.renameType === 'OBJECT_TABLE') tables.set(originalOf(relation), newname);
+    if (body.renameType === 'OBJECT_COLUMN') {
+      const subname = stringField(body, 'subname');
+      if (!subname) continue;
+      const table = originalOf(relation);
+      const original = [...columns.entries()].find(([key, now]) => key.startsWith(`${table}.`) && now === subname)?.[0] ?? `${table}.${subname}`;
+      columns.set(original, newname);
     }
   }
   return { tables, columns };
@@ -188,7 +186,9 @@ export function tableOverwrites(comparison: TableComparison, segment: Segment): 
   const { before: old, after: now } = comparison;
   if (now === null) return undefined;
   if (comparison.keyed && comparison.changedColumns) {
-    const columns = Object.entries(comparison.changedColumns).filter(([, n]) => n > 0).map(([c]) => c);
+    const columns = Object.entries(comparison.changedColumns)
+      .filter(([, n]) => n > 0)
+      .map(([c]) => c);
     return columns.length > 0 ? { table: old.table, columns, rows: comparison.changedRows } : undefined;
   }
   const overwritten = segment.statements.some((s) => (s.overwrites && s.writes.includes(old.table)) || s.unbounded !== undefined);

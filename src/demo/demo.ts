@@ -138,14 +138,8 @@ async function writeSum(dir: string): Promise<void> {
 
 async function seed(flotilla: Flotilla, t: (typeof DEMO_TENANTS)[number]): Promise<void> {
   await flotilla.withTenantClient(t.slug, async (client) => {
-    await client.query(
-      `INSERT INTO members (full_name, email) SELECT 'Member ' || i, $1 || '-' || i || '@example.org' FROM generate_series(1, $2::int) AS i`,
-      [t.slug, t.members],
-    );
-    await client.query(
-      `INSERT INTO loans (member_id, amount_cents) SELECT m.id, 10000 * k FROM members m, generate_series(1, $1::int) AS k`,
-      [t.loansPerMember],
-    );
+    await client.query(`INSERT INTO members (full_name, email) SELECT 'Member ' || i, $1 || '-' || i || '@example.org' FROM generate_series(1, $2::int) AS i`, [t.slug, t.members]);
+    await client.query(`INSERT INTO loans (member_id, amount_cents) SELECT m.id, 10000 * k FROM members m, generate_series(1, $1::int) AS k`, [t.loansPerMember]);
     await client.query(`INSERT INTO payments (loan_id, amount_cents) SELECT l.id, 500 FROM loans l, generate_series(1, $1::int)`, [t.paymentsPerLoan]);
   });
 }
@@ -154,7 +148,9 @@ async function countRows(flotilla: Flotilla): Promise<RowCount[]> {
   const counts: RowCount[] = [];
   for (const t of DEMO_TENANTS) {
     await flotilla.withTenantClient(t.slug, async (client) => {
-      const { rows: columns } = await client.query(`SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'members' AND column_name = 'client_id'`);
+      const { rows: columns } = await client.query(
+        `SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'members' AND column_name = 'client_id'`,
+      );
       for (const table of TABLES) {
         const missing = columns.length > 0 ? `count(*) FILTER (WHERE client_id IS NULL)` : '0';
         const { rows } = await client.query<{ n: string; missing: string }>(`SELECT count(*) AS n, ${missing} AS missing FROM ${table}`);

@@ -24,7 +24,12 @@ export function targetDigest(set: MigrationSet, target: string | null): string {
  * schema tenants sharing a database, one catalog query for all of them (in
  * chunks), instead of one connection per tenant.
  */
-export async function tenantVersions(tenants: readonly Tenant[], servers: ReadonlyMap<string, Server>, set: MigrationSet, target: string | null): Promise<Map<string, TenantVersion>> {
+export async function tenantVersions(
+  tenants: readonly Tenant[],
+  servers: ReadonlyMap<string, Server>,
+  set: MigrationSet,
+  target: string | null,
+): Promise<Map<string, TenantVersion>> {
   const expected = targetDigest(set, target);
   const result = new Map<string, TenantVersion>();
   const work = byDatabase(tenants);
@@ -37,7 +42,10 @@ export async function tenantVersions(tenants: readonly Tenant[], servers: Readon
         continue;
       }
       try {
-        const present = await schemasWithHistory(client, group.map((t) => t.schema));
+        const present = await schemasWithHistory(
+          client,
+          group.map((t) => t.schema),
+        );
         const rows = await queryEachHistory<{ schema: string; version: string | null; digest: string }>(
           client,
           present,

@@ -181,7 +181,14 @@ export class RolloutStore {
   async claim(id: string, runner: { name: string; key: number }, serverLimits: ReadonlyMap<string, number>): Promise<Claim> {
     return this.inTransaction(async (client): Promise<Claim> => {
       // One round trip for the lock and the rollout's state: claims are on every tenant's path.
-      const { rows: states } = await client.query<{ status: RolloutStatus; options: RolloutOptions; canary_check: string | null; wave: number | null; busy: number; canaries: string[] | null }>(
+      const { rows: states } = await client.query<{
+        status: RolloutStatus;
+        options: RolloutOptions;
+        canary_check: string | null;
+        wave: number | null;
+        busy: number;
+        canaries: string[] | null;
+      }>(
         `SELECT r.status, r.options, r.canary_check,
                 (SELECT min(wave) FROM flotilla.rollout_tenants WHERE rollout_id = r.id AND state IN ('pending', 'running')) AS wave,
                 (SELECT count(*)::int FROM flotilla.rollout_tenants WHERE rollout_id = r.id AND state = 'running') AS busy,
@@ -190,7 +197,7 @@ export class RolloutStore {
         [id, CLAIM_LOCK_NAMESPACE],
       );
       const rollout = states[0];
-      if (!rollout || rollout.status !== 'running') return { kind: 'done', status: rollout?.status ?? 'cancelled' };
+      if (rollout?.status !== 'running') return { kind: 'done', status: rollout?.status ?? 'cancelled' };
       if (rollout.wave === null) {
         await client.query(`UPDATE flotilla.rollouts SET status = 'finished', finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = $1`, [id]);
         return { kind: 'done', status: 'finished' };
@@ -233,7 +240,14 @@ export class RolloutStore {
   async finish(
     id: string,
     tenant: string,
-    result: { state: 'succeeded' | 'failed' | 'skipped'; versionBefore: string | null; versionAfter: string | null; errorCode?: string | null; errorMessage?: string | null; backupId?: string | null },
+    result: {
+      state: 'succeeded' | 'failed' | 'skipped';
+      versionBefore: string | null;
+      versionAfter: string | null;
+      errorCode?: string | null;
+      errorMessage?: string | null;
+      backupId?: string | null;
+    },
   ): Promise<void> {
     // The tenant's row and its registry status back to what it was, in one statement.
     await this.pool.query(
@@ -331,7 +345,14 @@ function toRollout(r: Record<string, unknown>): Rollout {
     canaryCheck: (r.canary_check as string | null) ?? null,
     createdAt: (r.created_at as Date).toISOString(),
     finishedAt: r.finished_at ? (r.finished_at as Date).toISOString() : null,
-    counts: { total: r.total as number, pending: r.pending as number, running: r.running as number, succeeded: r.succeeded as number, failed: r.failed as number, skipped: r.skipped as number },
+    counts: {
+      total: r.total as number,
+      pending: r.pending as number,
+      running: r.running as number,
+      succeeded: r.succeeded as number,
+      failed: r.failed as number,
+      skipped: r.skipped as number,
+    },
     currentWave: (r.current_wave as number | null) ?? null,
     waves: (r.waves as number | null) ?? 0,
   };

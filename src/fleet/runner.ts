@@ -89,14 +89,33 @@ export async function becomeRunner(client: pg.Client): Promise<RunnerIdentity> {
 
 async function record(deps: RunnerDeps, rolloutId: string, outcome: TenantOutcome, runner: string, options: RunnerOptions): Promise<void> {
   if (outcome.status === 'failed') {
-    await deps.store.finish(rolloutId, outcome.tenant, { state: 'failed', versionBefore: null, versionAfter: null, errorCode: outcome.error.code, errorMessage: outcome.error.message });
-    options.emit({ event: 'tenant.failed', rollout: rolloutId, tenant: outcome.tenant, code: outcome.error.code, message: outcome.error.message, durationMs: Math.round(outcome.durationMs), runner });
+    await deps.store.finish(rolloutId, outcome.tenant, {
+      state: 'failed',
+      versionBefore: null,
+      versionAfter: null,
+      errorCode: outcome.error.code,
+      errorMessage: outcome.error.message,
+    });
+    options.emit({
+      event: 'tenant.failed',
+      rollout: rolloutId,
+      tenant: outcome.tenant,
+      code: outcome.error.code,
+      message: outcome.error.message,
+      durationMs: Math.round(outcome.durationMs),
+      runner,
+    });
   } else if ('reason' in outcome) {
     await deps.store.finish(rolloutId, outcome.tenant, { state: 'skipped', versionBefore: null, versionAfter: null, errorMessage: outcome.reason });
     options.emit({ event: 'tenant.skipped', rollout: rolloutId, tenant: outcome.tenant, reason: outcome.reason, durationMs: Math.round(outcome.durationMs), runner });
   } else {
     const state = outcome.status === 'succeeded' ? 'succeeded' : 'skipped';
-    await deps.store.finish(rolloutId, outcome.tenant, { state, versionBefore: outcome.fromVersion, versionAfter: outcome.status === 'succeeded' ? outcome.toVersion : outcome.fromVersion, backupId: outcome.backup?.id ?? null });
+    await deps.store.finish(rolloutId, outcome.tenant, {
+      state,
+      versionBefore: outcome.fromVersion,
+      versionAfter: outcome.status === 'succeeded' ? outcome.toVersion : outcome.fromVersion,
+      backupId: outcome.backup?.id ?? null,
+    });
     if (state === 'succeeded') {
       const details = {
         statements: outcome.statements,
@@ -107,9 +126,27 @@ async function record(deps: RunnerDeps, rolloutId: string, outcome: TenantOutcom
         allowedLosses: (outcome.verification?.allowedLosses ?? []).map((l) => `${describeLoss(l)} — ${l.allowedBecause}`),
         overwrites: (outcome.verification?.overwrites ?? []).map(describeOverwrite),
       };
-      options.emit({ event: 'tenant.succeeded', rollout: rolloutId, tenant: outcome.tenant, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations.length, durationMs: Math.round(outcome.durationMs), backup: outcome.backup?.id ?? null, runner, details });
+      options.emit({
+        event: 'tenant.succeeded',
+        rollout: rolloutId,
+        tenant: outcome.tenant,
+        from: outcome.fromVersion,
+        to: outcome.toVersion,
+        migrations: outcome.migrations.length,
+        durationMs: Math.round(outcome.durationMs),
+        backup: outcome.backup?.id ?? null,
+        runner,
+        details,
+      });
     } else {
-      options.emit({ event: 'tenant.skipped', rollout: rolloutId, tenant: outcome.tenant, reason: `already at ${outcome.toVersion ?? 'the target'}`, durationMs: Math.round(outcome.durationMs), runner });
+      options.emit({
+        event: 'tenant.skipped',
+        rollout: rolloutId,
+        tenant: outcome.tenant,
+        reason: `already at ${outcome.toVersion ?? 'the target'}`,
+        durationMs: Math.round(outcome.durationMs),
+        runner,
+      });
     }
   }
 }
@@ -135,7 +172,12 @@ async function halt(deps: RunnerDeps, rolloutId: string, options: RunnerOptions,
 function runCanaryCheck(command: string, tenants: readonly string[]): Promise<number | null> {
   return new Promise((resolve) => {
     // `sh -c` with the slugs as positional parameters ($1, $2, …), not appended to the command's text.
-    const child = spawnGuarded('sh', ['-c', command, 'flotilla-canary-check', ...tenants], { group: true, stdout: 2, stderr: 2, env: { ...process.env, FLOTILLA_CANARY_TENANTS: tenants.join(',') } });
+    const child = spawnGuarded('sh', ['-c', command, 'flotilla-canary-check', ...tenants], {
+      group: true,
+      stdout: 2,
+      stderr: 2,
+      env: { ...process.env, FLOTILLA_CANARY_TENANTS: tenants.join(',') },
+    });
     child.on('error', () => resolve(null));
     child.on('close', (code) => resolve(code));
   });

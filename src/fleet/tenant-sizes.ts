@@ -14,7 +14,9 @@ export async function tenantSizes(tenants: readonly Tenant[], servers: ReadonlyM
     const server = servers.get(name)!;
     const onServer = databaseTenants.filter((t) => t.server === name);
     await withClient(server.url, adminDatabase(server.url), async (c) => {
-      const { rows } = await c.query<{ datname: string; size: string }>('SELECT datname, pg_database_size(datname) AS size FROM pg_database WHERE datname = ANY($1)', [onServer.map((t) => t.database)]);
+      const { rows } = await c.query<{ datname: string; size: string }>('SELECT datname, pg_database_size(datname) AS size FROM pg_database WHERE datname = ANY($1)', [
+        onServer.map((t) => t.database),
+      ]);
       const bySize = new Map(rows.map((r) => [r.datname, Number(r.size)]));
       for (const t of onServer) sizes.set(t.slug, bySize.get(t.database) ?? 0);
     });

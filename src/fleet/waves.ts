@@ -18,7 +18,7 @@ export function assignWaves(ordered: readonly string[], options: { canary?: stri
   const placements: WavePlacement[] = [];
   let position = 0;
   for (const tenant of ordered) if (canary.has(tenant)) placements.push({ tenant, wave: 0, position: position++ });
-  rest.forEach((tenant, i) => placements.push({ tenant, wave: 1 + Math.floor(i / size), position: position++ }));
+  for (const [i, tenant] of rest.entries()) placements.push({ tenant, wave: 1 + Math.floor(i / size), position: position++ });
   return placements;
 }
 
@@ -27,13 +27,20 @@ function canaryTenants(ordered: readonly string[], spec: string | undefined): st
   const percent = share('--canary', spec);
   if (percent !== undefined) return ordered.slice(0, Math.max(1, Math.ceil((percent / 100) * ordered.length)));
   if (/^\d+$/.test(spec)) return ordered.slice(0, Number(spec));
-  const slugs = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const slugs = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = slugs.filter((s) => !ordered.includes(s));
   if (unknown.length > 0) {
-    throw new FlotillaError('FLO_USAGE', `Canary tenant${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not in this rollout's selection.`, {
-      hint: 'Give --canary as a count (3), a share (5%) or slugs of selected tenants (acme,globex).',
-      meta: { unknown },
-    });
+    throw new FlotillaError(
+      'FLO_USAGE',
+      `Canary tenant${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not in this rollout's selection.`,
+      {
+        hint: 'Give --canary as a count (3), a share (5%) or slugs of selected tenants (acme,globex).',
+        meta: { unknown },
+      },
+    );
   }
   return slugs;
 }

@@ -61,7 +61,10 @@ export function lintMigrations(migrations: readonly ParsedMigration[], options: 
     for (const statement of migration.statements) {
       const found = checkStatement({ migration, statement, model, engineSetsLockTimeout: options.engineSetsLockTimeout ?? true, fileSetLockTimeout });
       if (statement.nonTransactional && migration.statements.length > 1 && !migration.noTransaction) {
-        found.push({ code: 'FT401', message: `${statement.nonTransactional} cannot run in a transaction; Flotilla runs it after the others commit, so this file is not applied all at once.` });
+        found.push({
+          code: 'FT401',
+          message: `${statement.nonTransactional} cannot run in a transaction; Flotilla runs it after the others commit, so this file is not applied all at once.`,
+        });
       }
       if (options.schemaTenants) found.push(...tenancyFindings(statement, migration, schemaMap));
       if (statement.kind === 'VariableSetStmt' && unwrap(statement.node).name === 'lock_timeout') fileSetLockTimeout = true;
@@ -75,13 +78,18 @@ export function lintMigrations(migrations: readonly ParsedMigration[], options: 
         const statement = migration.statements.find((s) => s.kind === 'CreateStmt' && tableKey(unwrap(s.node).relation) === key);
         if (!table || !statement || options.globalTables?.includes(key.replace(/^public\./, ''))) continue;
         const list = raw.get(statement.index)!;
-        if (!table.columns.has(options.tenantColumn)) list.push({ code: 'FN603', message: `New table ${key} has no ${options.tenantColumn} column: its rows would belong to no tenant.` });
+        if (!table.columns.has(options.tenantColumn))
+          list.push({ code: 'FN603', message: `New table ${key} has no ${options.tenantColumn} column: its rows would belong to no tenant.` });
         if (!table.rls) list.push({ code: 'FN604', message: `New table ${key} has no row-level security: one tenant could read another's rows.` });
       }
     }
     for (const statement of migration.statements) findings.push(...resolveAllows(migration, statement, raw.get(statement.index) ?? []));
-    for (const line of migration.removedTransactionControl) findings.push(finding('FT402', migration, line, 'BEGIN/COMMIT', 'Explicit transaction control in the file: Flotilla removed it and runs the upgrade in its own transaction.', null));
-    for (const allow of migration.strayAllows) findings.push(finding('FX904', migration, allow.line, `-- flotilla:allow ${allow.codes.join(',')}`, 'This allow stands next to no statement, so it allows nothing.', null));
+    for (const line of migration.removedTransactionControl)
+      findings.push(
+        finding('FT402', migration, line, 'BEGIN/COMMIT', 'Explicit transaction control in the file: Flotilla removed it and runs the upgrade in its own transaction.', null),
+      );
+    for (const allow of migration.strayAllows)
+      findings.push(finding('FX904', migration, allow.line, `-- flotilla:allow ${allow.codes.join(',')}`, 'This allow stands next to no statement, so it allows nothing.', null));
   }
   return {
     findings,
@@ -93,12 +101,16 @@ export function lintMigrations(migrations: readonly ParsedMigration[], options: 
 }
 
 function tenancyFindings(statement: ParsedMigration['statements'][number], migration: ParsedMigration, schemaMap: Map<string, string>): RawFinding[] {
-  if (statement.changesRole) return [{ code: 'FN605', message: "Changes the role it runs as (or has code that may): a schema tenant's migration runs under its own role and may not leave it." }];
+  if (statement.changesRole)
+    return [{ code: 'FN605', message: "Changes the role it runs as (or has code that may): a schema tenant's migration runs under its own role and may not leave it." }];
   try {
     const rewritten = probeSchemaTenant(statement, { map: schemaMap, file: migration.path });
-    return rewritten.rewritten ? [{ code: 'FN601', message: `Hard-coded schema (${rewritten.schemas.join(', ')}): schema tenants run this with it rewritten to their own schema.` }] : [];
+    return rewritten.rewritten
+      ? [{ code: 'FN601', message: `Hard-coded schema (${rewritten.schemas.join(', ')}): schema tenants run this with it rewritten to their own schema.` }]
+      : [];
   } catch (error) {
-    if (isFlotillaError(error) && error.code === 'FLO_SCHEMA_ESCAPE') return [{ code: 'FN602', message: `Uses schema "${String(error.meta.schema)}", which a schema tenant does not own: it would be refused for every schema tenant.` }];
+    if (isFlotillaError(error) && error.code === 'FLO_SCHEMA_ESCAPE')
+      return [{ code: 'FN602', message: `Uses schema "${String(error.meta.schema)}", which a schema tenant does not own: it would be refused for every schema tenant.` }];
     throw error;
   }
 }

@@ -35,7 +35,10 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
   const add = (code: LintCode, message: string) => findings.push({ code, message });
   // From the statement's facts first: most statements (a data migration's INSERTs) need no more.
   if (statement.nonTransactional && !statement.keepsData) {
-    add('FT403', `${statement.kind.replace(/Stmt$/, '')} runs outside the transaction and may change data: a loss found after it cannot be rolled back, only restored from the backup taken first.`);
+    add(
+      'FT403',
+      `${statement.kind.replace(/Stmt$/, '')} runs outside the transaction and may change data: a loss found after it cannot be rolled back, only restored from the backup taken first.`,
+    );
   }
   if (statement.unbounded !== undefined) findings.push(...largeObjectChanges(statement.node));
   if ((statement.removes || statement.overwrites) && statement.kind !== 'DeleteStmt' && statement.kind !== 'UpdateStmt') findings.push(...nestedWithoutWhere(statement.node));
@@ -56,7 +59,8 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
     case 'DropStmt': {
       const names = droppedNames(body);
       // A schema's drop already says it takes everything in it (FD101).
-      if (body.behavior === 'DROP_CASCADE' && body.removeType !== 'OBJECT_SCHEMA') add('FD108', `DROP … CASCADE of ${names.join(', ')} also drops whatever depends on it: columns, tables, views and the data in them.`);
+      if (body.behavior === 'DROP_CASCADE' && body.removeType !== 'OBJECT_SCHEMA')
+        add('FD108', `DROP … CASCADE of ${names.join(', ')} also drops whatever depends on it: columns, tables, views and the data in them.`);
       if (body.removeType === 'OBJECT_DOMAIN') {
         for (const name of names) {
           const users = model.tablesUsingType(name.split('.').pop()!);
@@ -142,10 +146,13 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
             if (!table || !isNode(def) || !isNode(def.Constraint)) break;
             const constraint = def.Constraint;
             if (constraint.contype === 'CONSTR_UNIQUE' || constraint.contype === 'CONSTR_PRIMARY') {
-              if (typeof constraint.indexname !== 'string') add('FM201', `A unique constraint on ${name} fails if existing rows are duplicated, and locks the table while it builds.`);
+              if (typeof constraint.indexname !== 'string')
+                add('FM201', `A unique constraint on ${name} fails if existing rows are duplicated, and locks the table while it builds.`);
             }
-            if (constraint.contype === 'CONSTR_FOREIGN' && !constraint.skip_validation) add('FM205', `A foreign key on ${name} checks every existing row (and fails on an orphan) under a lock.`);
-            if (constraint.contype === 'CONSTR_CHECK' && !constraint.skip_validation) add('FM206', `A check constraint on ${name} checks every existing row (and fails on one that violates it) under a lock.`);
+            if (constraint.contype === 'CONSTR_FOREIGN' && !constraint.skip_validation)
+              add('FM205', `A foreign key on ${name} checks every existing row (and fails on an orphan) under a lock.`);
+            if (constraint.contype === 'CONSTR_CHECK' && !constraint.skip_validation)
+              add('FM206', `A check constraint on ${name} checks every existing row (and fails on one that violates it) under a lock.`);
             break;
           }
           default:
@@ -158,8 +165,13 @@ export function checkStatement(ctx: RuleContext): RawFinding[] {
       break;
     }
     case 'RenameStmt':
-      if (body.renameType === 'OBJECT_TABLE') add('FB501', `Renaming ${relName(body.relation)} to ${stringField(body, 'newname')} breaks the running application, which still uses the old name.`);
-      if (body.renameType === 'OBJECT_COLUMN') add('FB502', `Renaming ${relName(body.relation)}.${stringField(body, 'subname')} to ${stringField(body, 'newname')} breaks the running application, which still uses the old name.`);
+      if (body.renameType === 'OBJECT_TABLE')
+        add('FB501', `Renaming ${relName(body.relation)} to ${stringField(body, 'newname')} breaks the running application, which still uses the old name.`);
+      if (body.renameType === 'OBJECT_COLUMN')
+        add(
+          'FB502',
+          `Renaming ${relName(body.relation)}.${stringField(body, 'subname')} to ${stringField(body, 'newname')} breaks the running application, which still uses the old name.`,
+        );
       break;
     default:
       break;
@@ -186,9 +198,17 @@ function nestedWithoutWhere(node: AstNode): RawFinding[] {
   const findings: RawFinding[] = [];
   walk(node, (child) => {
     const del = child.DeleteStmt;
-    if (isNode(del) && !del.whereClause) findings.push({ code: 'FD105', message: `DELETE FROM ${stringField(isNode(del.relation) ? del.relation : {}, 'relname') ?? '?'} without WHERE, inside this statement, removes every row.` });
+    if (isNode(del) && !del.whereClause)
+      findings.push({
+        code: 'FD105',
+        message: `DELETE FROM ${stringField(isNode(del.relation) ? del.relation : {}, 'relname') ?? '?'} without WHERE, inside this statement, removes every row.`,
+      });
     const upd = child.UpdateStmt;
-    if (isNode(upd) && !upd.whereClause) findings.push({ code: 'FD106', message: `UPDATE ${stringField(isNode(upd.relation) ? upd.relation : {}, 'relname') ?? '?'} without WHERE, inside this statement, overwrites every row.` });
+    if (isNode(upd) && !upd.whereClause)
+      findings.push({
+        code: 'FD106',
+        message: `UPDATE ${stringField(isNode(upd.relation) ? upd.relation : {}, 'relname') ?? '?'} without WHERE, inside this statement, overwrites every row.`,
+      });
   });
   return findings;
 }

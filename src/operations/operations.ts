@@ -48,7 +48,8 @@ export class Operations {
     const context: OperationContext = {
       id: operation.id,
       setPhase: (phase) => registry.operations.setPhase(operation.id, phase),
-      setTenantStatus: async (slug, status, unlessIn) => (await registry.operations.setTenantStatus(operation.id, slug, status, unlessIn)) as { previous: TenantStatus; changed: boolean },
+      setTenantStatus: async (slug, status, unlessIn) =>
+        (await registry.operations.setTenantStatus(operation.id, slug, status, unlessIn)) as { previous: TenantStatus; changed: boolean },
       assertAlive: () => {
         if (!liveness.alive()) {
           throw new FlotillaError('FLO_CONNECTION_FAILED', `The connection to the control database that shows this ${spec.command} is alive broke: it stops here.`, {
@@ -100,7 +101,16 @@ export class Operations {
         // left for a later one, and said on the audit trail.
         await registry.operations.release(operation.id);
         await registry.audit
-          .record({ command: operation.command, arguments: operation.arguments, tenant: operation.tenant, outcome: 'failed', errorCode: isFlotillaError(error) ? error.code : 'FLO_INTERNAL', errorMessage: `clearing what an interrupted ${operation.command} left failed, tried again by the next command: ${(error as Error).message}`, durationMs: performance.now() - started, operationId: operation.id })
+          .record({
+            command: operation.command,
+            arguments: operation.arguments,
+            tenant: operation.tenant,
+            outcome: 'failed',
+            errorCode: isFlotillaError(error) ? error.code : 'FLO_INTERNAL',
+            errorMessage: `clearing what an interrupted ${operation.command} left failed, tried again by the next command: ${(error as Error).message}`,
+            durationMs: performance.now() - started,
+            operationId: operation.id,
+          })
           .catch(() => undefined);
         continue;
       }

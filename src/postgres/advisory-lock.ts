@@ -21,14 +21,14 @@ export interface LockHolder {
  * Holds the tenant's two-key advisory lock on this session while `fn` runs.
  * Waits up to `waitMs`, then fails naming the session that holds it.
  */
-export async function withTenantLock<T>(
-  client: pg.ClientBase,
-  options: { schema: string; tenant: string; waitMs: number; lockTimeout: string },
-  fn: () => Promise<T>,
-): Promise<T> {
+export async function withTenantLock<T>(client: pg.ClientBase, options: { schema: string; tenant: string; waitMs: number; lockTimeout: string }, fn: () => Promise<T>): Promise<T> {
   const key = tenantLockKey(options.schema);
   // Uncontended, the lock is taken at once; the waiting path (with a timeout) only when another session holds it.
-  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, $2) AS locked, set_config('lock_timeout', $3, false)`, [NAMESPACE, key, options.lockTimeout]);
+  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1, $2) AS locked, set_config('lock_timeout', $3, false)`, [
+    NAMESPACE,
+    key,
+    options.lockTimeout,
+  ]);
   if (!rows[0]?.locked) await waitForLock(client, key, options);
   try {
     return await fn();

@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { AppliedMigration } from '../core/plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
-import { TENANT_ROLE_LIKE } from './tenant-role.js';
 
 const CHUNK = 400;
 
@@ -13,7 +12,7 @@ export async function schemasWithHistory(client: pg.ClientBase, schemas: readonl
   const { rows } = await client.query<{ nspname: string }>(
     `SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relname = 'flotilla_migrations' AND n.nspname = ANY($1) AND c.relkind = 'r'
-        AND c.relowner NOT IN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname LIKE 'flotilla\_tenant\_%')`,
+        AND c.relowner NOT IN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname LIKE 'flotilla_tenant_%')`,
     [schemas],
   );
   return rows.map((r) => r.nspname);

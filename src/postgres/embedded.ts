@@ -82,7 +82,12 @@ async function startOrJoin(dataDir: string, options: { port?: number }): Promise
     await server.stop();
     throw error;
   });
-  return embeddedServer(urlFor(port), presence, () => server.stop(), () => detach(server));
+  return embeddedServer(
+    urlFor(port),
+    presence,
+    () => server.stop(),
+    () => detach(server),
+  );
 }
 
 function embeddedServer(url: string, presence: pg.Client, stop: () => Promise<void>, detachServer: () => void = () => undefined): EmbeddedServer {

@@ -105,7 +105,10 @@ function tableColumns(row: ColumnInfoRow): Pick<TableInfo, 'columns' | 'types' |
 
 /** The same table after statements ran, by its new name when renamed; undefined when it is gone. */
 export async function tableNow(client: pg.ClientBase, schema: string, name: string): Promise<TableInfo | undefined> {
-  const { rows } = await client.query<ColumnInfoRow>(`SELECT ${COLUMN_INFO} FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`, [schema, name]);
+  const { rows } = await client.query<ColumnInfoRow>(
+    `SELECT ${COLUMN_INFO} FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    [schema, name],
+  );
   return rows[0] ? { schema, table: name, ...tableColumns(rows[0]) } : undefined;
 }
 
@@ -142,7 +145,7 @@ export async function hashTable(client: pg.ClientBase, table: TableInfo): Promis
 }
 
 /** `k` (the key's or the whole row's hash) and `v0…vn` (each value's), for the given expressions of the columns. */
-function rowHashes(table: TableInfo, keyExprs: readonly string[], exprs: readonly string[]): string {
+function rowHashes(_table: TableInfo, keyExprs: readonly string[], exprs: readonly string[]): string {
   const key = keyExprs.length > 0 ? keyExprs : exprs;
   const values = exprs.map((e, i) => `pg_catalog.hashtextextended(ROW(${e})::text, 0) AS v${i}`);
   return [`pg_catalog.hashtextextended(ROW(${key.join(', ')})::text, 0) AS k`, ...values].join(', ');

@@ -85,9 +85,13 @@ async function refuseUnsafeHistory(client: pg.ClientBase, schema: string): Promi
     [table(schema), TENANT_ROLE_LIKE],
   );
   if (rows.length > 0) {
-    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Schema ${schema}: Flotilla's history table has ${rows.map((r) => r.what).join(', ')}; nothing was read or recorded, and the transaction was rolled back.`, {
-      hint: "Remove what the migration does to flotilla_migrations (a trigger, a rule, a view or table in its place): the history table is Flotilla's. A tenant whose history was replaced is restored from a backup taken before that migration.",
-      meta: { schema, hooks: rows.map((r) => r.what) },
-    });
+    throw new FlotillaError(
+      'FLO_SCHEMA_ESCAPE',
+      `Schema ${schema}: Flotilla's history table has ${rows.map((r) => r.what).join(', ')}; nothing was read or recorded, and the transaction was rolled back.`,
+      {
+        hint: "Remove what the migration does to flotilla_migrations (a trigger, a rule, a view or table in its place): the history table is Flotilla's. A tenant whose history was replaced is restored from a backup taken before that migration.",
+        meta: { schema, hooks: rows.map((r) => r.what) },
+      },
+    );
   }
 }

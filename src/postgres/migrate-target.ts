@@ -122,69 +122,87 @@ export async function migrateTarget(target: MigrationTarget, set: MigrationSet, 
   try {
     // A tenant's functions must not stand in for built-in ones in Flotilla's own queries (and run as
     // Flotilla, or fool verification): those run with pg_catalog alone on the path; the tenant's statements get its schema.
-    await client.query(`SELECT pg_catalog.set_config('statement_timeout', $1, false), pg_catalog.set_config('application_name', $2, false), pg_catalog.set_config('search_path', 'pg_catalog', false)`, [
-      options.statementTimeout ?? ENGINE_DEFAULTS.statementTimeout,
-      `flotilla migrate ${runId}`,
-    ]);
-    return await withTenantLock(
-      client,
-      { schema: target.schema, tenant: target.tenant, waitMs: options.lockWaitMs ?? ENGINE_DEFAULTS.lockWaitMs, lockTimeout },
-      async () => {
-        if (target.createSchema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
-        // One round trip in the usual case: the history is there (so is the schema).
-        let applied = await readHistory(client, target.schema).catch((error: { code?: string }) => {
-          if (error.code !== '42P01') throw error;
-          return undefined;
-        });
-        if (applied === undefined) {
-          if (!target.createSchema) await assertSchemaExists(client, target);
-          // A dry run changes nothing, not even the history table of a tenant that has none yet.
-          if (!options.dryRun) await ensureHistoryTable(client, target.schema);
-          applied = [];
-        }
-        const planned = planMigrations(set.migrations, applied, { allowOutOfOrder: options.allowOutOfOrder, target: options.target });
-        if (!planned.ok) throw planProblemsToError(planned.problems, target.tenant);
-        refuseLintErrors(planned.plan, options.lintErrors, target.tenant);
-        const { plan, rewritten } = target.schemaMap ? planForSchemaTenant(planned.plan, target.schemaMap) : { plan: planned.plan, rewritten: 0 };
-        const { phases, splits } = schedule(plan);
-        const base = {
-          tenant: target.tenant,
-          fromVersion: plan.currentVersion,
-          toVersion: plan.targetVersion,
-          migrations: plan.steps.map((s) => s.migration.id),
-          statements: plan.steps.reduce((n, s) => n + s.statements.length, 0),
-          rewritten,
-          transactions: phases.filter((p) => p.kind === 'transaction').length,
-          outsideTransaction: phases.filter((p) => p.kind === 'outside').length,
-          splits,
-          verification: null,
-        };
-        if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
-        // Asked once for the plan: the backup decision and verification both use it.
-        const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
-        const catalogRisks = options.beforeApply || verify.enabled ? await existingEffects(client, target, plan) : [];
-        const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan), catalogRisks) : 'apply';
-        if (options.dryRun || go === 'stop') return { ...base, status: 'planned', mayOverwrite: mayOverwrite(plan), durationMs: performance.now() - started };
-        // What the tenant holds becomes its role's (made before roles, restored, or Flotilla's own history table).
-        if (target.role && !(await ownsSchema(client, target.role, target.schema))) await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
-        const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
-        // A schema tenant's functions must not stand in for the built-in ones in Flotilla's own queries,
-        // and the expressions of its migrations are evaluated as its role.
-        const runnerOf = () => TenantRunner.of(client, target.role!);
-        const tenantGuards = { guard: catalogPathOnly(client), ...(target.role ? { countAsTenant: async (sql: string) => (await runnerOf()).count(sql) } : {}) };
-        const verifier = verify.enabled ? new Verifier(client, { tenant: target.tenant, schemas: tenantSchemas(target), checksumMaxRows: verify.checksumMaxRows, values: verify.values ?? 'report', reachesThroughCatalog: catalogRisks.length > 0, ...tenantGuards }) : undefined;
-        const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
-        const context: RunContext = { guard: tenantGuards.guard, client, target, runId, appliedBy: options.appliedBy ?? defaultUser(), resumed, plan, verifier, lastTransaction, sessionSearchPath: false, unrecorded: new Map(), durations: new Map() };
-        for (const [i, phase] of phases.entries()) {
-          // Index builds in a row are recorded once, after the last: one commit instead of one each. A run
-          // killed among them leaves them all remaining, and the resumed run finds each built one by its name.
-          const next = phases[i + 1];
-          const recordLater = phase.kind === 'outside' && next?.kind === 'outside' && namedIndexBuild(phase.statement) !== undefined && namedIndexBuild(next.statement) !== undefined;
-          await runPhase(phase, context, recordLater);
-        }
-        return { ...base, status: 'succeeded', durationMs: performance.now() - started, verification: verifier ? verifier.summary() : null };
-      },
+    await client.query(
+      `SELECT pg_catalog.set_config('statement_timeout', $1, false), pg_catalog.set_config('application_name', $2, false), pg_catalog.set_config('search_path', 'pg_catalog', false)`,
+      [options.statementTimeout ?? ENGINE_DEFAULTS.statementTimeout, `flotilla migrate ${runId}`],
     );
+    return await withTenantLock(client, { schema: target.schema, tenant: target.tenant, waitMs: options.lockWaitMs ?? ENGINE_DEFAULTS.lockWaitMs, lockTimeout }, async () => {
+      if (target.createSchema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(target.schema)}`);
+      // One round trip in the usual case: the history is there (so is the schema).
+      let applied = await readHistory(client, target.schema).catch((error: { code?: string }) => {
+        if (error.code !== '42P01') throw error;
+        return undefined;
+      });
+      if (applied === undefined) {
+        if (!target.createSchema) await assertSchemaExists(client, target);
+        // A dry run changes nothing, not even the history table of a tenant that has none yet.
+        if (!options.dryRun) await ensureHistoryTable(client, target.schema);
+        applied = [];
+      }
+      const planned = planMigrations(set.migrations, applied, { allowOutOfOrder: options.allowOutOfOrder, target: options.target });
+      if (!planned.ok) throw planProblemsToError(planned.problems, target.tenant);
+      refuseLintErrors(planned.plan, options.lintErrors, target.tenant);
+      const { plan, rewritten } = target.schemaMap ? planForSchemaTenant(planned.plan, target.schemaMap) : { plan: planned.plan, rewritten: 0 };
+      const { phases, splits } = schedule(plan);
+      const base = {
+        tenant: target.tenant,
+        fromVersion: plan.currentVersion,
+        toVersion: plan.targetVersion,
+        migrations: plan.steps.map((s) => s.migration.id),
+        statements: plan.steps.reduce((n, s) => n + s.statements.length, 0),
+        rewritten,
+        transactions: phases.filter((p) => p.kind === 'transaction').length,
+        outsideTransaction: phases.filter((p) => p.kind === 'outside').length,
+        splits,
+        verification: null,
+      };
+      if (plan.steps.length === 0) return { ...base, transactions: 0, status: 'skipped', durationMs: performance.now() - started };
+      // Asked once for the plan: the backup decision and verification both use it.
+      const verify = options.verify ?? { enabled: true, checksumMaxRows: 100_000 };
+      const catalogRisks = options.beforeApply || verify.enabled ? await existingEffects(client, target, plan) : [];
+      const go = options.beforeApply ? await options.beforeApply(pendingParts(planned.plan), catalogRisks) : 'apply';
+      if (options.dryRun || go === 'stop') return { ...base, status: 'planned', mayOverwrite: mayOverwrite(plan), durationMs: performance.now() - started };
+      // What the tenant holds becomes its role's (made before roles, restored, or Flotilla's own history table).
+      if (target.role && !(await ownsSchema(client, target.role, target.schema))) await ownTenantSchemas(client, target.role, tenantSchemas(target)!);
+      const resumed = new Set(plan.steps.filter((s) => s.resumed).map((s) => s.migration.id));
+      // A schema tenant's functions must not stand in for the built-in ones in Flotilla's own queries,
+      // and the expressions of its migrations are evaluated as its role.
+      const runnerOf = () => TenantRunner.of(client, target.role!);
+      const tenantGuards = { guard: catalogPathOnly(client), ...(target.role ? { countAsTenant: async (sql: string) => (await runnerOf()).count(sql) } : {}) };
+      const verifier = verify.enabled
+        ? new Verifier(client, {
+            tenant: target.tenant,
+            schemas: tenantSchemas(target),
+            checksumMaxRows: verify.checksumMaxRows,
+            values: verify.values ?? 'report',
+            reachesThroughCatalog: catalogRisks.length > 0,
+            ...tenantGuards,
+          })
+        : undefined;
+      const lastTransaction = phases.filter((p) => p.kind === 'transaction').pop();
+      const context: RunContext = {
+        guard: tenantGuards.guard,
+        client,
+        target,
+        runId,
+        appliedBy: options.appliedBy ?? defaultUser(),
+        resumed,
+        plan,
+        verifier,
+        lastTransaction,
+        sessionSearchPath: false,
+        unrecorded: new Map(),
+        durations: new Map(),
+      };
+      for (const [i, phase] of phases.entries()) {
+        // Index builds in a row are recorded once, after the last: one commit instead of one each. A run
+        // killed among them leaves them all remaining, and the resumed run finds each built one by its name.
+        const next = phases[i + 1];
+        const recordLater = phase.kind === 'outside' && next?.kind === 'outside' && namedIndexBuild(phase.statement) !== undefined && namedIndexBuild(next.statement) !== undefined;
+        await runPhase(phase, context, recordLater);
+      }
+      return { ...base, status: 'succeeded', durationMs: performance.now() - started, verification: verifier ? verifier.summary() : null };
+    });
   } finally {
     await session.release();
   }
@@ -354,17 +372,24 @@ async function execute(statement: ScheduledStatement['statement'], context: RunC
   TenantRunner.forget(client, target.role);
   context.runner = await TenantRunner.of(client, target.role);
   if (!(await context.runner.run(sql))) {
-    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: the function through which Flotilla runs the tenant's statements as its role could not be used; the upgrade was stopped.`, {
-      hint: "Remove whatever in the migration changes Flotilla's functions in pg_temp.",
-      meta: { tenant: target.tenant },
-    });
+    throw new FlotillaError(
+      'FLO_SCHEMA_ESCAPE',
+      `Tenant ${target.tenant}: the function through which Flotilla runs the tenant's statements as its role could not be used; the upgrade was stopped.`,
+      {
+        hint: "Remove whatever in the migration changes Flotilla's functions in pg_temp.",
+        meta: { tenant: target.tenant },
+      },
+    );
   }
 }
 
 /** CREATE EXTENSION runs as Flotilla's user: only into the tenant's own schemas (or, with none named, its search_path's). */
 function refuseForeignExtensionSchema(statement: ScheduledStatement['statement'], target: MigrationTarget): void {
   const options = Array.isArray(unwrap(statement.node).options) ? (unwrap(statement.node).options as unknown[]) : [];
-  const named = options.filter(isNode).map((o) => (isNode(o.DefElem) ? o.DefElem : {})).find((d) => d.defname === 'schema');
+  const named = options
+    .filter(isNode)
+    .map((o) => (isNode(o.DefElem) ? o.DefElem : {}))
+    .find((d) => d.defname === 'schema');
   const schema = named && isNode(named.arg) && isNode(named.arg.String) ? String(named.arg.String.sval) : undefined;
   if (schema === undefined || (tenantSchemas(target) ?? []).includes(schema)) return;
   throw new FlotillaError('FLO_SCHEMA_ESCAPE', `Tenant ${target.tenant}: CREATE EXTENSION … SCHEMA ${schema} names a schema the tenant does not own.`, {
@@ -400,12 +425,15 @@ async function runVerifyFiles(context: RunContext): Promise<void> {
         const counted = await Promise.resolve()
           .then(async () => ({
             rows: await runner.count(`SELECT count(*) FROM (${query.sql}\n) v`),
-            fine: await runner.count(`SELECT count(*) FROM (${query.sql}\n) v WHERE (SELECT count(*) FROM pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(v))) = 1 AND (SELECT e.value FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(v)) e) = 'true'::jsonb`),
+            fine: await runner.count(
+              `SELECT count(*) FROM (${query.sql}\n) v WHERE (SELECT count(*) FROM pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(v))) = 1 AND (SELECT e.value FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(v)) e) = 'true'::jsonb`,
+            ),
           }))
           .catch((cause: Error) => {
             throw verifyError(context.target.tenant, `${path}:${query.line}`, cause.message, cause);
           });
-        if (counted.rows !== 0 && !(counted.rows === 1 && counted.fine === 1)) throw verifyError(context.target.tenant, `${path}:${query.line}`, `returned ${counted.rows} row${counted.rows === 1 ? '' : 's'}, not a single true`);
+        if (counted.rows !== 0 && !(counted.rows === 1 && counted.fine === 1))
+          throw verifyError(context.target.tenant, `${path}:${query.line}`, `returned ${counted.rows} row${counted.rows === 1 ? '' : 's'}, not a single true`);
         continue;
       }
       let rows: Record<string, unknown>[];
@@ -416,7 +444,12 @@ async function runVerifyFiles(context: RunContext): Promise<void> {
       }
       const values = rows.map((row) => Object.values(row));
       const holds = rows.length === 0 || (rows.length === 1 && values[0]!.length === 1 && values[0]![0] === true);
-      if (!holds) throw verifyError(context.target.tenant, `${path}:${query.line}`, `returned ${JSON.stringify(values.slice(0, 3))}${rows.length > 3 ? ` and ${rows.length - 3} more rows` : ''}`);
+      if (!holds)
+        throw verifyError(
+          context.target.tenant,
+          `${path}:${query.line}`,
+          `returned ${JSON.stringify(values.slice(0, 3))}${rows.length > 3 ? ` and ${rows.length - 3} more rows` : ''}`,
+        );
     }
   }
 }
@@ -438,7 +471,9 @@ function verifyError(tenant: string, where: string, what: string, cause?: unknow
 function catalogPathOnly(client: pg.ClientBase): <T>(work: () => Promise<T>) => Promise<T> {
   return async (work) => {
     // Read, then set, in one round trip (a row's items are computed in order).
-    const { rows } = await client.query<{ path: string }>(`SELECT pg_catalog.current_setting('search_path') AS path, pg_catalog.set_config('search_path', 'pg_catalog', false) AS now`);
+    const { rows } = await client.query<{ path: string }>(
+      `SELECT pg_catalog.current_setting('search_path') AS path, pg_catalog.set_config('search_path', 'pg_catalog', false) AS now`,
+    );
     try {
       return await work();
     } finally {
@@ -472,7 +507,8 @@ async function existingEffects(client: pg.ClientBase, target: MigrationTarget, p
   const written = relationsRun(statements);
   const found = written.length > 0 ? await effectsThroughExistingObjects(client, tenantSchemas(target), written) : [];
   // A trigger or rule the plan itself creates fires on its later data statements.
-  const created = statements.some((s) => s.changesLaterEffects) && written.length > 0 ? ['a trigger, rule or function made by these migrations, with data statements after it'] : [];
+  const created =
+    statements.some((s) => s.changesLaterEffects) && written.length > 0 ? ['a trigger, rule or function made by these migrations, with data statements after it'] : [];
   return [...found.map((what) => `${what}, which fires on the upgrade's data statements`), ...created];
 }
 
@@ -490,23 +526,19 @@ function statementError(cause: unknown, migration: ParsedMigration, line: number
   const position = Number(pgError.position ?? (pgError.internalQuery === sql ? pgError.internalPosition : undefined));
   const errorLine = Number.isFinite(position) && position > 0 ? line + (sql.slice(0, position - 1).match(/\n/g)?.length ?? 0) : line;
   const message = pgError.message ?? String(cause);
-  return new FlotillaError(
-    'FLO_MIGRATION_FAILED',
-    `Tenant ${tenant}: ${migration.path}:${errorLine}: ${message}${pgError.detail ? ` (${pgError.detail})` : ''}`,
-    {
-      hint: 'Nothing of this transaction was kept: the tenant is as it was before it. Fix the migration (or the data it trips on) and run migrate again.',
-      meta: {
-        tenant,
-        file: migration.path,
-        line: errorLine,
-        migration: migration.id,
-        sqlstate: pgError.code ?? null,
-        postgresMessage: message,
-        statement: sql.length > 500 ? `${sql.slice(0, 500)}…` : sql,
-      },
-      cause,
+  return new FlotillaError('FLO_MIGRATION_FAILED', `Tenant ${tenant}: ${migration.path}:${errorLine}: ${message}${pgError.detail ? ` (${pgError.detail})` : ''}`, {
+    hint: 'Nothing of this transaction was kept: the tenant is as it was before it. Fix the migration (or the data it trips on) and run migrate again.',
+    meta: {
+      tenant,
+      file: migration.path,
+      line: errorLine,
+      migration: migration.id,
+      sqlstate: pgError.code ?? null,
+      postgresMessage: message,
+      statement: sql.length > 500 ? `${sql.slice(0, 500)}…` : sql,
     },
-  );
+    cause,
+  });
 }
 
 async function assertSchemaExists(client: pg.ClientBase, target: MigrationTarget): Promise<void> {

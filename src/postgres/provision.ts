@@ -30,10 +30,9 @@ export async function createDatabase(client: pg.ClientBase, name: string, templa
 export async function endCreation(client: pg.ClientBase, name: string): Promise<void> {
   const statement = `CREATE DATABASE ${quoteIdent(name)}`;
   for (let attempt = 0; attempt < 100; attempt++) {
-    const { rows } = await client.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active' AND starts_with(query, $1)`,
-      [statement],
-    );
+    const { rows } = await client.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active' AND starts_with(query, $1)`, [
+      statement,
+    ]);
     if (rows.length === 0) return;
     await client.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [rows.map((r) => r.pid)]);
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -120,7 +120,10 @@ export class TenantRunner {
     await client.query(
       `CREATE FUNCTION ${name}(sql text) RETURNS ${returns} LANGUAGE plpgsql SECURITY DEFINER AS ${body}; REVOKE ALL ON FUNCTION ${name}(text) FROM PUBLIC; ALTER FUNCTION ${name}(text) OWNER TO ${quoteIdent(role)}; REVOKE ALL ON FUNCTION ${name}(text) FROM PUBLIC`,
     );
-    const { rows } = await client.query<{ oid: number; owner: number; src: string }>(`SELECT p.oid::int AS oid, p.proowner::int AS owner, pg_catalog.md5(p.prosrc) AS src FROM pg_catalog.pg_proc p WHERE p.oid = $1::pg_catalog.regprocedure`, [`${name}(text)`]);
+    const { rows } = await client.query<{ oid: number; owner: number; src: string }>(
+      `SELECT p.oid::int AS oid, p.proowner::int AS owner, pg_catalog.md5(p.prosrc) AS src FROM pg_catalog.pg_proc p WHERE p.oid = $1::pg_catalog.regprocedure`,
+      [`${name}(text)`],
+    );
     const found = rows[0]!;
     return { name, check: [found.oid, found.owner, found.src] };
   }
@@ -150,7 +153,10 @@ export class TenantRunner {
   async run(sql: string): Promise<boolean> {
     const [oid, owner, src] = this.check;
     const tag = dollarTag(sql);
-    const result = await this.client.query(`SELECT ${this.name}(${tag}${sql}${tag}) FROM pg_catalog.pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND pg_catalog.md5(prosrc) = $3`, [oid, owner, src]);
+    const result = await this.client.query(
+      `SELECT ${this.name}(${tag}${sql}${tag}) FROM pg_catalog.pg_proc WHERE oid = $1 AND prosecdef AND proowner = $2 AND pg_catalog.md5(prosrc) = $3`,
+      [oid, owner, src],
+    );
     return result.rowCount === 1;
   }
 }

@@ -49,7 +49,11 @@ export async function typeChangeLosses(client: pg.ClientBase, statement: Stateme
       },
     });
     const typeOnly = deparseStatement({
-      SelectStmt: { targetList: [{ ResTarget: { name: 't', val: { TypeCast: { arg: { A_Const: { isnull: true } }, typeName: def.typeName } } } }], limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' },
+      SelectStmt: {
+        targetList: [{ ResTarget: { name: 't', val: { TypeCast: { arg: { A_Const: { isnull: true } }, typeName: def.typeName } } } }],
+        limitOption: 'LIMIT_OPTION_DEFAULT',
+        op: 'SETOP_NONE',
+      },
     });
     const lossy = await guarded(client, statement, async () => {
       // As the tenant (a schema tenant's role), nothing of the migration's is evaluated here: not even the

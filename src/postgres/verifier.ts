@@ -115,7 +115,13 @@ export class Verifier {
       if (this.largeObjects) {
         const gone = await compareLargeObjects(this.client, this.largeObjects);
         if (gone > 0) {
-          const loss: Omit<Loss, 'allowedBecause'> = { kind: 'large-objects', code: 'FV706', table: 'large objects', before: this.largeObjects.count, after: this.largeObjects.count - gone };
+          const loss: Omit<Loss, 'allowedBecause'> = {
+            kind: 'large-objects',
+            code: 'FV706',
+            table: 'large objects',
+            before: this.largeObjects.count,
+            after: this.largeObjects.count - gone,
+          };
           // Large objects are not a table's: accepted only when one statement alone could reach them, with its allow.
           const reaching = this.executed.filter((s) => s.unbounded !== undefined || s.changesLaterEffects);
           const allowedBecause = reaching.length === 1 ? allowanceFor('large-objects', loss.table, { statements: this.executed, allowing: reaching[0]! }, planRenames([])) : null;
@@ -197,10 +203,13 @@ export class Verifier {
     const before = table.fingerprint;
     if (!now) return { before, after: null, missingRows: null, changedColumns: null, changedRows: 0, keyed: false };
     // An empty table can lose nothing but itself or its columns: no scan.
-    if (before.rows === 0) return { before, after: { ...before, columns: Object.fromEntries(now.columns.map((c) => [c, 0])) }, missingRows: 0, changedColumns: null, changedRows: 0, keyed: false };
+    if (before.rows === 0)
+      return { before, after: { ...before, columns: Object.fromEntries(now.columns.map((c) => [c, 0])) }, missingRows: 0, changedColumns: null, changedRows: 0, keyed: false };
     const after = await countTable(this.client, now);
     const local = new Map([...columnRenames].filter(([key]) => key.startsWith(`${table.info.table}.`)).map(([key, to]) => [key.slice(table.info.table.length + 1), to]));
-    const hashed = table.hashed ? await compareWithHashed(this.client, table.hashed, table.info, now, local) : { missingRows: null, changedColumns: null, changedRows: 0, keyed: false };
+    const hashed = table.hashed
+      ? await compareWithHashed(this.client, table.hashed, table.info, now, local)
+      : { missingRows: null, changedColumns: null, changedRows: 0, keyed: false };
     return { before, after: { ...after, table: before.table }, ...hashed };
   }
 
@@ -210,7 +219,13 @@ export class Verifier {
   }
 
   private async snapshot(info: TableInfo, holdsRows: boolean): Promise<Watched> {
-    if (!holdsRows) return { info, fingerprint: { schema: info.schema, table: info.table, rows: 0, columns: Object.fromEntries(info.columns.map((c) => [c, 0])) }, hashed: null, from: this.executed.length };
+    if (!holdsRows)
+      return {
+        info,
+        fingerprint: { schema: info.schema, table: info.table, rows: 0, columns: Object.fromEntries(info.columns.map((c) => [c, 0])) },
+        hashed: null,
+        from: this.executed.length,
+      };
     const fingerprint = await countTable(this.client, info);
     const hashed = fingerprint.rows <= this.options.checksumMaxRows ? await hashTable(this.client, info) : null;
     return { info, fingerprint, hashed, from: this.executed.length };
@@ -225,7 +240,11 @@ export class Verifier {
       hint: committed
         ? 'Restore the tenant from the backup taken before the upgrade (flotilla backup list <slug>, then flotilla restore <slug> --backup <id>), then fix the migration.'
         : 'If this loss is intended, put -- flotilla:allow <CODE> reason="why" (the code shown) next to the statement that causes it; otherwise fix the migration.',
-      meta: { tenant, committed, losses: refused.map((l) => ({ code: l.code, table: l.table, column: l.column ?? null, before: l.before, after: l.after, replaced: l.replaced ?? 0 })) },
+      meta: {
+        tenant,
+        committed,
+        losses: refused.map((l) => ({ code: l.code, table: l.table, column: l.column ?? null, before: l.before, after: l.after, replaced: l.replaced ?? 0 })),
+      },
     });
   }
 

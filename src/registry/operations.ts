@@ -39,7 +39,10 @@ export class OperationStore {
         [input.command, input.tenant, JSON.stringify(redactValue(input.arguments)), input.actor, input.runnerKey, processTag()],
       );
       const operation = toOperation(rows[0]);
-      await client.query(AUDIT_INSERT, auditRow(input.actor, { command: input.command, arguments: input.arguments, tenant: input.tenant, outcome: 'started', durationMs: 0, operationId: operation.id }));
+      await client.query(
+        AUDIT_INSERT,
+        auditRow(input.actor, { command: input.command, arguments: input.arguments, tenant: input.tenant, outcome: 'started', durationMs: 0, operationId: operation.id }),
+      );
       return operation;
     });
   }

@@ -75,7 +75,9 @@ export class Registry {
         limits.set(server.name, own);
         continue;
       }
-      const max = await withClient(server.url, adminDatabase(server.url), async (c) => Number((await c.query(`SELECT current_setting('max_connections') AS m`)).rows[0].m)).catch(() => 16);
+      const max = await withClient(server.url, adminDatabase(server.url), async (c) => Number((await c.query(`SELECT current_setting('max_connections') AS m`)).rows[0].m)).catch(
+        () => 16,
+      );
       limits.set(server.name, Math.max(1, Math.min(16, Math.floor(max / 4))));
     }
     return limits;
@@ -92,7 +94,13 @@ export class Registry {
   }
 
   static open(serverUrl: string, controlDatabase: string): Registry {
-    const pool = new pg.Pool({ connectionString: withDatabase(serverUrl, controlDatabase), max: 4, min: 1, allowExitOnIdle: true, application_name: `flotilla registry ${processTag()}` });
+    const pool = new pg.Pool({
+      connectionString: withDatabase(serverUrl, controlDatabase),
+      max: 4,
+      min: 1,
+      allowExitOnIdle: true,
+      application_name: `flotilla registry ${processTag()}`,
+    });
     pool.on('error', () => undefined);
     return new Registry(pool, serverUrl);
   }
@@ -102,7 +110,12 @@ export class Registry {
     const { rows } = await this.pool.query<{ name: string; url: string }>(`SELECT name, url FROM flotilla.servers WHERE url ~ '^[^/]*//[^/@]*:[^/]*@' OR url ~* '[?&]password='`);
     for (const row of rows) {
       const { url, password } = splitPassword(row.url);
-      await this.pool.query('UPDATE flotilla.servers SET url = $2, password = CASE WHEN name = $3 THEN NULL ELSE coalesce(password, $4) END WHERE name = $1', [row.name, url, MAIN_SERVER, password]);
+      await this.pool.query('UPDATE flotilla.servers SET url = $2, password = CASE WHEN name = $3 THEN NULL ELSE coalesce(password, $4) END WHERE name = $1', [
+        row.name,
+        url,
+        MAIN_SERVER,
+        password,
+      ]);
     }
   }
 
@@ -113,10 +126,11 @@ export class Registry {
   async addServer(name: string, connectionUrl: string): Promise<Server> {
     const { url, password } = splitPassword(connectionUrl);
     try {
-      const { rows } = await this.pool.query<ServerRow>(
-        `INSERT INTO flotilla.servers (name, url, password) VALUES ($1, $2, $3) RETURNING ${SERVER_COLUMNS}`,
-        [name, url, password],
-      );
+      const { rows } = await this.pool.query<ServerRow>(`INSERT INTO flotilla.servers (name, url, password) VALUES ($1, $2, $3) RETURNING ${SERVER_COLUMNS}`, [
+        name,
+        url,
+        password,
+      ]);
       return this.toServer(rows[0]!);
     } catch (error) {
       if ((error as { code?: string }).code === '23505') {

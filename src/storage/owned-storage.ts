@@ -1,7 +1,19 @@
 import { access, rm } from 'node:fs/promises';
 import { FlotillaError } from '../core/errors.js';
 import { withClient } from '../postgres/connect.js';
-import { createDatabase, createSchema, databaseExists, dropDatabase, dropSchemas, endCreation, ensureDatabase, holdsOnlyTenantSchemas, renameDatabase, renameSchema, schemaExists } from '../postgres/provision.js';
+import {
+  createDatabase,
+  createSchema,
+  databaseExists,
+  dropDatabase,
+  dropSchemas,
+  endCreation,
+  ensureDatabase,
+  holdsOnlyTenantSchemas,
+  renameDatabase,
+  renameSchema,
+  schemaExists,
+} from '../postgres/provision.js';
 import { adminDatabase } from '../postgres/server-url.js';
 import { quoteIdent } from '../core/sql/quote.js';
 import { createTenantRole, dropTenantRole, roleExists } from '../postgres/tenant-role.js';
@@ -34,7 +46,11 @@ export class OwnedStorage {
     if (ref.kind === 'file') {
       return access(ref.name).then(
         () => true,
-        () => access(`${ref.name}.partial`).then(() => true, () => false),
+        () =>
+          access(`${ref.name}.partial`).then(
+            () => true,
+            () => false,
+          ),
       );
     }
     const url = await this.urls(ref.server);
@@ -144,8 +160,7 @@ export class OwnedStorage {
         await endCreation(admin, ref.name);
         await dropDatabase(admin, ref.name);
       });
-    }
-    else if (ref.kind === 'schema') {
+    } else if (ref.kind === 'schema') {
       await withClient(url, ref.database!, (client) => dropSchemas(client, [ref.name])).catch((error: FlotillaError) => {
         if ((error.cause as { code?: string } | undefined)?.code !== '3D000') throw error;
       });
@@ -174,7 +189,7 @@ export class OwnedStorage {
       'FLO_STORAGE_NOT_OWNED',
       `The registry does not record the ${describeRef(ref)} as tenant ${tenant.slug}'s${claim ? ` (it is registered as ${claim.purpose === 'tenant' ? "another tenant's" : `${claim.purpose} storage`})` : ''}: Flotilla will not change it.`,
       {
-        hint: 'Flotilla only drops, renames or restores over what it made for a tenant. If this storage is really the tenant\'s, restore the tenant into a new one (`flotilla restore <slug> --backup <id> --as <new-slug>`) and retire the old one by hand.',
+        hint: "Flotilla only drops, renames or restores over what it made for a tenant. If this storage is really the tenant's, restore the tenant into a new one (`flotilla restore <slug> --backup <id> --as <new-slug>`) and retire the old one by hand.",
         meta: { tenant: tenant.slug, kind: ref.kind, name: ref.name, server: ref.server, database: ref.database ?? null },
       },
     );

@@ -44,11 +44,19 @@ async function undoSchemaSwap(storage: OwnedStorage, asides: readonly StorageCla
   const { server, database } = asides[0]!;
   const url = await storage.serverUrl(server);
   await withClient(url, database, async (client) => {
-    const present = new Set(await existingSchemas(client, asides.map((a) => a.name)));
+    const present = new Set(
+      await existingSchemas(
+        client,
+        asides.map((a) => a.name),
+      ),
+    );
     if (present.size === 0) return;
     await client.query('BEGIN');
     try {
-      await dropSchemas(client, asides.map((a) => a.asideOf!));
+      await dropSchemas(
+        client,
+        asides.map((a) => a.asideOf!),
+      );
       for (const aside of asides) if (present.has(aside.name)) await renameSchema(client, aside.name, aside.asideOf!);
       await client.query('COMMIT');
     } catch (error) {

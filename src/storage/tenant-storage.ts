@@ -24,7 +24,11 @@ export async function ensureTenantRole(tenant: Tenant, storage: OwnedStorage, op
   const role = tenantRole(tenant);
   if ((options.known ?? (await storage.claims.ofTenant(tenant.id)).map((c) => c.name)).includes(role)) return;
   // A new tenant's empty schema is the role's at once; an older tenant's schema and what it holds are given to it by its next upgrade.
-  await storage.createRole({ server: tenant.server, kind: 'role', database: tenant.database, name: role }, { purpose: 'tenant', tenantId: tenant.id }, options.newSchema ? { giveSchema: tenant.schema } : {});
+  await storage.createRole(
+    { server: tenant.server, kind: 'role', database: tenant.database, name: role },
+    { purpose: 'tenant', tenantId: tenant.id },
+    options.newSchema ? { giveSchema: tenant.schema } : {},
+  );
 }
 
 /**
@@ -48,7 +52,10 @@ export async function claimTenantSchemas(
   if (missing.length === 0) return;
   const { present, made } = await withClient(server.url, tenant.database, async (client) => {
     const present = new Set(await existingSchemas(client, missing));
-    const applied = present.size > 0 && (await historyExists(client, tenant.schema)) ? new Set((await readHistory(client, tenant.schema)).map((a) => `${a.version}_${a.name}`)) : new Set<string>();
+    const applied =
+      present.size > 0 && (await historyExists(client, tenant.schema))
+        ? new Set((await readHistory(client, tenant.schema)).map((a) => `${a.version}_${a.name}`))
+        : new Set<string>();
     // The schemas this tenant's applied migrations created, under the tenant's names.
     const made = new Set(set.migrations.filter((m) => applied.has(m.id)).flatMap((m) => m.schemasCreated));
     return { present, made };

@@ -88,10 +88,20 @@ export async function provisionTenant(
 /** Inserts the tenant row; a slug being made by a live command right now is refused as locked. */
 async function insertOrExplain(input: NewTenant, place: { database: string; schema: string }, operationId: string, registry: Registry): Promise<Tenant> {
   try {
-    return await registry.insertTenant({ slug: input.slug, name: input.name ?? input.slug, kind: input.kind, server: input.server.name, ...place, plan: input.plan, settings: input.settings, operationId });
+    return await registry.insertTenant({
+      slug: input.slug,
+      name: input.name ?? input.slug,
+      kind: input.kind,
+      server: input.server.name,
+      ...place,
+      plan: input.plan,
+      settings: input.settings,
+      operationId,
+    });
   } catch (error) {
     const existing = isFlotillaError(error) && error.code === 'FLO_TENANT_EXISTS' ? await registry.findTenant(input.slug) : undefined;
-    if (existing && (await finishedBefore(registry, 'tenant create', existing, (args) => args.kind === input.kind && (args.server ?? 'main') === input.server.name))) throw new AlreadyDone(existing);
+    if (existing && (await finishedBefore(registry, 'tenant create', existing, (args) => args.kind === input.kind && (args.server ?? 'main') === input.server.name)))
+      throw new AlreadyDone(existing);
     if (existing?.status === 'provisioning') {
       throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${input.slug} is being created by another process right now.`, {
         hint: 'Wait for that command to finish, then see the tenant with `flotilla tenant show <slug>`.',

@@ -12,8 +12,14 @@ let flotilla: Flotilla;
 const SLUGS = ['gamma', 'delta'] as const;
 
 async function counts(slug: string) {
-  return flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT (SELECT count(*) FROM members)::int AS members, (SELECT count(*) FROM loans)::int AS loans,
-    (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'members' AND column_name = 'phone')::int AS phone_column`)).rows[0]);
+  return flotilla.withTenantClient(
+    slug,
+    async (c) =>
+      (
+        await c.query(`SELECT (SELECT count(*) FROM members)::int AS members, (SELECT count(*) FROM loans)::int AS loans,
+    (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'members' AND column_name = 'phone')::int AS phone_column`)
+      ).rows[0],
+  );
 }
 
 beforeAll(async () => {
@@ -46,7 +52,9 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
       if (outcome.status !== 'succeeded') continue;
       expect(outcome.backup!.id).toMatch(/^[0-9a-f-]{36}$/);
       expect(outcome.backup!.reasons).toContain('FD103 at 0003_drop_phone.sql:2');
-      expect(outcome.verification!.allowedLosses).toEqual([expect.objectContaining({ code: 'FV703', table: 'members', column: 'phone', before: 30, allowedBecause: 'phone numbers now live in the CRM' })]);
+      expect(outcome.verification!.allowedLosses).toEqual([
+        expect.objectContaining({ code: 'FV703', table: 'members', column: 'phone', before: 30, allowedBecause: 'phone numbers now live in the CRM' }),
+      ]);
     }
     for (const slug of SLUGS) {
       expect(await counts(slug)).toEqual({ members: 30, loans: 40, phone_column: 0 });
@@ -102,7 +110,11 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
       const backup = await flotilla.backup(slug);
       const before = await counts(slug);
       // The catalog says the backup held one more member than the file does.
-      await project.query(`${project.prefix}_control`, `UPDATE flotilla.backups SET fingerprint = jsonb_set(fingerprint, $2, to_jsonb((fingerprint #>> $2)::int + 1)) WHERE id = $1`, [backup.id, [Object.keys(backup.rowCounts).find((k) => k.endsWith('.members'))!]]);
+      await project.query(
+        `${project.prefix}_control`,
+        `UPDATE flotilla.backups SET fingerprint = jsonb_set(fingerprint, $2, to_jsonb((fingerprint #>> $2)::int + 1)) WHERE id = $1`,
+        [backup.id, [Object.keys(backup.rowCounts).find((k) => k.endsWith('.members'))!]],
+      );
       await expect(flotilla.restore(slug, backup.id)).rejects.toMatchObject({ code: 'FLO_RESTORE_FAILED', message: expect.stringMatching(/members: 3\d recorded, 3\d restored/) });
       expect(await counts(slug)).toEqual(before);
     }
@@ -115,7 +127,11 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
     try {
       const backupsBefore = (await flotilla.listBackups('gamma')).length;
       const error = await flotilla.backup('gamma').catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'FLO_TOOL_MISSING', message: expect.stringContaining('pg_dump is not installed'), hint: expect.stringContaining('apt-get install postgresql-client-15') });
+      expect(error).toMatchObject({
+        code: 'FLO_TOOL_MISSING',
+        message: expect.stringContaining('pg_dump is not installed'),
+        hint: expect.stringContaining('apt-get install postgresql-client-15'),
+      });
       expect((await flotilla.listBackups('gamma')).length).toBe(backupsBefore);
       expect((await readdir(join(project.dir, 'backups', 'gamma'))).filter((f) => f.endsWith('.partial'))).toEqual([]);
       // A risky upgrade is not applied without its backup.
@@ -177,7 +193,11 @@ describe('the audit trail', () => {
     const events = await flotilla.audit();
     // Every command has its start and its end on the record, linked by its operation id.
     const started = events.filter((e) => e.outcome === 'started');
-    for (const start of started) expect(events.filter((e) => e.operationId === start.operationId && e.tenant === start.tenant && ['succeeded', 'failed'].includes(e.outcome)).length, start.command).toBeGreaterThanOrEqual(1);
+    for (const start of started)
+      expect(
+        events.filter((e) => e.operationId === start.operationId && e.tenant === start.tenant && ['succeeded', 'failed'].includes(e.outcome)).length,
+        start.command,
+      ).toBeGreaterThanOrEqual(1);
     // The ends of commands (a migrate's per-tenant events aside, which carry the tenant).
     const by = (command: string) => events.filter((e) => e.command === command && e.outcome !== 'started' && !(command === 'migrate' && e.tenant === null));
     // tenant create: gamma, delta (copies are restores).
@@ -193,11 +213,22 @@ describe('the audit trail', () => {
       ['delta', 'succeeded'],
       ['gamma', 'failed'],
     ]);
-    expect(by('migrate')[0]).toMatchObject({ versionBefore: '0002', versionAfter: '0003', backupId: expect.stringMatching(/^[0-9a-f-]{36}$/), actor: expect.any(String), durationMs: expect.any(Number) });
+    expect(by('migrate')[0]).toMatchObject({
+      versionBefore: '0002',
+      versionAfter: '0003',
+      backupId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      actor: expect.any(String),
+      durationMs: expect.any(Number),
+    });
     expect(by('migrate')[4]).toMatchObject({ errorCode: 'FLO_TOOL_MISSING' });
     const restores = by('restore');
     expect(restores.filter((e) => e.outcome === 'succeeded')).toHaveLength(6);
-    expect(restores.filter((e) => e.outcome === 'failed').map((e) => e.errorCode)).toEqual(['FLO_BACKUP_TAMPERED', 'FLO_BACKUP_TAMPERED', 'FLO_RESTORE_FAILED', 'FLO_RESTORE_FAILED']);
+    expect(restores.filter((e) => e.outcome === 'failed').map((e) => e.errorCode)).toEqual([
+      'FLO_BACKUP_TAMPERED',
+      'FLO_BACKUP_TAMPERED',
+      'FLO_RESTORE_FAILED',
+      'FLO_RESTORE_FAILED',
+    ]);
     const backups = by('backup');
     expect(backups.filter((e) => e.outcome === 'failed').map((e) => e.errorCode)).toEqual(['FLO_TOOL_MISSING', 'FLO_SNAPSHOT_UNAVAILABLE', 'FLO_SNAPSHOT_UNAVAILABLE']);
     expect(backups.every((e) => e.outcome === 'failed' || e.backupId)).toBe(true);
@@ -218,7 +249,9 @@ describe('the audit trail', () => {
 describe('the backup decision (policy risky), made on the plan under the tenant lock', () => {
   it('takes no backup for index builds outside the transaction: nothing they do can lose a row', async () => {
     const before = (await flotilla.listBackups()).length;
-    await project.write({ '0003_indexes.sql': 'CREATE INDEX CONCURRENTLY loans_member_idx ON loans (member_id);\nCREATE UNIQUE INDEX CONCURRENTLY members_name_key ON members (name);' });
+    await project.write({
+      '0003_indexes.sql': 'CREATE INDEX CONCURRENTLY loans_member_idx ON loans (member_id);\nCREATE UNIQUE INDEX CONCURRENTLY members_name_key ON members (name);',
+    });
     const report = await flotilla.migrate({ tenants: [...SLUGS] });
     expect(report.outcomes.map((o) => [o.tenant, o.status, o.status === 'succeeded' && o.backup])).toEqual([
       ['gamma', 'succeeded', null],

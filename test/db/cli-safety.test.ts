@@ -10,7 +10,14 @@ const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project
 
 beforeAll(async () => {
   project = await testProject();
-  await writeFile(join(project.dir, 'flotilla.config.json'), JSON.stringify({ migrationsDir: 'migrations', tenants: { databasePrefix: `${project.prefix}_`, schemaPrefix: `${project.prefix}_`, schemaDatabase: `${project.prefix}_schemas` }, backup: { dir: 'backups' } }));
+  await writeFile(
+    join(project.dir, 'flotilla.config.json'),
+    JSON.stringify({
+      migrationsDir: 'migrations',
+      tenants: { databasePrefix: `${project.prefix}_`, schemaPrefix: `${project.prefix}_`, schemaDatabase: `${project.prefix}_schemas` },
+      backup: { dir: 'backups' },
+    }),
+  );
   await project.write({ '0001_notes.sql': "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL);\nINSERT INTO notes (body) VALUES ('a'), ('b'), ('c');" });
   expect((await cli('migration', 'hash')).code).toBe(0);
   expect((await cli('tenant', 'create', 'acme')).code).toBe(0);

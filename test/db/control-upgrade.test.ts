@@ -52,9 +52,13 @@ beforeAll(async () => {
   await project.query(control(), `INSERT INTO flotilla.servers (name, url) VALUES ('second', $1)`, [url.toString()]);
   const long = `${project.prefix}_${'l'.repeat(60)}`;
   await project.query('postgres', `CREATE DATABASE "${long.slice(0, 63)}"`);
-  await project.query(control(), `INSERT INTO flotilla.tenants (slug, name, kind, server, database_name, schema_name, status, created_at) VALUES
+  await project.query(
+    control(),
+    `INSERT INTO flotilla.tenants (slug, name, kind, server, database_name, schema_name, status, created_at) VALUES
      ('first', 'first', 'database', 'main', $1 || 'a', 'public', 'active', now() - interval '2 days'),
-     ('second', 'second', 'database', 'main', $1 || 'b', 'public', 'active', now() - interval '1 day')`, [long]);
+     ('second', 'second', 'database', 'main', $1 || 'b', 'public', 'active', now() - interval '1 day')`,
+    [long],
+  );
   setup = await Flotilla.open({ config });
   flotilla = setup;
 });

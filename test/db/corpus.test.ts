@@ -111,7 +111,10 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
     expect(outcome.migrations).toHaveLength(20);
     expect([outcome.transactions, outcome.outsideTransaction, outcome.splits]).toEqual([1, 10, []]);
     expect(outcome.rewritten).toBeGreaterThan(0);
-    const [history] = await project.query(project.config.tenants.schemaDatabase, `SELECT count(*)::int AS n FROM ${quoteIdent(`${project.prefix}_trigger_800`)}.flotilla_migrations WHERE remaining = '{}'`);
+    const [history] = await project.query(
+      project.config.tenants.schemaDatabase,
+      `SELECT count(*)::int AS n FROM ${quoteIdent(`${project.prefix}_trigger_800`)}.flotilla_migrations WHERE remaining = '{}'`,
+    );
     expect(history).toEqual({ n: 820 });
   });
 });

@@ -37,7 +37,9 @@ let dir: string;
 const users: User[] = [];
 
 async function serverRunning(dataDir: string): Promise<boolean> {
-  const pid = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').then((t) => Number(t.split('\n')[0])).catch(() => undefined);
+  const pid = await readFile(join(dataDir, 'postmaster.pid'), 'utf8')
+    .then((t) => Number(t.split('\n')[0]))
+    .catch(() => undefined);
   if (!pid) return false;
   try {
     process.kill(pid, 0);
@@ -62,7 +64,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const user of users) user.child.kill('SIGKILL');
-  const pid = await readFile(join(dir, 'pg', 'postmaster.pid'), 'utf8').then((t) => Number(t.split('\n')[0])).catch(() => undefined);
+  const pid = await readFile(join(dir, 'pg', 'postmaster.pid'), 'utf8')
+    .then((t) => Number(t.split('\n')[0]))
+    .catch(() => undefined);
   if (pid) process.kill(pid, 'SIGINT');
   await until(async () => !(await serverRunning(join(dir, 'pg'))));
   await rm(dir, { recursive: true, force: true });

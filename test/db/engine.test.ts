@@ -76,7 +76,11 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
       const failed = first.outcomes[0]!;
       if (failed.status === 'failed') expect(failed.error.message).toContain('could not create unique index "accounts_owner_key"');
       const midway = await flotilla.withTenantClient(slug, async (c) => ({
-        index: (await c.query(`SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = 'accounts_owner_key' AND x.relnamespace = current_schema()::regnamespace`)).rows,
+        index: (
+          await c.query(
+            `SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = 'accounts_owner_key' AND x.relnamespace = current_schema()::regnamespace`,
+          )
+        ).rows,
         history: (await c.query(`SELECT name, remaining FROM flotilla_migrations WHERE version IN ('0003', '0004') ORDER BY version`)).rows,
         table: (await c.query(`SELECT to_regclass('after_index') IS NOT NULL AS present`)).rows[0].present,
       }));
@@ -94,7 +98,11 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
       const second = await flotilla.migrate({ tenants: [slug] });
       expect(second.outcomes[0]!.status).toBe('succeeded');
       const after = await flotilla.withTenantClient(slug, async (c) => ({
-        index: (await c.query(`SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = 'accounts_owner_key' AND x.relnamespace = current_schema()::regnamespace`)).rows,
+        index: (
+          await c.query(
+            `SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = 'accounts_owner_key' AND x.relnamespace = current_schema()::regnamespace`,
+          )
+        ).rows,
         remaining: (await c.query(`SELECT remaining FROM flotilla_migrations WHERE version = '0003'`)).rows,
       }));
       expect(after.index).toEqual([{ indisvalid: true }]);
@@ -102,16 +110,28 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
       const third = await flotilla.migrate({ tenants: [slug] });
       expect(third.outcomes[0]!.status).toBe('skipped');
     } finally {
-      await flotilla.withTenantClient(slug, (c) => c.query('DROP INDEX IF EXISTS accounts_owner_key; DROP TABLE IF EXISTS after_index; DELETE FROM flotilla_migrations WHERE version >= \'0003\''));
+      await flotilla.withTenantClient(slug, (c) =>
+        c.query("DROP INDEX IF EXISTS accounts_owner_key; DROP TABLE IF EXISTS after_index; DELETE FROM flotilla_migrations WHERE version >= '0003'"),
+      );
       for (const file of Object.keys(files)) await import('node:fs/promises').then((fs) => fs.rm(`${project.migrationsDir}/${file}`));
     }
   });
 
   it('records index builds in a row once, yet keeps those that ran when a later one fails, and never builds one twice', async () => {
-    const files = { '0003_indexes.sql': 'CREATE INDEX CONCURRENTLY accounts_balance_idx ON accounts (balance);\nCREATE UNIQUE INDEX CONCURRENTLY accounts_owner_key ON accounts (owner);' };
+    const files = {
+      '0003_indexes.sql': 'CREATE INDEX CONCURRENTLY accounts_balance_idx ON accounts (balance);\nCREATE UNIQUE INDEX CONCURRENTLY accounts_owner_key ON accounts (owner);',
+    };
     const history = () => flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT remaining FROM flotilla_migrations WHERE version = '0003'`)).rows);
     const indexes = () =>
-      flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT x.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname LIKE 'accounts\\_%' AND x.relnamespace = current_schema()::regnamespace ORDER BY 1`)).rows);
+      flotilla.withTenantClient(
+        slug,
+        async (c) =>
+          (
+            await c.query(
+              `SELECT x.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname LIKE 'accounts\\_%' AND x.relnamespace = current_schema()::regnamespace ORDER BY 1`,
+            )
+          ).rows,
+      );
     await flotilla.withTenantClient(slug, (c) => c.query("INSERT INTO accounts (owner, balance) VALUES ('ann', 1)"));
     await project.write(files);
     try {
@@ -132,7 +152,9 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
         { name: 'accounts_pkey', valid: true },
       ]);
     } finally {
-      await flotilla.withTenantClient(slug, (c) => c.query("DROP INDEX IF EXISTS accounts_balance_idx; DROP INDEX IF EXISTS accounts_owner_key; DELETE FROM flotilla_migrations WHERE version >= '0003'"));
+      await flotilla.withTenantClient(slug, (c) =>
+        c.query("DROP INDEX IF EXISTS accounts_balance_idx; DROP INDEX IF EXISTS accounts_owner_key; DELETE FROM flotilla_migrations WHERE version >= '0003'"),
+      );
       for (const file of Object.keys(files)) await import('node:fs/promises').then((fs) => fs.rm(`${project.migrationsDir}/${file}`));
     }
   });

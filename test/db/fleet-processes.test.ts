@@ -22,7 +22,11 @@ function runner(args: string[]) {
   const waiters: { test: (s: string) => boolean; resolve: () => void }[] = [];
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
-    for (const w of [...waiters]) if (w.test(stdout)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+    for (const w of [...waiters]) {
+      if (!w.test(stdout)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
   });
   const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return {
@@ -46,7 +50,8 @@ async function tenantState(slug: string) {
 beforeAll(async () => {
   project = await testProject();
   await project.write({
-    '0001_base.sql': "CREATE TABLE items (id serial PRIMARY KEY, v int);\nCREATE TABLE applied_log (migration text NOT NULL);\nINSERT INTO items (v) SELECT g FROM generate_series(1, 25) g;",
+    '0001_base.sql':
+      'CREATE TABLE items (id serial PRIMARY KEY, v int);\nCREATE TABLE applied_log (migration text NOT NULL);\nINSERT INTO items (v) SELECT g FROM generate_series(1, 25) g;',
   });
   flotilla = await Flotilla.open({ config: { ...project.config, backup: { ...project.config.backup, policy: 'never' } } });
   for (let i = 1; i <= 100; i++) await flotilla.createTenant({ slug: `f${String(i).padStart(3, '0')}`, kind: 'schema' });

@@ -37,7 +37,7 @@ const cases: HostileCase[] = [
   {
     name: 'a DELETE without WHERE in a CTE',
     class: 2,
-    files: () => ({ '0002_x.sql': "WITH gone AS (DELETE FROM notes RETURNING 1) SELECT count(*) FROM gone;" }),
+    files: () => ({ '0002_x.sql': 'WITH gone AS (DELETE FROM notes RETURNING 1) SELECT count(*) FROM gone;' }),
     expect: 'lint',
   },
   {

@@ -23,9 +23,9 @@ const cases: HostileCase[] = [
     expect: 'backup',
   },
   {
-    name: "an allow on the UPDATE does not cover the rows the trigger deletes in another table",
+    name: 'an allow on the UPDATE does not cover the rows the trigger deletes in another table',
     class: 3,
-    files: () => ({ '0002_x.sql': "-- flotilla:allow FV701 reason=\"status only\"\nUPDATE members SET status = 'busy' WHERE id = 2;" }),
+    files: () => ({ '0002_x.sql': '-- flotilla:allow FV701 reason="status only"\nUPDATE members SET status = \'busy\' WHERE id = 2;' }),
     expect: 'rollback',
   },
   { name: 'a call of a function an earlier migration made, which deletes members', class: 3, files: () => ({ '0002_x.sql': 'SELECT cleanup_members();' }), expect: 'rollback' },
@@ -33,7 +33,8 @@ const cases: HostileCase[] = [
     name: 'a trigger made in this run, then an INSERT that fires it',
     class: 3,
     files: () => ({
-      '0002_trigger.sql': 'CREATE FUNCTION purge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM loans WHERE member_id = NEW.member_id; RETURN NEW; END $$;\nCREATE TRIGGER notes_purge AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION purge();',
+      '0002_trigger.sql':
+        'CREATE FUNCTION purge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM loans WHERE member_id = NEW.member_id; RETURN NEW; END $$;\nCREATE TRIGGER notes_purge AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION purge();',
       '0003_note.sql': "INSERT INTO notes VALUES (3, 'moved');",
     }),
     expect: 'rollback',
@@ -41,7 +42,10 @@ const cases: HostileCase[] = [
   {
     name: 'a rule made in this run turns an UPDATE into a DELETE',
     class: 3,
-    files: () => ({ '0002_x.sql': 'CREATE RULE no_update AS ON UPDATE TO audit_log DO INSTEAD DELETE FROM audit_log WHERE id = OLD.id;', '0003_y.sql': "UPDATE audit_log SET what = upper(what) WHERE id = 1;" }),
+    files: () => ({
+      '0002_x.sql': 'CREATE RULE no_update AS ON UPDATE TO audit_log DO INSTEAD DELETE FROM audit_log WHERE id = OLD.id;',
+      '0003_y.sql': 'UPDATE audit_log SET what = upper(what) WHERE id = 1;',
+    }),
     expect: 'rollback',
   },
   { name: 'a no-op UPDATE that fires nothing: applied unchanged', class: 3, files: () => ({ '0002_x.sql': 'UPDATE members SET name = name WHERE id = 3;' }), expect: 'clean' },
@@ -61,7 +65,12 @@ const cases: HostileCase[] = [
     files: () => ({ '0002_x.sql': 'DO $$ BEGIN PERFORM lo_unlink(content) FROM attachments WHERE id = 2; END $$;' }),
     expect: 'rollback',
   },
-  { name: 'lo_put overwrites a large object', class: 4, files: () => ({ '0002_x.sql': "SELECT lo_put(content, 0, '\\x00'::bytea) FROM attachments WHERE id = 1;" }), expect: 'lint' },
+  {
+    name: 'lo_put overwrites a large object',
+    class: 4,
+    files: () => ({ '0002_x.sql': "SELECT lo_put(content, 0, '\\x00'::bytea) FROM attachments WHERE id = 1;" }),
+    expect: 'lint',
+  },
   {
     name: 'lo_put from a DO block: the changed contents are seen',
     class: 4,
@@ -88,7 +97,12 @@ const cases: HostileCase[] = [
     files: () => ({ '0002_x.sql': 'ALTER TABLE notes RENAME TO notes_old;\nDELETE FROM notes_old WHERE member_id = 1;' }),
     expect: 'rollback',
   },
-  { name: "a SELECT from an earlier migration's view, whose query calls a function that deletes", class: 3, files: () => ({ '0002_x.sql': 'SELECT * FROM member_cleanup;' }), expect: 'rollback' },
+  {
+    name: "a SELECT from an earlier migration's view, whose query calls a function that deletes",
+    class: 3,
+    files: () => ({ '0002_x.sql': 'SELECT * FROM member_cleanup;' }),
+    expect: 'rollback',
+  },
   { name: 'REFRESH MATERIALIZED VIEW of one whose query deletes', class: 3, files: () => ({ '0002_x.sql': 'REFRESH MATERIALIZED VIEW member_cleanup_mv;' }), expect: 'rollback' },
   {
     name: 'a view made in this run that calls the deleting function, then read',
@@ -100,7 +114,8 @@ const cases: HostileCase[] = [
     name: "a trigger on Flotilla's history table, which would run as Flotilla after verification",
     class: 3,
     files: () => ({
-      '0002_x.sql': "CREATE FUNCTION on_history() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM notes WHERE member_id = 4; RETURN NEW; END $$;\nCREATE TRIGGER on_history AFTER INSERT ON flotilla_migrations FOR EACH ROW EXECUTE FUNCTION on_history();",
+      '0002_x.sql':
+        'CREATE FUNCTION on_history() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM notes WHERE member_id = 4; RETURN NEW; END $$;\nCREATE TRIGGER on_history AFTER INSERT ON flotilla_migrations FOR EACH ROW EXECUTE FUNCTION on_history();',
     }),
     expect: 'rollback',
   },

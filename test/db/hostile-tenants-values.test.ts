@@ -18,7 +18,10 @@ const cases: HostileCase[] = [
   {
     name: "a loop over every schema truncating each tenant's notes",
     class: 7,
-    files: () => ({ '0002_x.sql': "DO $$ DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' AND nspname <> 'information_schema' LOOP BEGIN EXECUTE format('TRUNCATE %I.notes', s); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$;" }),
+    files: () => ({
+      '0002_x.sql':
+        "DO $$ DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' AND nspname <> 'information_schema' LOOP BEGIN EXECUTE format('TRUNCATE %I.notes', s); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$;",
+    }),
     expect: 'rollback',
   },
   {
@@ -48,7 +51,9 @@ const cases: HostileCase[] = [
   {
     name: "set_config('ro' || 'le') at run time",
     class: 7,
-    files: ({ neighbour }) => ({ '0002_x.sql': `SELECT set_config('ro' || 'le', 'postgres', true);\nDO $$ BEGIN EXECUTE format('DELETE FROM %I.audit_log', '${neighbour}'); END $$;` }),
+    files: ({ neighbour }) => ({
+      '0002_x.sql': `SELECT set_config('ro' || 'le', 'postgres', true);\nDO $$ BEGIN EXECUTE format('DELETE FROM %I.audit_log', '${neighbour}'); END $$;`,
+    }),
     expect: 'rollback',
   },
   {
@@ -60,7 +65,7 @@ const cases: HostileCase[] = [
     expect: 'clean',
   },
   {
-    name: "a type change whose USING calls a function reaching another tenant",
+    name: 'a type change whose USING calls a function reaching another tenant',
     class: 7,
     files: ({ neighbour }) => ({
       '0002_f.sql': `CREATE FUNCTION reach(n numeric) RETURNS numeric LANGUAGE plpgsql AS $f$ BEGIN BEGIN EXECUTE format('DELETE FROM %I.audit_log', '${neighbour}'); EXCEPTION WHEN others THEN NULL; END; RETURN n; END $f$;`,
@@ -77,7 +82,7 @@ const cases: HostileCase[] = [
     expect: 'clean',
   },
   {
-    name: "a domain whose check reaches another tenant, as the new type of a column",
+    name: 'a domain whose check reaches another tenant, as the new type of a column',
     class: 7,
     files: ({ neighbour }) => ({
       '0002_x.sql': `CREATE FUNCTION chk(x int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN BEGIN EXECUTE format('DELETE FROM %I.notes', '${neighbour}'); EXCEPTION WHEN others THEN NULL; END; RETURN true; END $f$;\nCREATE DOMAIN checked_int AS int CHECK (chk(VALUE));\nALTER TABLE audit_log ALTER COLUMN id TYPE checked_int;`,
@@ -126,7 +131,7 @@ const cases: HostileCase[] = [
   {
     name: 'the same with verify.values "refuse" and an allow FV705',
     class: 8,
-    files: () => ({ '0002_x.sql': "-- flotilla:allow FV705 reason=\"names are anonymised\"\nUPDATE members SET name = 'anonymous' WHERE id > 0;" }),
+    files: () => ({ '0002_x.sql': '-- flotilla:allow FV705 reason="names are anonymised"\nUPDATE members SET name = \'anonymous\' WHERE id > 0;' }),
     values: 'refuse',
     expect: 'backup',
   },
@@ -137,7 +142,12 @@ const cases: HostileCase[] = [
     expect: 'backup',
   },
   { name: 'a type change that rounds (numeric to integer)', class: 8, files: () => ({ '0002_x.sql': 'ALTER TABLE members ALTER COLUMN score TYPE integer;' }), expect: 'rollback' },
-  { name: 'a type change that truncates (text to varchar(3))', class: 8, files: () => ({ '0002_x.sql': 'ALTER TABLE members ALTER COLUMN name TYPE varchar(3) USING name::varchar(3);' }), expect: 'rollback' },
+  {
+    name: 'a type change that truncates (text to varchar(3))',
+    class: 8,
+    files: () => ({ '0002_x.sql': 'ALTER TABLE members ALTER COLUMN name TYPE varchar(3) USING name::varchar(3);' }),
+    expect: 'rollback',
+  },
   { name: 'a type change USING 0', class: 8, files: () => ({ '0002_x.sql': 'ALTER TABLE members ALTER COLUMN score TYPE numeric(6,2) USING 0;' }), expect: 'rollback' },
   {
     name: 'a rounding type change allowed: applied, backed up first',
@@ -149,7 +159,7 @@ const cases: HostileCase[] = [
   {
     name: "a back-fill of a new column (scenario S1's)",
     class: 'legit',
-    files: () => ({ '0002_x.sql': "ALTER TABLE members ADD COLUMN display_name text;\nUPDATE members SET display_name = initcap(name) WHERE display_name IS NULL;" }),
+    files: () => ({ '0002_x.sql': 'ALTER TABLE members ADD COLUMN display_name text;\nUPDATE members SET display_name = initcap(name) WHERE display_name IS NULL;' }),
     expect: 'clean',
   },
   {
@@ -162,14 +172,17 @@ const cases: HostileCase[] = [
   {
     name: 'an allowed cleanup of audit rows',
     class: 'legit',
-    files: () => ({ '0002_x.sql': "-- flotilla:allow FV701 reason=\"seed rows are not audit\"\nDELETE FROM audit_log WHERE what = 'seeded';" }),
+    files: () => ({ '0002_x.sql': '-- flotilla:allow FV701 reason="seed rows are not audit"\nDELETE FROM audit_log WHERE what = \'seeded\';' }),
     expect: 'backup',
   },
   { name: 'SELECT … INTO a new table', class: 'legit', files: () => ({ '0002_x.sql': 'SELECT * INTO members_archive FROM members WHERE id < 3;' }), expect: 'clean' },
   {
     name: 'additive changes: a table, a column with a default, an index, a constraint NOT VALID',
     class: 'legit',
-    files: () => ({ '0002_x.sql': "CREATE TABLE tags (id int PRIMARY KEY, member_id int REFERENCES members (id), label text);\nALTER TABLE members ADD COLUMN joined date DEFAULT '2020-01-01';\nCREATE INDEX loans_member ON loans (member_id);\nALTER TABLE loans ADD CONSTRAINT loans_small CHECK (amount < 100000) NOT VALID;" }),
+    files: () => ({
+      '0002_x.sql':
+        "CREATE TABLE tags (id int PRIMARY KEY, member_id int REFERENCES members (id), label text);\nALTER TABLE members ADD COLUMN joined date DEFAULT '2020-01-01';\nCREATE INDEX loans_member ON loans (member_id);\nALTER TABLE loans ADD CONSTRAINT loans_small CHECK (amount < 100000) NOT VALID;",
+    }),
     expect: 'clean',
   },
 ];

@@ -18,7 +18,7 @@ const cases: HostileCase[] = [
   {
     name: 'the directive inside a dollar-quoted body is no directive',
     class: 5,
-    files: () => ({ '0002_x.sql': "DO $$ BEGIN\n-- flotilla:no-transaction\nNULL; END $$;\nDELETE FROM notes WHERE member_id = 4;\nSELECT 1/0;" }),
+    files: () => ({ '0002_x.sql': 'DO $$ BEGIN\n-- flotilla:no-transaction\nNULL; END $$;\nDELETE FROM notes WHERE member_id = 4;\nSELECT 1/0;' }),
     expect: 'rollback',
   },
   {
@@ -30,7 +30,7 @@ const cases: HostileCase[] = [
   {
     name: 'values overwritten outside the transaction: applied, reported, backed up first',
     class: 5,
-    files: () => ({ '0002_x.sql': "-- flotilla:no-transaction\nUPDATE members SET email = upper(email) WHERE id < 5;" }),
+    files: () => ({ '0002_x.sql': '-- flotilla:no-transaction\nUPDATE members SET email = upper(email) WHERE id < 5;' }),
     expect: 'backup',
   },
   {
@@ -39,7 +39,12 @@ const cases: HostileCase[] = [
     files: () => ({ '0002_x.sql': "-- flotilla:no-transaction\nDELETE FROM audit_log WHERE id = 1;\nINSERT INTO members (id, name) VALUES (50, 'x');\nSELECT 1/0;" }),
     expect: 'backup',
   },
-  { name: 'an index built concurrently outside the transaction', class: 'legit', files: () => ({ '0002_x.sql': 'CREATE INDEX CONCURRENTLY members_email ON members (email);' }), expect: 'clean' },
+  {
+    name: 'an index built concurrently outside the transaction',
+    class: 'legit',
+    files: () => ({ '0002_x.sql': 'CREATE INDEX CONCURRENTLY members_email ON members (email);' }),
+    expect: 'clean',
+  },
   {
     name: 'an allow in an earlier migration of the same run does not cover a later statement deleting from the same table',
     class: 6,
@@ -58,7 +63,9 @@ const cases: HostileCase[] = [
   {
     name: 'an allow on a statement that only reads the table in a subquery',
     class: 6,
-    files: () => ({ '0002_x.sql': "-- flotilla:allow FV701 reason=\"audit cleanup\"\nDELETE FROM audit_log WHERE what IN (SELECT body FROM notes);\nDELETE FROM notes WHERE member_id = 7;" }),
+    files: () => ({
+      '0002_x.sql': '-- flotilla:allow FV701 reason="audit cleanup"\nDELETE FROM audit_log WHERE what IN (SELECT body FROM notes);\nDELETE FROM notes WHERE member_id = 7;',
+    }),
     expect: 'rollback',
   },
   {
@@ -86,7 +93,8 @@ const cases: HostileCase[] = [
     name: 'an allowed DELETE of one table, and a trigger made in the same run deleting another',
     class: 6,
     files: () => ({
-      '0002_t.sql': 'CREATE FUNCTION also_loans() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM loans WHERE member_id = OLD.member_id; RETURN OLD; END $$;\nCREATE TRIGGER notes_also AFTER DELETE ON notes FOR EACH ROW EXECUTE FUNCTION also_loans();',
+      '0002_t.sql':
+        'CREATE FUNCTION also_loans() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM loans WHERE member_id = OLD.member_id; RETURN OLD; END $$;\nCREATE TRIGGER notes_also AFTER DELETE ON notes FOR EACH ROW EXECUTE FUNCTION also_loans();',
       '0003_d.sql': '-- flotilla:allow FV701 reason="notes of member 2 go"\nDELETE FROM notes WHERE member_id = 2;',
     }),
     expect: 'rollback',

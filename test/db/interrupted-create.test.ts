@@ -17,7 +17,11 @@ let flotilla: Flotilla;
 const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project.env });
 const start = (...args: string[]) => startCli(args, { cwd: project.dir, env: project.env });
 const control = () => `${project.prefix}_control`;
-const others = async () => contents((await databasesWith(project.prefix)).filter((d) => d.endsWith('_keep') || d.endsWith('_schemas')), { skipSchemas: (_, schema) => !schema.endsWith('_keeps') });
+const others = async () =>
+  contents(
+    (await databasesWith(project.prefix)).filter((d) => d.endsWith('_keep') || d.endsWith('_schemas')),
+    { skipSchemas: (_, schema) => !schema.endsWith('_keeps') },
+  );
 
 beforeAll(async () => {
   project = await testProject();
@@ -111,7 +115,9 @@ describe('tenant create, killed and run again', () => {
     const victim = start('tenant', 'create', 'five', '--kind', 'schema');
     await waitingOnLock('%pg_advisory_xact_lock(4242)%', 'create waiting in its migration');
     // Its liveness session ends (a network blip, an administrator's pg_terminate_backend); the process lives on.
-    await project.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [String(victim.child.pid)]);
+    await project.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [
+      String(victim.child.pid),
+    ]);
     await until(async () => (await sessions(`application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [String(victim.child.pid)])) === 0, 'its liveness session gone');
     // Another command clears what dead commands left: not this one, whose other sessions are still connected.
     expect((await cli('backup', 'keep')).code).toBe(0);
@@ -140,8 +146,13 @@ describe('tenant create, killed and run again', () => {
 
   it('one interrupted command that cannot be cleared now does not stop the others', async () => {
     // A dead command whose scratch database is on a server that is not registered any more.
-    const [op] = await project.query(control(), `INSERT INTO flotilla.operations (command, arguments, actor, runner_key, owner) VALUES ('backup', '{}', 'someone', 424242, 'gone:1') RETURNING id`);
-    await project.query(control(), `INSERT INTO flotilla.storage (server, kind, name, purpose, operation_id) VALUES ('gone', 'database', 'flotilla_snap_gone', 'scratch', $1)`, [op!.id]);
+    const [op] = await project.query(
+      control(),
+      `INSERT INTO flotilla.operations (command, arguments, actor, runner_key, owner) VALUES ('backup', '{}', 'someone', 424242, 'gone:1') RETURNING id`,
+    );
+    await project.query(control(), `INSERT INTO flotilla.storage (server, kind, name, purpose, operation_id) VALUES ('gone', 'database', 'flotilla_snap_gone', 'scratch', $1)`, [
+      op!.id,
+    ]);
     expect((await cli('backup', 'keep')).code).toBe(0);
     const cleared = (await flotilla.audit({ limit: 100_000 })).filter((e) => e.operationId === op!.id);
     expect(cleared.map((e) => e.outcome)).toEqual(['failed']);

@@ -38,7 +38,10 @@ async function expectFleetAt(version: string): Promise<void> {
   for (const [slug, applied] of Object.entries(await versions())) {
     expect(applied.at(-1), slug).toBe(version);
     // Applied exactly once: it ran in the tenant's transaction with its history row.
-    expect(applied.filter((v) => v === version), slug).toHaveLength(1);
+    expect(
+      applied.filter((v) => v === version),
+      slug,
+    ).toHaveLength(1);
   }
   expect((await flotilla.listTenants()).filter((t) => t.status !== 'active')).toEqual([]);
 }
@@ -54,7 +57,6 @@ async function unfinished(): Promise<{ id: string; version: string }> {
   await gate.release();
   return { id, version };
 }
-
 
 let calmBefore: Record<string, string>;
 

@@ -59,10 +59,21 @@ describe('tenants ab and ab--cd: one name can never be the other extended', () =
     // As an older Flotilla allowed: tenant "xy--events" owns schema <prefix>_xy__events, the very name tenant xy's
     // migration `CREATE SCHEMA events` would give x's own copy.
     const legacySchema = `${project.prefix}_xy__events`;
-    const legacy = await flotilla.registry.insertTenant({ slug: 'xy--events', name: 'legacy', kind: 'schema', server: 'main', database: shared(), schema: legacySchema, operationId: null });
+    const legacy = await flotilla.registry.insertTenant({
+      slug: 'xy--events',
+      name: 'legacy',
+      kind: 'schema',
+      server: 'main',
+      database: shared(),
+      schema: legacySchema,
+      operationId: null,
+    });
     await flotilla.registry.storage.claim({ server: 'main', kind: 'schema', database: shared(), name: legacySchema }, { purpose: 'tenant', tenantId: legacy.id });
     await flotilla.registry.activate('xy--events');
-    await project.query(shared(), `CREATE SCHEMA "${legacySchema}"; CREATE TABLE "${legacySchema}".notes (n int); INSERT INTO "${legacySchema}".notes SELECT generate_series(1, 9)`);
+    await project.query(
+      shared(),
+      `CREATE SCHEMA "${legacySchema}"; CREATE TABLE "${legacySchema}".notes (n int); INSERT INTO "${legacySchema}".notes SELECT generate_series(1, 9)`,
+    );
     const before = await everythingBut();
 
     await project.write({ '0002_events.sql': 'CREATE SCHEMA events;\nCREATE TABLE events.log (id int);' });
@@ -139,7 +150,7 @@ describe('what a tenant owns', () => {
     expect(JSON.parse(shown.stdout).storage).toEqual([{ kind: 'database', server: 'main', database: '', name: `${project.prefix}_other` }]);
   });
 
-  it('nothing is restored over storage the registry does not record as the tenant\'s', async () => {
+  it("nothing is restored over storage the registry does not record as the tenant's", async () => {
     // A tenant whose database the registry does not record as its own (as when an older version gave two
     // tenants one name, and the other one kept the claim).
     const database = `${project.prefix}_orphan`;

@@ -24,8 +24,13 @@ afterAll(() => project?.cleanup());
 
 describe.skipIf(!hasScript)('migrate on a terminal', () => {
   it('shows a live progress line, then a summary table with the rollout id', () => {
-    const run = spawnSync('script', ['-qec', `${process.execPath} ${BIN} migrate --all`, '/dev/null'], { cwd: project.dir, env: { ...project.env, COLUMNS: '200' }, encoding: 'utf8' });
+    const run = spawnSync('script', ['-qec', `${process.execPath} ${BIN} migrate --all`, '/dev/null'], {
+      cwd: project.dir,
+      env: { ...project.env, COLUMNS: '200' },
+      encoding: 'utf8',
+    });
     expect(run.status).toBe(0);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are what it strips.
     const screen = run.stdout.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '');
     expect(screen).toMatch(/Rollout [0-9a-f-]{36}: 3 tenants to upgrade, 0 already at the target\./);
     expect(screen).toMatch(/3\/3 \| 3 done, 0 failed, 0 running, 0 pending \| [\d.]+\/s \| ETA/);

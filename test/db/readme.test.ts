@@ -39,7 +39,15 @@ afterAll(() => project?.cleanup());
 describe('the README reference', () => {
   it('lists exactly the lint codes Flotilla uses, with their severity and family', () => {
     const table = /<!-- lint-codes -->\n([\s\S]*?)\n<!-- \/lint-codes -->/.exec(README)![1]!;
-    const rows = table.split('\n').slice(2).map((row) => row.split('|').map((cell) => cell.trim()).filter(Boolean));
+    const rows = table
+      .split('\n')
+      .slice(2)
+      .map((row) =>
+        row
+          .split('|')
+          .map((cell) => cell.trim())
+          .filter(Boolean),
+      );
     expect(rows.map(([code, severity, family]) => [code!.replaceAll('`', ''), severity, family])).toEqual(
       Object.entries(RULES).map(([code, rule]) => [code, rule.severity, rule.family]),
     );
@@ -54,10 +62,14 @@ describe('the README examples', () => {
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     // The dry run, grouped: the two tenants differ (globex's statement is rewritten for its schema).
-    expect(run.stdout).toMatch(/1 tenant \(acme\):\n  ✓ each: would apply 1 migration .*1 outside the transaction/);
-    expect(run.stdout).toMatch(/1 tenant \(globex\):\n  ✓ each: would apply 1 migration .*1 statement rewritten for the tenant schema; 1 outside the transaction/);
+    expect(run.stdout).toMatch(/1 tenant \(acme\):\n {2}✓ each: would apply 1 migration .*1 outside the transaction/);
+    expect(run.stdout).toMatch(/1 tenant \(globex\):\n {2}✓ each: would apply 1 migration .*1 statement rewritten for the tenant schema; 1 outside the transaction/);
     // The rollout's events (not on a terminal): one per line.
-    const done = Object.fromEntries(events(run.stdout).filter((e) => e.event === 'tenant.succeeded').map((e) => [e.tenant, e.details]));
+    const done = Object.fromEntries(
+      events(run.stdout)
+        .filter((e) => e.event === 'tenant.succeeded')
+        .map((e) => [e.tenant, e.details]),
+    );
     expect(done).toEqual({
       acme: expect.objectContaining({ rewritten: 0, outsideTransaction: 1 }),
       globex: expect.objectContaining({ rewritten: 1, outsideTransaction: 1 }),

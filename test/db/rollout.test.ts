@@ -42,13 +42,18 @@ describe('fleet rollouts', () => {
 
     const started = events.filter((e) => e.event === 'tenant.started') as Extract<RolloutEvent, { event: 'tenant.started' }>[];
     // The two canaries start first (two workers claim them at once, in either order).
-    expect(started.slice(0, 2).map((e) => [e.tenant, e.wave]).sort()).toEqual([
+    expect(
+      started
+        .slice(0, 2)
+        .map((e) => [e.tenant, e.wave])
+        .sort(),
+    ).toEqual([
       ['t01', 0],
       ['t02', 0],
     ]);
     // No tenant of a later wave starts before every tenant of the wave before it finished.
     const finishedAt = new Map<string, number>();
-    events.forEach((e, i) => 'tenant' in e && e.event !== 'tenant.started' && finishedAt.set(e.tenant, i));
+    for (const [i, e] of events.entries()) if ('tenant' in e && e.event !== 'tenant.started') finishedAt.set(e.tenant, i);
     for (const wave of [1, 2, 3]) {
       const firstOfWave = events.findIndex((e) => e.event === 'tenant.started' && e.wave === wave);
       const earlier = started.filter((e) => e.wave < wave).map((e) => finishedAt.get(e.tenant)!);

@@ -85,7 +85,7 @@ describe('a tenant create that was interrupted', () => {
     const stranger = await flotilla.registry.insertTenant({ slug: 'stranger', name: 'stranger', kind: 'database', server: 'main', ...place, operationId: null });
     await flotilla.registry.storage.claim({ server: 'main', kind: 'database', name: place.database }, { purpose: 'tenant', tenantId: stranger.id });
     await project.query('postgres', `CREATE DATABASE "${place.database}"`);
-    await project.query(place.database, "CREATE TABLE customers (id int); INSERT INTO customers VALUES (1), (2)");
+    await project.query(place.database, 'CREATE TABLE customers (id int); INSERT INTO customers VALUES (1), (2)');
     const again = await cli('tenant', 'create', 'stranger');
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain('already exists');

@@ -23,7 +23,8 @@ async function owners(database: string, schema: string): Promise<string[]> {
 beforeAll(async () => {
   project = await testProject();
   await project.write({
-    '0001_base.sql': "CREATE TABLE members (id serial PRIMARY KEY, name text);\nCREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1';\nINSERT INTO members (name) VALUES ('a');\nCREATE TABLE ev (id int, at date) PARTITION BY RANGE (at);\nCREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2030-01-01');",
+    '0001_base.sql':
+      "CREATE TABLE members (id serial PRIMARY KEY, name text);\nCREATE FUNCTION touch() RETURNS int LANGUAGE sql AS 'SELECT 1';\nINSERT INTO members (name) VALUES ('a');\nCREATE TABLE ev (id int, at date) PARTITION BY RANGE (at);\nCREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2020-01-01') TO ('2030-01-01');",
   });
   flotilla = await Flotilla.open({ config: project.config });
 });
@@ -48,7 +49,10 @@ describe("a schema tenant's own role", () => {
     await project.query('postgres', `DROP ROLE "${role}"`);
     await project.query(`${project.prefix}_control`, `DELETE FROM flotilla.storage WHERE kind = 'role' AND name = $1`, [role]);
     expect(await owners(tenant.database, tenant.schema)).not.toContain(role);
-    await project.write({ '0002_more.sql': 'ALTER TABLE members ADD COLUMN email text;\nALTER TABLE ev ADD COLUMN what text;', '0002_more.verify.sql': 'SELECT count(*) >= 0 FROM members -- any count will do' });
+    await project.write({
+      '0002_more.sql': 'ALTER TABLE members ADD COLUMN email text;\nALTER TABLE ev ADD COLUMN what text;',
+      '0002_more.verify.sql': 'SELECT count(*) >= 0 FROM members -- any count will do',
+    });
     const report = await flotilla.migrate({ tenants: ['beta'] });
     expect(report.outcomes[0]!.status).toBe('succeeded');
     expect(await owners(tenant.database, tenant.schema)).toEqual([role]);
@@ -58,7 +62,10 @@ describe("a schema tenant's own role", () => {
   it("cannot call another tenant's function left in a shared pooled session", async () => {
     await flotilla.createTenant({ slug: 'gamma', kind: 'schema' });
     for (const slug of ['alpha', 'beta', 'gamma']) await flotilla.withTenantClient(slug, (c) => c.query("INSERT INTO members (name) VALUES ('b'), ('c')"));
-    const counts = async () => Promise.all(['alpha', 'beta', 'gamma'].map(async (slug) => flotilla.withTenantClient(slug, async (c) => Number((await c.query('SELECT count(*) AS n FROM members')).rows[0].n))));
+    const counts = async () =>
+      Promise.all(
+        ['alpha', 'beta', 'gamma'].map(async (slug) => flotilla.withTenantClient(slug, async (c) => Number((await c.query('SELECT count(*) AS n FROM members')).rows[0].n))),
+      );
     const before = await counts();
     // Each tenant's migration looks for every runner function in its session (the other tenant's, upgraded
     // first in the same pooled session, among them) and asks it to empty every other tenant's members.

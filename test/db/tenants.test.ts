@@ -22,14 +22,26 @@ afterAll(async () => {
 describe('tenants', () => {
   it('creates a database tenant: its own database, every migration applied, registered active', async () => {
     const tenant = await flotilla.createTenant({ slug: 'acme-paris', name: 'Acme Paris', plan: 'pro' });
-    expect(tenant).toMatchObject({ slug: 'acme-paris', name: 'Acme Paris', kind: 'database', status: 'active', server: 'main', database: `${project.prefix}_acme_paris`, schema: 'public', plan: 'pro' });
+    expect(tenant).toMatchObject({
+      slug: 'acme-paris',
+      name: 'Acme Paris',
+      kind: 'database',
+      status: 'active',
+      server: 'main',
+      database: `${project.prefix}_acme_paris`,
+      schema: 'public',
+      plan: 'pro',
+    });
     const tables = await project.query(tenant.database, `SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('public', 'events') ORDER BY 1, 2`);
     expect(tables).toEqual([
       { table_schema: 'events', table_name: 'log' },
       { table_schema: 'public', table_name: 'flotilla_migrations' },
       { table_schema: 'public', table_name: 'orgs' },
     ]);
-    const history = await project.query(tenant.database, 'SELECT version, name, remaining, duration_ms >= 0 AS timed, applied_by <> \'\' AS who FROM flotilla_migrations ORDER BY version');
+    const history = await project.query(
+      tenant.database,
+      "SELECT version, name, remaining, duration_ms >= 0 AS timed, applied_by <> '' AS who FROM flotilla_migrations ORDER BY version",
+    );
     expect(history).toEqual([
       { version: '0001', name: 'orgs', remaining: [], timed: true, who: true },
       { version: '0002', name: 'events', remaining: [], timed: true, who: true },
@@ -39,7 +51,10 @@ describe('tenants', () => {
   it('creates a schema tenant whose schemas are all its own, in the shared database', async () => {
     const tenant = await flotilla.createTenant({ slug: 'globex', kind: 'schema' });
     expect(tenant).toMatchObject({ kind: 'schema', database: `${project.prefix}_schemas`, schema: `${project.prefix}_globex` });
-    const tables = await project.query(tenant.database, `SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`);
+    const tables = await project.query(
+      tenant.database,
+      `SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`,
+    );
     expect(tables).toEqual([
       { table_schema: `${project.prefix}_globex`, table_name: 'flotilla_migrations' },
       { table_schema: `${project.prefix}_globex`, table_name: 'orgs' },

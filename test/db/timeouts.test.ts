@@ -21,7 +21,9 @@ afterAll(async () => {
 
 describe('timeouts', () => {
   it('runs migrations with the configured lock_timeout and statement_timeout', async () => {
-    await project.write({ '0002_settings.sql': "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout, current_setting('statement_timeout') AS statement_timeout;" });
+    await project.write({
+      '0002_settings.sql': "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout, current_setting('statement_timeout') AS statement_timeout;",
+    });
     expect((await flotilla.migrate({ tenants: ['shop'] })).failed).toBe(0);
     const rows = await flotilla.withTenantClient('shop', async (c) => (await c.query('SELECT * FROM seen')).rows);
     expect(rows).toEqual([{ lock_timeout: '700ms', statement_timeout: '45s' }]);

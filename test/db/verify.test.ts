@@ -99,8 +99,14 @@ ALTER TABLE loans ALTER COLUMN client_id SET NOT NULL;`,
       const outcome = outcomes.get(slug)!;
       expect(errorOf(outcome)).toBe('succeeded');
       if (outcome.status === 'succeeded') expect(outcome.verification).toMatchObject({ tables: 2, allowedLosses: [] });
-      const counts = await flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT (SELECT count(*) FROM members)::int AS members, (SELECT count(*) FROM loans)::int AS loans,
-        (SELECT count(*) FROM members WHERE client_id IS NULL)::int + (SELECT count(*) FROM loans WHERE client_id IS NULL)::int AS missing`)).rows[0]);
+      const counts = await flotilla.withTenantClient(
+        slug,
+        async (c) =>
+          (
+            await c.query(`SELECT (SELECT count(*) FROM members)::int AS members, (SELECT count(*) FROM loans)::int AS loans,
+        (SELECT count(*) FROM members WHERE client_id IS NULL)::int + (SELECT count(*) FROM loans WHERE client_id IS NULL)::int AS missing`)
+          ).rows[0],
+      );
       expect(counts).toEqual({ members: 20, loans: 50, missing: 0 });
     }
   });
@@ -119,10 +125,12 @@ ALTER TABLE loans ALTER COLUMN client_id SET NOT NULL;`,
   it('counts a NOT NULL column by its rows: dropping one, or nulling it after DROP NOT NULL, is caught', async () => {
     const before = await states();
     await write({ '0004_drop_name.sql': 'ALTER TABLE members DROP COLUMN name;' }, { keep: false });
-    for (const slug of SLUGS) expect(await forcePastLint(slug)).toEqual({ code: 'FLO_DATA_LOSS', message: expect.stringContaining('members.name: 20 values before, column gone (FV703)') });
+    for (const slug of SLUGS)
+      expect(await forcePastLint(slug)).toEqual({ code: 'FLO_DATA_LOSS', message: expect.stringContaining('members.name: 20 values before, column gone (FV703)') });
     await rm(join(project.migrationsDir, '0004_drop_name.sql'));
-    await write({ '0004_null_names.sql': "ALTER TABLE members ALTER COLUMN name DROP NOT NULL;\nUPDATE members SET name = NULL WHERE id <= 5;" }, { keep: false });
-    for (const slug of SLUGS) expect(await forcePastLint(slug)).toEqual({ code: 'FLO_DATA_LOSS', message: expect.stringContaining('members.name: 20 values before, 15 values after (FV703)') });
+    await write({ '0004_null_names.sql': 'ALTER TABLE members ALTER COLUMN name DROP NOT NULL;\nUPDATE members SET name = NULL WHERE id <= 5;' }, { keep: false });
+    for (const slug of SLUGS)
+      expect(await forcePastLint(slug)).toEqual({ code: 'FLO_DATA_LOSS', message: expect.stringContaining('members.name: 20 values before, 15 values after (FV703)') });
     expect(await states()).toEqual(before);
   });
 
@@ -142,9 +150,16 @@ ALTER TABLE loans ALTER COLUMN client_id SET NOT NULL;`,
 
   it('catches rows replaced under the same count (their keys gone, new keys in their place)', async () => {
     const before = await states();
-    await write({ '0004_swap.sql': 'DELETE FROM loans WHERE id <= 5;\nINSERT INTO loans (member_id, amount, client_id) SELECT 1, 1, 1 FROM generate_series(1, 5);' }, { keep: false });
+    await write(
+      { '0004_swap.sql': 'DELETE FROM loans WHERE id <= 5;\nINSERT INTO loans (member_id, amount, client_id) SELECT 1, 1, 1 FROM generate_series(1, 5);' },
+      { keep: false },
+    );
     const outcomes = await migrateEach();
-    for (const slug of SLUGS) expect(errorOf(outcomes.get(slug))).toEqual({ code: 'FLO_DATA_LOSS', message: expect.stringContaining('loans: 50 rows before, 45 rows after, 5 of them replaced by other rows (FV701)') });
+    for (const slug of SLUGS)
+      expect(errorOf(outcomes.get(slug))).toEqual({
+        code: 'FLO_DATA_LOSS',
+        message: expect.stringContaining('loans: 50 rows before, 45 rows after, 5 of them replaced by other rows (FV701)'),
+      });
     expect(await states()).toEqual(before);
   });
 
@@ -155,7 +170,9 @@ ALTER TABLE loans ALTER COLUMN client_id SET NOT NULL;`,
       const outcome = outcomes.get(slug)!;
       expect(errorOf(outcome)).toBe('succeeded');
       if (outcome.status === 'succeeded') {
-        expect(outcome.verification!.allowedLosses).toEqual([expect.objectContaining({ code: 'FV701', table: 'loans', before: 50, after: 46, allowedBecause: 'loans under 500 were test data' })]);
+        expect(outcome.verification!.allowedLosses).toEqual([
+          expect.objectContaining({ code: 'FV701', table: 'loans', before: 50, after: 46, allowedBecause: 'loans under 500 were test data' }),
+        ]);
       }
     }
   });
@@ -174,13 +191,20 @@ ALTER TABLE loans ALTER COLUMN client_id SET NOT NULL;`,
       { keep: false },
     );
     const outcomes = await migrateEach();
-    for (const slug of SLUGS) expect(errorOf(outcomes.get(slug))).toEqual({ code: 'FLO_VERIFY_FAILED', message: expect.stringMatching(slug === 'alpha' ? /0007_bonus.verify.sql:1 returned \[\[false\]\]/ : /0007_bonus.verify.sql:1 returned 1 row, not a single true/) });
+    for (const slug of SLUGS)
+      expect(errorOf(outcomes.get(slug))).toEqual({
+        code: 'FLO_VERIFY_FAILED',
+        message: expect.stringMatching(slug === 'alpha' ? /0007_bonus.verify.sql:1 returned \[\[false\]\]/ : /0007_bonus.verify.sql:1 returned 1 row, not a single true/),
+      });
     expect(await states()).toEqual(before);
   });
 
   it('commits when every verify query returns no rows or true', async () => {
     await write(
-      { '0007_bonus.sql': 'UPDATE loans SET amount = amount + 1 WHERE id > 0;', '0007_bonus.verify.sql': 'SELECT count(*) = 0 FROM loans WHERE amount <= 0;\nSELECT id FROM loans WHERE amount IS NULL;' },
+      {
+        '0007_bonus.sql': 'UPDATE loans SET amount = amount + 1 WHERE id > 0;',
+        '0007_bonus.verify.sql': 'SELECT count(*) = 0 FROM loans WHERE amount <= 0;\nSELECT id FROM loans WHERE amount IS NULL;',
+      },
       { keep: true },
     );
     for (const outcome of (await migrateEach()).values()) expect(errorOf(outcome)).toBe('succeeded');

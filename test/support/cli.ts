@@ -23,11 +23,15 @@ export function runCli(args: readonly string[], options: { cwd: string; env?: No
 }
 
 /** The JSON events `migrate` prints one per line (not on a terminal, or with --json). */
+// biome-ignore lint/suspicious/noExplicitAny: events are free-form JSON the tests read by name.
 export function events(stdout: string): Record<string, any>[] {
-  return stdout
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, any>);
+  return (
+    stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      // biome-ignore lint/suspicious/noExplicitAny: as above.
+      .map((line) => JSON.parse(line) as Record<string, any>)
+  );
 }
 
 /** What happened to each tenant in a rollout's events: succeeded, failed (with its code) or skipped. */

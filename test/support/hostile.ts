@@ -82,7 +82,9 @@ async function state(database: string, shape?: Shape): Promise<{ data: Record<st
       }
       const q = (name: string) => `"${name.replaceAll('"', '""')}"`;
       const row = `ROW(${wanted.map((c) => `t.${q(c)}`).join(', ')})::text`;
-      const { rows: found } = await client.query<{ n: string; h: string | null }>(`SELECT count(*) AS n, md5(string_agg(${row}, E'\\n' ORDER BY ${row})) AS h FROM ${q(schema)}.${q(table)} t`);
+      const { rows: found } = await client.query<{ n: string; h: string | null }>(
+        `SELECT count(*) AS n, md5(string_agg(${row}, E'\\n' ORDER BY ${row})) AS h FROM ${q(schema)}.${q(table)} t`,
+      );
       data[key] = `${found[0]!.n}:${found[0]!.h ?? ''}`;
     }
     const objects = await client.query<{ o: string; h: string }>(`SELECT oid::text AS o, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY 1`);
@@ -107,13 +109,13 @@ export interface Tally {
 export function hostileSuite(title: string, id: string, cases: readonly HostileCase[]): void {
   let project: TestProject;
   let base: Flotilla;
-  let baseDir: string;
+  let _baseDir: string;
   const tally: Tally[] = [];
 
   beforeAll(async () => {
     project = await testProject();
     await project.write({ '0001_base.sql': BASE });
-    baseDir = project.migrationsDir;
+    _baseDir = project.migrationsDir;
     base = await Flotilla.open({ config: project.config });
     await base.createTenant({ slug: 'neighbour', kind: 'schema' });
     await base.withTenantClient('neighbour', (c) => c.query(SEED));
@@ -188,8 +190,17 @@ async function classify(flotilla: Flotilla, outcome: TenantOutcome, changed: rea
   }
   const backups = (await flotilla.listBackups(outcome.tenant)).filter((b) => b.reason?.startsWith('before migrate'));
   const backup = backups[backups.length - 1];
-  const kept = backup ? backup.strategy === 'snapshot' || (await stat(backup.location).then((s) => s.size > 0, () => false)) : false;
-  const said = outcome.status === 'failed' ? outcome.error.code === 'FLO_DATA_LOSS' : (outcome.status === 'succeeded' && ((outcome.verification?.allowedLosses.length ?? 0) > 0 || (outcome.verification?.overwrites.length ?? 0) > 0));
+  const kept = backup
+    ? backup.strategy === 'snapshot' ||
+      (await stat(backup.location).then(
+        (s) => s.size > 0,
+        () => false,
+      ))
+    : false;
+  const said =
+    outcome.status === 'failed'
+      ? outcome.error.code === 'FLO_DATA_LOSS'
+      : outcome.status === 'succeeded' && ((outcome.verification?.allowedLosses.length ?? 0) > 0 || (outcome.verification?.overwrites.length ?? 0) > 0);
   if (backup && kept && said) return 'backup';
   throw new Error(`data changed with neither a refusal, a rollback nor a backup and a report: ${summary(outcome)}; backup ${backup?.id ?? 'none'}; changed ${changed.join(', ')}`);
 }

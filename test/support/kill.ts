@@ -39,7 +39,9 @@ export function startCli(args: readonly string[], options: { cwd: string; env: N
       child.kill('SIGKILL');
       await exited;
       if (killOptions.withSessions) {
-        await withClient(serverUrl(), 'postgres', (admin) => admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%' || $1 || '%'`, [`:${child.pid}:`]));
+        await withClient(serverUrl(), 'postgres', (admin) =>
+          admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE '%' || $1 || '%'`, [`:${child.pid}:`]),
+        );
       }
     },
   };

@@ -29,16 +29,20 @@ describe('the backup policy "risky"', () => {
   });
 
   it('backs up an UPDATE or DELETE of existing rows, naming file and line', () => {
-    expect(risks(migration('0002_backfill', `ALTER TABLE accounts ADD COLUMN plan text;\nUPDATE accounts SET plan = 'free' WHERE plan IS NULL;\nDELETE FROM accounts WHERE email IS NULL;`))).toEqual([
-      'UPDATE of existing rows at 0002_backfill.sql:2',
-      'DELETE of existing rows at 0002_backfill.sql:3',
-    ]);
+    expect(
+      risks(
+        migration('0002_backfill', `ALTER TABLE accounts ADD COLUMN plan text;\nUPDATE accounts SET plan = 'free' WHERE plan IS NULL;\nDELETE FROM accounts WHERE email IS NULL;`),
+      ),
+    ).toEqual(['UPDATE of existing rows at 0002_backfill.sql:2', 'DELETE of existing rows at 0002_backfill.sql:3']);
   });
 
   it('backs up an upsert that overwrites rows, and code whose effect cannot be read, but not a plain INSERT', () => {
     expect(
       risks(
-        migration('0002_seed', `INSERT INTO accounts (id, email) VALUES (1, 'a@x');\nINSERT INTO accounts (id, email) VALUES (2, 'b@x') ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email;`),
+        migration(
+          '0002_seed',
+          `INSERT INTO accounts (id, email) VALUES (1, 'a@x');\nINSERT INTO accounts (id, email) VALUES (2, 'b@x') ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email;`,
+        ),
         migration('0003_code', `DO $$ BEGIN PERFORM 1; END $$;`),
       ),
     ).toEqual(['INSERT that overwrites values of existing rows at 0002_seed.sql:2', 'DO block, whose effect cannot be bounded at 0003_code.sql:1']);

@@ -10,8 +10,16 @@ function effectsOf(sql: string) {
 
 describe('what a statement can change, read from its whole tree', () => {
   it('finds DML nested in CTEs and subqueries, of every kind of statement', () => {
-    expect(effectsOf('WITH gone AS (DELETE FROM members WHERE id > 2 RETURNING *) INSERT INTO archive SELECT * FROM gone;')).toMatchObject({ writes: ['archive', 'members'], removes: true, keepsData: false });
-    expect(effectsOf("WITH u AS (UPDATE members SET name = 'x' WHERE id = 1 RETURNING id) SELECT count(*) FROM u;")).toMatchObject({ writes: ['members'], overwrites: true, keepsData: false });
+    expect(effectsOf('WITH gone AS (DELETE FROM members WHERE id > 2 RETURNING *) INSERT INTO archive SELECT * FROM gone;')).toMatchObject({
+      writes: ['archive', 'members'],
+      removes: true,
+      keepsData: false,
+    });
+    expect(effectsOf("WITH u AS (UPDATE members SET name = 'x' WHERE id = 1 RETURNING id) SELECT count(*) FROM u;")).toMatchObject({
+      writes: ['members'],
+      overwrites: true,
+      keepsData: false,
+    });
     expect(effectsOf('CREATE TABLE copy AS WITH d AS (DELETE FROM loans RETURNING *) SELECT * FROM d;')).toMatchObject({ writes: ['loans'], removes: true });
     expect(effectsOf('EXPLAIN ANALYZE DELETE FROM loans WHERE amount > 10;')).toMatchObject({ writes: ['loans'], removes: true });
     expect(effectsOf('INSERT INTO a (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET x = 2;')).toMatchObject({ writes: ['a'], overwrites: true, keepsData: false });
@@ -51,7 +59,7 @@ describe('what a statement can change, read from its whole tree', () => {
 
   it('keeps ordinary calls, additive DDL and plain drops bounded', () => {
     for (const sql of [
-      "UPDATE a SET name = lower(trim(name)), updated_at = now() WHERE name <> lower(trim(name));",
+      'UPDATE a SET name = lower(trim(name)), updated_at = now() WHERE name <> lower(trim(name));',
       'ALTER TABLE a ADD COLUMN id2 uuid DEFAULT gen_random_uuid();',
       'CREATE INDEX CONCURRENTLY a_x ON a (lower(x));',
       'DROP TABLE a;',

@@ -11,7 +11,11 @@ import { corpusDir, hasCorpus } from '../support/corpus.js';
 describe.skipIf(!hasCorpus)('lint over the real trigger.dev corpus', () => {
   let set: MigrationSet;
   let report: LintReport;
-  const at = (code: string) => report.findings.filter((f) => f.code === code).map((f) => `${f.file}:${f.line}`).sort();
+  const at = (code: string) =>
+    report.findings
+      .filter((f) => f.code === code)
+      .map((f) => `${f.file}:${f.line}`)
+      .sort();
 
   beforeAll(async () => {
     set = await loadMigrationSet(corpusDir());
@@ -20,7 +24,9 @@ describe.skipIf(!hasCorpus)('lint over the real trigger.dev corpus', () => {
 
   it('reports every DROP TABLE, counted independently from the parsed tree, with file and line', () => {
     const expected = set.migrations.flatMap((m) =>
-      m.statements.filter((s) => s.kind === 'DropStmt' && unwrap(s.node).removeType === 'OBJECT_TABLE').flatMap((s) => (unwrap(s.node).objects as unknown[]).map(() => `${m.path}:${s.line}`)),
+      m.statements
+        .filter((s) => s.kind === 'DropStmt' && unwrap(s.node).removeType === 'OBJECT_TABLE')
+        .flatMap((s) => (unwrap(s.node).objects as unknown[]).map(() => `${m.path}:${s.line}`)),
     );
     expect(expected.length).toBeGreaterThan(50);
     expect(at('FD102')).toEqual(expected.sort());

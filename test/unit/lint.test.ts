@@ -3,9 +3,12 @@ import type { LintOptions } from '../../src/lint/lint.js';
 import { lintMigrations } from '../../src/lint/lint.js';
 import { migration } from '../support/migrations.js';
 
-const BASE = migration('0001_base', `CREATE TABLE accounts (id serial PRIMARY KEY, owner text, balance int);
+const BASE = migration(
+  '0001_base',
+  `CREATE TABLE accounts (id serial PRIMARY KEY, owner text, balance int);
 CREATE TYPE status AS ENUM ('a', 'b');
-CREATE TABLE orders (id serial PRIMARY KEY, account_id int, state status);`);
+CREATE TABLE orders (id serial PRIMARY KEY, account_id int, state status);`,
+);
 
 function lint(sql: string, options: LintOptions = {}) {
   const report = lintMigrations([BASE, migration('0002_change', sql)], options);
@@ -61,7 +64,9 @@ ALTER TABLE accounts ADD COLUMN created timestamptz DEFAULT now();`).codes,
   });
 
   it('treats a table created in the same file as new, not existing', () => {
-    const report = lintMigrations([migration('0001_a', 'CREATE TABLE t (id int); CREATE UNIQUE INDEX t_id ON t (id); ALTER TABLE t ALTER COLUMN id SET NOT NULL; ALTER TABLE t ALTER COLUMN id TYPE bigint;')]);
+    const report = lintMigrations([
+      migration('0001_a', 'CREATE TABLE t (id int); CREATE UNIQUE INDEX t_id ON t (id); ALTER TABLE t ALTER COLUMN id SET NOT NULL; ALTER TABLE t ALTER COLUMN id TYPE bigint;'),
+    ]);
     expect(report.findings).toEqual([]);
   });
 
@@ -143,20 +148,35 @@ ALTER TABLE accounts ALTER COLUMN client_id SET NOT NULL;`);
 
 describe('lint of what destroys by dependency', () => {
   const codes = (...files: [string, string][]) =>
-    lintMigrations(files.map(([id, sql]) => migration(id, sql))).findings.filter((f) => f.allowedBecause === null).map((f) => `${f.code}@${f.migration}:${f.line}`);
+    lintMigrations(files.map(([id, sql]) => migration(id, sql)))
+      .findings.filter((f) => f.allowedBecause === null)
+      .map((f) => `${f.code}@${f.migration}:${f.line}`);
   it('reports CASCADE, DROP OWNED, large objects and DML without WHERE nested in another statement', () => {
-    expect(codes(['0001_a', 'DROP TABLE a CASCADE;\nTRUNCATE b CASCADE;\nALTER TABLE c DROP COLUMN x CASCADE;'])).toEqual(['FD108@0001_a:1', 'FD102@0001_a:1', 'FD108@0001_a:2', 'FD104@0001_a:2', 'FD103@0001_a:3', 'FD108@0001_a:3']);
+    expect(codes(['0001_a', 'DROP TABLE a CASCADE;\nTRUNCATE b CASCADE;\nALTER TABLE c DROP COLUMN x CASCADE;'])).toEqual([
+      'FD108@0001_a:1',
+      'FD102@0001_a:1',
+      'FD108@0001_a:2',
+      'FD104@0001_a:2',
+      'FD103@0001_a:3',
+      'FD108@0001_a:3',
+    ]);
     expect(codes(['0001_a', 'DROP OWNED BY app_user;'])).toEqual(['FD109@0001_a:1']);
     expect(codes(['0001_a', 'SELECT lo_unlink(file_oid) FROM attachments WHERE id < 3;'])).toEqual(['FD111@0001_a:1']);
     expect(codes(['0001_a', 'WITH gone AS (DELETE FROM members RETURNING *) INSERT INTO archive SELECT * FROM gone;'])).toEqual(['FD105@0001_a:1']);
   });
   it('reports drops of a domain, an extension or a function that something uses, naming the users', () => {
-    const base: [string, string] = ['0001_base', `CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+    const base: [string, string] = [
+      '0001_base',
+      `CREATE DOMAIN positive AS int CHECK (VALUE > 0);
 CREATE EXTENSION IF NOT EXISTS citext;
 CREATE TABLE accounts (id int PRIMARY KEY, balance positive, email citext);
 CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
-CREATE TRIGGER accounts_audit AFTER INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION audit();`];
-    const findings = lintMigrations([migration(...base), migration('0002_drops', 'DROP DOMAIN positive;\nDROP EXTENSION citext;\nDROP FUNCTION audit();\nDROP FUNCTION unused();')]).findings.filter((f) => f.code === 'FD110');
+CREATE TRIGGER accounts_audit AFTER INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION audit();`,
+    ];
+    const findings = lintMigrations([
+      migration(...base),
+      migration('0002_drops', 'DROP DOMAIN positive;\nDROP EXTENSION citext;\nDROP FUNCTION audit();\nDROP FUNCTION unused();'),
+    ]).findings.filter((f) => f.code === 'FD110');
     expect(findings.map((f) => [f.line, f.message])).toEqual([
       [1, 'DROP DOMAIN positive: columns of public.accounts use it.'],
       [2, 'DROP EXTENSION citext: columns of public.accounts use its type.'],

@@ -82,7 +82,7 @@ INSERT INTO a VALUES ('x;y')`,
   it('reads directives from comments only: never from a string, a dollar-quoted body or an identifier', () => {
     const lookalikes = [
       "DELETE FROM t WHERE note = '\n-- flotilla:no-transaction\n';",
-      "DO $$ BEGIN\n-- flotilla:no-transaction\nDELETE FROM t WHERE id = 1; END $$;",
+      'DO $$ BEGIN\n-- flotilla:no-transaction\nDELETE FROM t WHERE id = 1; END $$;',
       'CREATE TABLE "\n-- flotilla:no-transaction\n" (id int);',
       "INSERT INTO t (note) VALUES (E'it''s\\'\n-- flotilla:allow FD105 reason=\"x\"\n');",
       'SELECT 1; /* -- flotilla:no-transaction */',
@@ -90,7 +90,10 @@ INSERT INTO a VALUES ('x;y')`,
     for (const sql of lookalikes) {
       const m = migration('0001_x', sql);
       expect(m.noTransaction, sql).toBe(false);
-      expect(m.statements.every((s) => s.allows.length === 0 && s.nonTransactional === undefined), sql).toBe(true);
+      expect(
+        m.statements.every((s) => s.allows.length === 0 && s.nonTransactional === undefined),
+        sql,
+      ).toBe(true);
     }
     // A typo inside a string is no directive either, so not an error.
     expect(() => migration('0001_x', "SELECT '-- flotilla:no-transation';")).not.toThrow();
@@ -117,7 +120,7 @@ INSERT INTO a VALUES ('x;y')`,
     // semicolon of whatever follows: inside a BEGIN ATOMIC body, which the parser alone can tell.
     const filler = 'SELECT 1;\n'.repeat(104_855);
     const tricky = [
-      "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;",
+      'CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;',
       "INSERT INTO t VALUES ('a;b', E'it\\'s; fine', $body$ x; y $body$);",
       '/* a; /* nested; */ comment; */ SELECT 3;',
       'DO $$ BEGIN PERFORM 1; END $$;',
@@ -156,7 +159,7 @@ INSERT INTO a VALUES ('x;y')`,
     // A schema tenant's rewrite still reaches the tree.
     const rewritten = rewriteForSchemaTenant(insert, { map: new Map([['public', 'tenant_x']]), file: 'x.sql' });
     expect(rewritten.sql).toContain('INSERT INTO tenant_x.t VALUES');
-    expect(rewritten.sql).toContain("nextval('\"tenant_x\".s')");
+    expect(rewritten.sql).toContain('nextval(\'"tenant_x".s\')');
     const unchanged = rewriteForSchemaTenant(m.statements[1]!, { map: new Map([['public', 'tenant_x']]), file: 'x.sql' });
     expect(unchanged.node).toEqual(m.statements[1]!.node);
   });

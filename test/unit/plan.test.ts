@@ -6,7 +6,7 @@ import { migration } from '../support/migrations.js';
 const m1 = migration('0001_a', 'CREATE TABLE a (id int);');
 const m2 = migration('0002_b', 'CREATE TABLE b (id int); CREATE TABLE c (id int);');
 const m3 = migration('0003_c', 'CREATE TABLE d (id int);');
-const applied = (...ms: typeof m1[]): AppliedMigration[] => ms.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum, remaining: [] }));
+const applied = (...ms: (typeof m1)[]): AppliedMigration[] => ms.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum, remaining: [] }));
 
 describe('plan', () => {
   it('plans every migration, in order, for a new tenant', () => {

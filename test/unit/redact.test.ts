@@ -15,11 +15,17 @@ describe('redaction', () => {
   });
 
   it('hides passwords anywhere in a text, and leaves the rest', () => {
-    expect(redactSecrets('Cannot connect to postgres://u:x%2Fy@h:5432/d and postgresql://v:w@h2/e: refused')).toBe('Cannot connect to postgres://u:***@h:5432/d and postgresql://v:***@h2/e: refused');
+    expect(redactSecrets('Cannot connect to postgres://u:x%2Fy@h:5432/d and postgresql://v:w@h2/e: refused')).toBe(
+      'Cannot connect to postgres://u:***@h:5432/d and postgresql://v:***@h2/e: refused',
+    );
     expect(redactSecrets('the user root@localhost connected')).toBe('the user root@localhost connected');
   });
 
   it('walks JSON values, masking keys that name a secret', () => {
-    expect(redactValue({ url: 'postgres://u:p@h/d', password: 'x', nested: [{ token: 'y', passed: true }] })).toEqual({ url: 'postgres://u:***@h/d', password: '***', nested: [{ token: '***', passed: true }] });
+    expect(redactValue({ url: 'postgres://u:p@h/d', password: 'x', nested: [{ token: 'y', passed: true }] })).toEqual({
+      url: 'postgres://u:***@h/d',
+      password: '***',
+      nested: [{ token: '***', passed: true }],
+    });
   });
 });

@@ -12,7 +12,11 @@ function scheduleAll(...migrations: ParsedMigration[]) {
 }
 
 function shape(phases: readonly Phase[]): string[] {
-  return phases.map((p) => (p.kind === 'transaction' ? `T:${p.statements.map((s) => `${s.migration.version}.${s.statement.index}`).join(',')}` : `O:${p.statement.migration.version}.${p.statement.statement.index}`));
+  return phases.map((p) =>
+    p.kind === 'transaction'
+      ? `T:${p.statements.map((s) => `${s.migration.version}.${s.statement.index}`).join(',')}`
+      : `O:${p.statement.migration.version}.${p.statement.statement.index}`,
+  );
 }
 
 describe('schedule', () => {

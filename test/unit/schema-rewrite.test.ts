@@ -30,7 +30,7 @@ describe('rewriting migrations for a schema tenant', () => {
     [`CREATE TYPE "public"."Status" AS ENUM ('A')`, `CREATE TYPE tenant_acme."Status" AS ENUM ('A')`],
     ['CREATE TABLE t (s "public"."Status" NOT NULL)', 'tenant_acme."Status"'],
     ['ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES "public"."U"(id)', 'REFERENCES tenant_acme."U"'],
-    ["ALTER TYPE \"public\".\"Status\" ADD VALUE 'B'", 'ALTER TYPE tenant_acme."Status" ADD VALUE'],
+    ['ALTER TYPE "public"."Status" ADD VALUE \'B\'', 'ALTER TYPE tenant_acme."Status" ADD VALUE'],
     ['DROP TABLE "public"."Old"', 'DROP TABLE tenant_acme."Old"'],
     ['CREATE SCHEMA IF NOT EXISTS events', 'CREATE SCHEMA IF NOT EXISTS tenant_acme__events'],
     ['CREATE TABLE events.e (id serial)', 'CREATE TABLE tenant_acme__events.e'],
@@ -75,7 +75,7 @@ END $$`);
     expect(rewrite('SELECT pg_catalog.now()').rewritten).toBe(false);
   });
 
-  it('keeps derived schema names within PostgreSQL\'s 63-byte limit, distinctly', () => {
+  it("keeps derived schema names within PostgreSQL's 63-byte limit, distinctly", () => {
     const long = tenantSchemaMap(`tenant_${'a'.repeat(41)}`, ['triggerdotdev_events', 'triggerdotdev_events_2']);
     const names = [...long.values()].slice(1);
     expect(names.every((n) => Buffer.byteLength(n) <= 63)).toBe(true);

@@ -54,7 +54,10 @@ describe('finding lost data', () => {
   });
 
   it('knows which relations a plan can affect, and when it cannot know', () => {
-    expect(affectedRelations(planOf(migration('0002_x', 'UPDATE a SET x = 1 WHERE id = 2; ALTER TABLE b ALTER COLUMN z TYPE int;')))).toEqual({ all: false, names: new Set(['a', 'b']) });
+    expect(affectedRelations(planOf(migration('0002_x', 'UPDATE a SET x = 1 WHERE id = 2; ALTER TABLE b ALTER COLUMN z TYPE int;')))).toEqual({
+      all: false,
+      names: new Set(['a', 'b']),
+    });
     // Adding a table, a column, an index, a constraint or rows cannot lose data: nothing to compare.
     const additive = `CREATE TABLE d (id int PRIMARY KEY, b_id int);
       ALTER TABLE b ADD COLUMN y int, ADD CONSTRAINT b_y CHECK (y > 0) NOT VALID, ALTER COLUMN y SET DEFAULT 1;
@@ -70,7 +73,9 @@ describe('finding lost data', () => {
     // A table only read in a subquery is not one the statement changes.
     expect(affectedRelations(planOf(migration('0002_x', 'DELETE FROM a WHERE id IN (SELECT a_id FROM b);'))).names).toEqual(new Set(['a']));
     // A DELETE nested in an INSERT's CTE is seen.
-    expect(affectedRelations(planOf(migration('0002_x', 'WITH gone AS (DELETE FROM a WHERE id > 2 RETURNING id) INSERT INTO log (id) SELECT id FROM gone;'))).names).toEqual(new Set(['a', 'log']));
+    expect(affectedRelations(planOf(migration('0002_x', 'WITH gone AS (DELETE FROM a WHERE id > 2 RETURNING id) INSERT INTO log (id) SELECT id FROM gone;'))).names).toEqual(
+      new Set(['a', 'log']),
+    );
     expect(affectedRelations(planOf(migration('0002_x', 'DO $$ BEGIN DELETE FROM c; END $$;'))).all).toBe(true);
     expect(affectedRelations(planOf(migration('0002_x', 'UPDATE a SET x = cleanup(id) WHERE true;'))).all).toBe(true);
   });

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { assignWaves, failureBudget } from '../../src/fleet/waves.js';
 
 const tenants = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
-const waves = (options: Parameters<typeof assignWaves>[1]) => assignWaves(tenants, options).map((p) => `${p.tenant}${p.wave}`).join(' ');
+const waves = (options: Parameters<typeof assignWaves>[1]) =>
+  assignWaves(tenants, options)
+    .map((p) => `${p.tenant}${p.wave}`)
+    .join(' ');
 
 describe('waves', () => {
   it('puts the canary first, as a count, a share (rounded up, at least one) or slugs, then the rest in waves', () => {

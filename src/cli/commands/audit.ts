@@ -23,7 +23,17 @@ export function registerAuditCommand(program: Command, globals: () => GlobalOpti
         if (events.length === 0) return line('No events.');
         printTable(
           ['at', 'who', 'command', 'tenant', 'version', 'outcome', 'ms', 'backup', 'error'],
-          events.map((e) => [e.at, e.actor, e.command, e.tenant, e.versionBefore === e.versionAfter ? e.versionAfter : `${e.versionBefore ?? '-'} → ${e.versionAfter ?? '-'}`, e.outcome, e.durationMs, e.backupId?.slice(0, 8) ?? null, e.errorCode ? `${e.errorCode}: ${e.errorMessage?.split('\n')[0]}` : null]),
+          events.map((e) => [
+            e.at,
+            e.actor,
+            e.command,
+            e.tenant,
+            e.versionBefore === e.versionAfter ? e.versionAfter : `${e.versionBefore ?? '-'} → ${e.versionAfter ?? '-'}`,
+            e.outcome,
+            e.durationMs,
+            e.backupId?.slice(0, 8) ?? null,
+            e.errorCode ? `${e.errorCode}: ${e.errorMessage?.split('\n')[0]}` : null,
+          ]),
         );
       });
     });

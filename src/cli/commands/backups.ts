@@ -21,8 +21,12 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
     .action(async (first: string, second: string | undefined, options: { strategy?: 'dump' | 'snapshot'; keep?: string; json?: boolean }) => {
       // Everything checked before anything opens.
       const action = first === 'list' || first === 'prune' ? first : 'backup';
-      if (action === 'backup' && second !== undefined) throw new FlotillaError('FLO_USAGE', `Unexpected argument ${second}.`, { hint: 'Use `flotilla backup <slug>`, `flotilla backup list [<slug>]` or `flotilla backup prune <slug> --keep N`.' });
-      if (action === 'prune' && (second === undefined || options.keep === undefined)) throw new FlotillaError('FLO_USAGE', 'Say which tenant and how many backups to keep.', { hint: 'For example `flotilla backup prune acme --keep 5`.' });
+      if (action === 'backup' && second !== undefined)
+        throw new FlotillaError('FLO_USAGE', `Unexpected argument ${second}.`, {
+          hint: 'Use `flotilla backup <slug>`, `flotilla backup list [<slug>]` or `flotilla backup prune <slug> --keep N`.',
+        });
+      if (action === 'prune' && (second === undefined || options.keep === undefined))
+        throw new FlotillaError('FLO_USAGE', 'Say which tenant and how many backups to keep.', { hint: 'For example `flotilla backup prune acme --keep 5`.' });
       const slug = action === 'backup' ? first : second;
       if (slug !== undefined) assertSlugReference(slug);
       const keep = optionalFlag('--keep', options.keep, wholeNumber(action === 'prune' ? 0 : 1, 100_000), '5');
@@ -41,7 +45,9 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
         }
         const backup = await flotilla.backup(slug!, { strategy: options.strategy, keep });
         if (options.json) return printJson(backup);
-        line(`Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatSize(backup.sizeBytes)}, ${totalRows(backup)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`);
+        line(
+          `Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatSize(backup.sizeBytes)}, ${totalRows(backup)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`,
+        );
         line(`  ${backup.location}`);
       });
     });
@@ -59,13 +65,24 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
       await withFlotilla(globals(), async (flotilla) => {
         const result = await flotilla.restore(slug, options.backup, { as: options.as });
         if (options.json) return printJson(result);
-        line(`Restored backup ${result.backup.id.slice(0, 8)} into tenant ${result.tenant.slug} (version ${result.backup.schemaVersion ?? '-'}): ${totalRows(result.backup)} rows in ${Object.keys(result.backup.rowCounts).length} tables, counts checked.`);
+        line(
+          `Restored backup ${result.backup.id.slice(0, 8)} into tenant ${result.tenant.slug} (version ${result.backup.schemaVersion ?? '-'}): ${totalRows(result.backup)} rows in ${Object.keys(result.backup.rowCounts).length} tables, counts checked.`,
+        );
       });
     });
 }
 
 function backupRow(b: Backup): (string | number | null)[] {
-  return [b.id.slice(0, 8), b.tenant, b.strategy, b.schemaVersion, formatSize(b.sizeBytes), totalRows(b), b.reason.length > 40 ? `${b.reason.slice(0, 37)}...` : b.reason, b.createdAt];
+  return [
+    b.id.slice(0, 8),
+    b.tenant,
+    b.strategy,
+    b.schemaVersion,
+    formatSize(b.sizeBytes),
+    totalRows(b),
+    b.reason.length > 40 ? `${b.reason.slice(0, 37)}...` : b.reason,
+    b.createdAt,
+  ];
 }
 
 function totalRows(b: Backup): number {

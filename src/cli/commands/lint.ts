@@ -18,7 +18,10 @@ export function registerLintCommand(program: Command, globals: () => GlobalOptio
       if (options.codes) {
         const codes = Object.entries(RULES).map(([code, rule]) => ({ code, ...rule }));
         if (options.json) return printJson(codes);
-        return printTable(['code', 'severity', 'family', 'what', 'instead'], codes.map((c) => [c.code, c.severity, c.family, c.title, c.instead]));
+        return printTable(
+          ['code', 'severity', 'family', 'what', 'instead'],
+          codes.map((c) => [c.code, c.severity, c.family, c.title, c.instead]),
+        );
       }
       const config = await cliConfig(globals());
       const set = await loadMigrationSet(config.migrationsDir);
@@ -40,7 +43,10 @@ function printReport(findings: readonly Finding[], totals: { errors: number; war
   for (const f of findings) byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);
   if (findings.length > 0) {
     line();
-    printTable(['code', 'findings', 'what'], [...byCode].sort().map(([code, n]) => [code, n, RULES[code as keyof typeof RULES].title]));
+    printTable(
+      ['code', 'findings', 'what'],
+      [...byCode].sort().map(([code, n]) => [code, n, RULES[code as keyof typeof RULES].title]),
+    );
   }
   line(`${totals.files} files, ${totals.statements} statements: ${totals.errors} errors, ${totals.warnings} warnings not allowed.`);
 }

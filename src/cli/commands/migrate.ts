@@ -124,7 +124,13 @@ function checkFlags(flags: MigrateFlags): void {
   optionalFlag('--join', flags.join, idPrefix, '3f2a9c1d');
   optionalFlag('--max-failures', flags.maxFailures, countOrShare, '5%');
   // A count, a share, or slugs of selected tenants.
-  if (flags.canary !== undefined && !countOrShare.safeParse(flags.canary).success) slugs(flags.canary.split(',').map((s) => s.trim()).filter(Boolean));
+  if (flags.canary !== undefined && !countOrShare.safeParse(flags.canary).success)
+    slugs(
+      flags.canary
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
   startOptions(flags);
 }
 
@@ -146,7 +152,8 @@ function eventOutput(live: boolean): { emit: (e: RolloutEvent) => void; started:
     const emit = (event: RolloutEvent) => printJsonLine({ ...event, at: new Date().toISOString() });
     return {
       emit,
-      started: (r) => emit({ event: 'rollout.started', rollout: r.id, tenants: r.counts.total, pending: r.counts.pending, skipped: r.counts.skipped, waves: r.waves, startedBy: r.startedBy }),
+      started: (r) =>
+        emit({ event: 'rollout.started', rollout: r.id, tenants: r.counts.total, pending: r.counts.pending, skipped: r.counts.skipped, waves: r.waves, startedBy: r.startedBy }),
       stop: () => undefined,
     };
   }
@@ -198,10 +205,17 @@ function sameSelection(recorded: Record<string, unknown>, selection: RolloutSele
 async function summary(flotilla: Flotilla, rollout: Rollout): Promise<void> {
   const { counts } = rollout;
   line();
-  printTable(['rollout', 'status', 'succeeded', 'failed', 'skipped', 'left'], [[rollout.id, rollout.status, counts.succeeded, counts.failed, counts.skipped, counts.pending + counts.running]]);
+  printTable(
+    ['rollout', 'status', 'succeeded', 'failed', 'skipped', 'left'],
+    [[rollout.id, rollout.status, counts.succeeded, counts.failed, counts.skipped, counts.pending + counts.running]],
+  );
   if (rollout.haltReason) line(`Halted: ${rollout.haltReason}`);
   const failed = (await flotilla.rolloutTenants(rollout.id)).filter((t) => t.state === 'failed');
-  if (failed.length > 0) printTable(['failed tenant', 'error'], failed.slice(0, 20).map((t) => [t.tenant, `${t.errorCode}: ${t.errorMessage?.split('\n')[0]}`]));
+  if (failed.length > 0)
+    printTable(
+      ['failed tenant', 'error'],
+      failed.slice(0, 20).map((t) => [t.tenant, `${t.errorCode}: ${t.errorMessage?.split('\n')[0]}`]),
+    );
 }
 
 /** The plan per tenant, grouped: 2,000 identical tenants read as one line with a count. */
@@ -212,7 +226,9 @@ async function dryRun(flotilla: Flotilla, selection: RolloutSelection, flags: Mi
   const summarize = (outcome: TenantOutcome) => summarizeOutcome(outcome, lint.findings);
   const groups = new Map<string, { outcome: TenantOutcome; tenants: string[] }>();
   for (const outcome of report.outcomes) {
-    const key = JSON.stringify(outcome.status === 'failed' ? { ...summarize(outcome), error: { code: outcome.error.code, message: outcome.error.message.replace(outcome.tenant, '') } } : summarize(outcome));
+    const key = JSON.stringify(
+      outcome.status === 'failed' ? { ...summarize(outcome), error: { code: outcome.error.code, message: outcome.error.message.replace(outcome.tenant, '') } } : summarize(outcome),
+    );
     const group = groups.get(key) ?? { outcome, tenants: [] };
     group.tenants.push(outcome.tenant);
     groups.set(key, group);
@@ -226,7 +242,12 @@ async function dryRun(flotilla: Flotilla, selection: RolloutSelection, flags: Mi
     line(`${group.tenants.length} tenant${group.tenants.length > 1 ? 's' : ''} (${names}):`);
     line(`  ${describeOutcome({ ...group.outcome, tenant: 'each' } as TenantOutcome)}`);
     const findings = summarize(group.outcome).lint as Record<string, number> | undefined;
-    if (findings && Object.keys(findings).length > 0) line(`    lint: ${Object.entries(findings).map(([code, n]) => `${code} ×${n}`).join(', ')}`);
+    if (findings && Object.keys(findings).length > 0)
+      line(
+        `    lint: ${Object.entries(findings)
+          .map(([code, n]) => `${code} ×${n}`)
+          .join(', ')}`,
+      );
   }
   if (report.failed > 0) process.exitCode = 6;
 }
@@ -238,5 +259,14 @@ function summarizeOutcome(outcome: TenantOutcome, findings: readonly Finding[]):
   const pending = new Set(outcome.migrations);
   const lint: Record<string, number> = {};
   for (const f of findings) if (pending.has(f.migration)) lint[f.code] = (lint[f.code] ?? 0) + 1;
-  return { status: outcome.status, from: outcome.fromVersion, to: outcome.toVersion, migrations: outcome.migrations, lint, backup: outcome.backup?.reasons ?? null, rewritten: outcome.rewritten, outsideTransaction: outcome.outsideTransaction };
+  return {
+    status: outcome.status,
+    from: outcome.fromVersion,
+    to: outcome.toVersion,
+    migrations: outcome.migrations,
+    lint,
+    backup: outcome.backup?.reasons ?? null,
+    rewritten: outcome.rewritten,
+    outsideTransaction: outcome.outsideTransaction,
+  };
 }

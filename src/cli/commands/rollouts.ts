@@ -17,7 +17,17 @@ export function registerRolloutCommands(program: Command, globals: () => GlobalO
         if (rollouts.length === 0) return line('No rollouts yet.');
         printTable(
           ['id', 'status', 'started', 'by', 'tenants', 'succeeded', 'failed', 'skipped', 'left'],
-          rollouts.map((r) => [r.id, r.status, r.createdAt, r.startedBy, r.counts.total, r.counts.succeeded, r.counts.failed, r.counts.skipped, r.counts.pending + r.counts.running]),
+          rollouts.map((r) => [
+            r.id,
+            r.status,
+            r.createdAt,
+            r.startedBy,
+            r.counts.total,
+            r.counts.succeeded,
+            r.counts.failed,
+            r.counts.skipped,
+            r.counts.pending + r.counts.running,
+          ]),
         );
       });
     });
@@ -31,10 +41,21 @@ export function registerRolloutCommands(program: Command, globals: () => GlobalO
         const found = await flotilla.getRollout(id);
         const tenants = await flotilla.rolloutTenants(found.id);
         if (options.json) return printJson({ ...found, tenants });
-        line(`Rollout ${found.id}: ${found.status}${found.haltReason ? ` (${found.haltReason})` : ''}, started ${found.createdAt} by ${found.startedBy}, target ${found.target ?? 'newest'}.`);
+        line(
+          `Rollout ${found.id}: ${found.status}${found.haltReason ? ` (${found.haltReason})` : ''}, started ${found.createdAt} by ${found.startedBy}, target ${found.target ?? 'newest'}.`,
+        );
         printTable(
           ['tenant', 'server', 'wave', 'state', 'attempts', 'from', 'to', 'error'],
-          tenants.map((t) => [t.tenant, t.server, t.wave === 0 ? 'canary' : t.wave, t.state, t.attempts, t.versionBefore, t.versionAfter, t.errorCode ? `${t.errorCode}: ${t.errorMessage?.split('\n')[0]}` : null]),
+          tenants.map((t) => [
+            t.tenant,
+            t.server,
+            t.wave === 0 ? 'canary' : t.wave,
+            t.state,
+            t.attempts,
+            t.versionBefore,
+            t.versionAfter,
+            t.errorCode ? `${t.errorCode}: ${t.errorMessage?.split('\n')[0]}` : null,
+          ]),
         );
       });
     });

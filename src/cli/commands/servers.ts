@@ -27,7 +27,11 @@ export function registerServerCommands(program: Command, globals: () => GlobalOp
       await withFlotilla(globals(), async (flotilla) => {
         const servers = (await flotilla.listServers()).map((s) => ({ ...s, url: redactUrl(s.url) }));
         if (options.json) printJson(servers);
-        else printTable(['name', 'url', 'registered'], servers.map((s) => [s.name, s.url, s.createdAt]));
+        else
+          printTable(
+            ['name', 'url', 'registered'],
+            servers.map((s) => [s.name, s.url, s.createdAt]),
+          );
       });
     });
 }

@@ -98,9 +98,13 @@ export function skipBlockComment(sql: string, from: number): number {
   let depth = 1;
   let i = from;
   while (i < sql.length && depth > 0) {
-    if (sql.startsWith('/*', i)) (depth++, (i += 2));
-    else if (sql.startsWith('*/', i)) (depth--, (i += 2));
-    else i++;
+    if (sql.startsWith('/*', i)) {
+      depth++;
+      i += 2;
+    } else if (sql.startsWith('*/', i)) {
+      depth--;
+      i += 2;
+    } else i++;
   }
   return i;
 }

@@ -12,22 +12,10 @@ import { quoteIdent } from './quote.js';
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_temp', 'pg_toast']);
 
 /** Keys whose value is a possibly schema-qualified name list, `[schema?, name]`. */
-const QUALIFIED_NAME_KEYS = new Set([
-  'names',
-  'funcname',
-  'objname',
-  'defnames',
-  'typeName',
-  'domainname',
-  'collname',
-  'opclass',
-  'opfamilyname',
-  'conversion_name',
-]);
+const QUALIFIED_NAME_KEYS = new Set(['names', 'funcname', 'objname', 'defnames', 'typeName', 'domainname', 'collname', 'opclass', 'opfamilyname', 'conversion_name']);
 
 /** Object types whose name lists are `[schema?, table, member]`. */
 const MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_POLICY', 'OBJECT_RULE', 'OBJECT_TABCONSTRAINT']);
-
 
 /** Casts of a string that names a schema object: the string's schema part is rewritten. */
 const OBJECT_NAME_TYPES = new Set(['regclass', 'regtype', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regconfig', 'regdictionary', 'regcollation']);
@@ -51,10 +39,14 @@ export function tenantSchemaMap(tenantSchema: string, createdSchemas: Iterable<s
       // that separator is what keeps one tenant's schemas apart from every other tenant's.
       const room = MAX_NAME_BYTES - Buffer.byteLength(base) - 9;
       if (room < 1) {
-        throw new FlotillaError('FLO_SLUG_INVALID', `Schema tenant schema "${tenantSchema}" is too long to hold the schema "${schema}" its migrations create: "${name}" is over PostgreSQL's ${MAX_NAME_BYTES}-byte limit.`, {
-          hint: 'Use a shorter schemaPrefix in the config or a shorter slug, or a shorter schema name in the migration.',
-          meta: { schema: tenantSchema, created: schema },
-        });
+        throw new FlotillaError(
+          'FLO_SLUG_INVALID',
+          `Schema tenant schema "${tenantSchema}" is too long to hold the schema "${schema}" its migrations create: "${name}" is over PostgreSQL's ${MAX_NAME_BYTES}-byte limit.`,
+          {
+            hint: 'Use a shorter schemaPrefix in the config or a shorter slug, or a shorter schema name in the migration.',
+            meta: { schema: tenantSchema, created: schema },
+          },
+        );
       }
       name = `${base}${truncateBytes(schema, room)}_${sha256(schema).slice(0, 8)}`;
     }
@@ -143,14 +135,10 @@ class Rewriter {
       return this.probe ? name : mapped;
     }
     if (SYSTEM_SCHEMAS.has(name) || this.owned.has(name)) return name;
-    throw new FlotillaError(
-      'FLO_SCHEMA_ESCAPE',
-      `${this.context.file}:${this.statement.line}: the statement uses schema "${name}", which a schema tenant does not own.`,
-      {
-        hint: `A schema tenant may only touch its own schemas (${[...this.context.map.keys()].join(', ')} as named in migrations). Create "${name}" in an earlier migration so each tenant gets its own copy, or use the database tenancy kind.`,
-        meta: { file: this.context.file, line: this.statement.line, schema: name },
-      },
-    );
+    throw new FlotillaError('FLO_SCHEMA_ESCAPE', `${this.context.file}:${this.statement.line}: the statement uses schema "${name}", which a schema tenant does not own.`, {
+      hint: `A schema tenant may only touch its own schemas (${[...this.context.map.keys()].join(', ')} as named in migrations). Create "${name}" in an earlier migration so each tenant gets its own copy, or use the database tenancy kind.`,
+      meta: { file: this.context.file, line: this.statement.line, schema: name },
+    });
   }
 
   private visit(node: AstNode): void {
@@ -321,4 +309,3 @@ function identifierValue(text: string): string | undefined {
   if (/^[A-Za-z_][A-Za-z0-9_$]*$/.test(text)) return text.toLowerCase();
   return undefined;
 }
-

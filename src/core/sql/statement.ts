@@ -110,14 +110,7 @@ export function stringConstants(node: AstNode): string[] {
 }
 
 /** ALTER TABLE sub-commands that cannot invalidate an index being built on the table by another statement. */
-const INDEX_SAFE_ALTERS = new Set([
-  'AT_AddColumn',
-  'AT_ColumnDefault',
-  'AT_SetNotNull',
-  'AT_DropNotNull',
-  'AT_AddConstraint',
-  'AT_ValidateConstraint',
-]);
+const INDEX_SAFE_ALTERS = new Set(['AT_AddColumn', 'AT_ColumnDefault', 'AT_SetNotNull', 'AT_DropNotNull', 'AT_AddConstraint', 'AT_ValidateConstraint']);
 
 /** Statement kinds that only change rows, which an index built afterwards simply includes. */
 const ROW_CHANGES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'IndexStmt', 'CommentStmt']);
