@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMigrationSet } from '../src/core/migration-set.js';
 import { withClient } from '../src/postgres/connect.js';
-import { migrateTarget } from '../src/postgres/migrate-target.js';
+import { migrateTarget } from '../src/engine/migrate-target.js';
 import { createDatabase, dropDatabase } from '../src/postgres/provision.js';
 import { databaseOf, withDatabase } from '../src/postgres/server-url.js';
 import { benchServer, corpusDir, median, requireTool } from './support.js';

@@ -3,7 +3,7 @@
  * against read and parse alone, in the same run. Goal: under 5 s in all.
  */
 import { loadMigrationSet } from '../src/core/migration-set.js';
-import { lintMigrations } from '../src/lint/lint.js';
+import { lintMigrations } from '../src/core/lint/lint.js';
 import { corpusDir, median } from './support.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);

@@ -8,7 +8,7 @@
  */
 import { loadMigrationSet } from '../src/core/migration-set.js';
 import { withClient } from '../src/postgres/connect.js';
-import { migrateTarget } from '../src/postgres/migrate-target.js';
+import { migrateTarget } from '../src/engine/migrate-target.js';
 import { dropDatabase } from '../src/postgres/provision.js';
 import { databaseOf } from '../src/postgres/server-url.js';
 import { quoteIdent } from '../src/core/sql/quote.js';

@@ -19,7 +19,7 @@ export { rewriteForSchemaTenant, tenantSchemaMap } from './core/sql/schema-rewri
 export { loadSqlParser } from './core/sql/parser.js';
 export { renderSumFile, verifySumFile, SUM_FILE } from './core/sum-file.js';
 export { assertSlug, SLUG_PATTERN } from './core/slug.js';
-export { migrateTarget, ENGINE_DEFAULTS } from './postgres/migrate-target.js';
-export type { EngineOptions, MigrationTarget, TargetResult } from './postgres/migrate-target.js';
+export { migrateTarget, ENGINE_DEFAULTS } from './engine/migrate-target.js';
+export type { EngineOptions, MigrationTarget, TargetResult } from './engine/migrate-target.js';
 export { runDemo } from './demo/demo.js';
-export type { Server, Tenant, TenantKind, TenantStatus } from './registry/types.js';
+export type { Server, Tenant, TenantKind, TenantStatus } from './core/tenant.js';

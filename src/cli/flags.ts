@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { FlotillaError } from '../core/errors.js';
 import { assertSlugReference } from '../core/slug.js';
-import { SERVER_NAME_PATTERN } from '../registry/types.js';
+import { SERVER_NAME_PATTERN } from '../core/tenant.js';
 
 /**
  * Every value the command line takes is parsed and bounded here, before anything

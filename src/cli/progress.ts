@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { RolloutEvent } from '../fleet/events.js';
+import type { RolloutEvent } from '../core/events.js';
 import { redactSecrets } from '../core/redact.js';
 
 /**

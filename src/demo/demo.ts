@@ -12,9 +12,9 @@ import { Flotilla } from '../flotilla.js';
 import { withClient } from '../postgres/connect.js';
 import { startEmbedded } from '../postgres/embedded.js';
 import { databaseExists, dropDatabase } from '../postgres/provision.js';
-import { OwnedStorage } from '../storage/owned-storage.js';
+import { OwnedStorage } from '../tenancy/owned-storage.js';
 import { adminDatabase, databaseOf, withDatabase } from '../postgres/server-url.js';
-import type { TenantKind } from '../registry/types.js';
+import type { TenantKind } from '../core/tenant.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/loans', import.meta.url));
 const CONTROL_DATABASE = 'flotilla_demo';

@@ -3,8 +3,8 @@ import type { MigrationSet } from '../core/migration-set.js';
 import { compareVersions } from '../core/migration-file.js';
 import { queryEachHistory, schemasWithHistory } from '../postgres/bulk-history.js';
 import { connect } from '../postgres/connect.js';
-import type { Server, Tenant } from '../registry/types.js';
-import { byDatabase } from '../tenants/placement.js';
+import type { Server, Tenant } from '../core/tenant.js';
+import { byDatabase } from '../tenancy/placement.js';
 
 export interface TenantVersion {
   /** Newest applied version; null when none (or the tenant's database cannot be read). */

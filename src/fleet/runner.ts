@@ -4,9 +4,9 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { describeLoss, describeOverwrite } from '../core/verification.js';
 import type { TenantOutcome } from '../flotilla.js';
-import type { EventSink } from './events.js';
-import type { Rollout, RolloutStore, RunnerIdentity } from './rollout-store.js';
-import { RUNNER_LOCK_NAMESPACE } from './rollout-store.js';
+import type { EventSink } from '../core/events.js';
+import type { Rollout, RolloutStore, RunnerIdentity } from '../control/rollout-store.js';
+import { RUNNER_LOCK_NAMESPACE } from '../control/rollout-store.js';
 
 export interface RunnerDeps {
   readonly store: RolloutStore;

@@ -1,7 +1,7 @@
 import { withClient } from '../postgres/connect.js';
 import { adminDatabase } from '../postgres/server-url.js';
-import type { Server, Tenant } from '../registry/types.js';
-import { byDatabase } from '../tenants/placement.js';
+import type { Server, Tenant } from '../core/tenant.js';
+import { byDatabase } from '../tenancy/placement.js';
 
 /**
  * Bytes each tenant holds: its database's size (one query per server), or the

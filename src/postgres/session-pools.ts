@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { SessionSource } from './migrate-target.js';
+import type { SessionSource } from '../engine/migrate-target.js';
 import { withDatabase } from './server-url.js';
 
 /**

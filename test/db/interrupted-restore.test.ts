@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backup } from '../../src/backup/catalog.js';
+import type { Backup } from '../../src/control/backup-catalog.js';
 import { Flotilla } from '../../src/flotilla.js';
 import { runCli } from '../support/cli.js';
 import { contents } from '../support/contents.js';

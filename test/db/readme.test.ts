@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RULES } from '../../src/lint/codes.js';
+import { RULES } from '../../src/core/lint/codes.js';
 import { events } from '../support/cli.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';

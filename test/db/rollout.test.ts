@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RolloutEvent } from '../../src/fleet/events.js';
+import type { RolloutEvent } from '../../src/core/events.js';
 import { Flotilla } from '../../src/flotilla.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
-import { placeTenant } from '../../src/tenants/placement.js';
+import { placeTenant } from '../../src/tenancy/placement.js';
 import { runCli } from '../support/cli.js';
 import type { TestProject } from '../support/project.js';
 import { databasesLike, testProject } from '../support/project.js';

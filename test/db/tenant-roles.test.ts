@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
-import { tenantRole } from '../../src/tenants/placement.js';
+import { tenantRole } from '../../src/tenancy/placement.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
 import type { TenantOutcome } from '../../src/flotilla.js';
-import { migrateTarget } from '../../src/postgres/migrate-target.js';
-import { migrationTarget } from '../../src/tenants/placement.js';
+import { migrateTarget } from '../../src/engine/migrate-target.js';
+import { migrationTarget } from '../../src/tenancy/placement.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { backupRisks } from '../../src/backup/risk.js';
+import { backupRisks } from '../../src/core/backup-risk.js';
 import type { ParsedMigration } from '../../src/core/migration.js';
 import type { PendingPart } from '../../src/core/schedule.js';
-import { lintMigrations } from '../../src/lint/lint.js';
+import { lintMigrations } from '../../src/core/lint/lint.js';
 import { migration } from '../support/migrations.js';
 
 const base = migration('0001_base', `CREATE TABLE accounts (id int PRIMARY KEY, email text, balance numeric);\nCREATE TYPE mood AS ENUM ('ok');`);

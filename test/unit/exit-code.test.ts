@@ -8,7 +8,7 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 // survived, a failing CLI command or test run would still exit 0.
 it('keeps a process exit code after the embedded PostgreSQL package is loaded', () => {
   const script = `
-    const { loadEmbeddedPostgres } = await import('./src/postgres/embedded.ts');
+    const { loadEmbeddedPostgres } = await import('./src/postgres/embedded.js');
     await loadEmbeddedPostgres();
     process.exitCode = 3;
   `;

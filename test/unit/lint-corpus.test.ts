@@ -4,8 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationSet } from '../../src/core/migration-set.js';
 import { loadMigrationSet } from '../../src/core/migration-set.js';
 import { isNode, nameList, stringField, unwrap, walk } from '../../src/core/sql/ast.js';
-import type { LintReport } from '../../src/lint/lint.js';
-import { lintMigrations } from '../../src/lint/lint.js';
+import type { LintReport } from '../../src/core/lint/lint.js';
+import { lintMigrations } from '../../src/core/lint/lint.js';
 import { corpusDir, hasCorpus } from '../support/corpus.js';
 
 describe.skipIf(!hasCorpus)('lint over the real trigger.dev corpus', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { LintOptions } from '../../src/lint/lint.js';
-import { lintMigrations } from '../../src/lint/lint.js';
+import type { LintOptions } from '../../src/core/lint/lint.js';
+import { lintMigrations } from '../../src/core/lint/lint.js';
 import { migration } from '../support/migrations.js';
 
 const BASE = migration(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assignWaves, failureBudget } from '../../src/fleet/waves.js';
+import { assignWaves, failureBudget } from '../../src/core/waves.js';
 
 const tenants = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
 const waves = (options: Parameters<typeof assignWaves>[1]) =>

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import type { Backup } from '../../backup/catalog.js';
+import type { Backup } from '../../control/backup-catalog.js';
 import { FlotillaError } from '../../core/errors.js';
 import { assertSlug, assertSlugReference } from '../../core/slug.js';
 import type { GlobalOptions } from '../context.js';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { loadMigrationSet } from '../../core/migration-set.js';
-import { RULES } from '../../lint/codes.js';
-import type { Finding } from '../../lint/lint.js';
-import { lintOptions, lintSet } from '../../lint/lint-config.js';
+import { RULES } from '../../core/lint/codes.js';
+import type { Finding } from '../../core/lint/lint.js';
+import { lintOptions, lintSet } from '../../services/lint-options.js';
 import type { GlobalOptions } from '../context.js';
 import { cliConfig } from '../context.js';
 import { line, printJson, printTable } from '../output.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { TENANT_KINDS } from '../../registry/types.js';
-import type { Tenant, TenantKind } from '../../registry/types.js';
+import { TENANT_KINDS } from '../../core/tenant.js';
+import type { Tenant, TenantKind } from '../../core/tenant.js';
 import type { GlobalOptions } from '../context.js';
 import { repeatable, withFlotilla } from '../context.js';
 import { optionalFlag, parseFlag, serverName, tag, text } from '../flags.js';

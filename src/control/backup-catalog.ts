@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { FlotillaError } from '../core/errors.js';
-import type { TenantKind } from '../registry/types.js';
-import type { RowCounts } from './row-counts.js';
+import type { TenantKind } from '../core/tenant.js';
+import type { RowCounts } from '../postgres/row-counts.js';
 
 export type BackupStrategy = 'dump' | 'snapshot';
 

@@ -1,9 +1,9 @@
 import { isFlotillaError } from '../core/errors.js';
-import type { Operation } from '../registry/operations.js';
-import type { Registry } from '../registry/registry.js';
-import type { OwnedStorage } from '../storage/owned-storage.js';
-import { finishSwap, undoSwap } from '../storage/swap.js';
-import { removeTenantStorage } from '../storage/tenant-storage.js';
+import type { Operation } from '../control/operations.js';
+import type { Registry } from '../control/registry.js';
+import type { OwnedStorage } from '../tenancy/owned-storage.js';
+import { finishSwap, undoSwap } from '../tenancy/swap.js';
+import { removeTenantStorage } from '../tenancy/tenant-storage.js';
 
 /**
  * Finishes or undoes one operation whose process died, from what the registry

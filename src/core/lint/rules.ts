@@ -1,6 +1,6 @@
-import type { ParsedMigration, Statement } from '../core/migration.js';
-import type { AstNode } from '../core/sql/ast.js';
-import { isNode, stringField, unwrap, walk } from '../core/sql/ast.js';
+import type { ParsedMigration, Statement } from '../migration.js';
+import type { AstNode } from '../sql/ast.js';
+import { isNode, stringField, unwrap, walk } from '../sql/ast.js';
 import type { LintCode } from './codes.js';
 import type { SchemaModel } from './schema-model.js';
 import { alterCommands, droppedNames, tableKey } from './schema-model.js';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
-import { inTransaction } from '../registry/transaction.js';
+import { inTransaction } from './transaction.js';
 
 /** First key of a runner's liveness lock (session-level, held while the runner lives). */
 export const RUNNER_LOCK_NAMESPACE = LOCK_NAMESPACES.runner;

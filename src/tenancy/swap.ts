@@ -1,6 +1,6 @@
 import { withClient } from '../postgres/connect.js';
 import { dropSchemas, existingSchemas, renameSchema } from '../postgres/provision.js';
-import type { StorageClaim } from '../registry/storage.js';
+import type { StorageClaim } from '../control/storage.js';
 import type { OwnedStorage } from './owned-storage.js';
 
 /**

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { AuditEventInput } from '../audit/audit-log.js';
-import { AUDIT_COLUMNS, AUDIT_INSERT, auditRow } from '../audit/audit-log.js';
+import type { AuditEventInput } from './audit-log.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT, auditRow } from './audit-log.js';
 import { redactValue } from '../core/redact.js';
 import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
 import { processTag } from '../postgres/process-tag.js';

@@ -1,7 +1,7 @@
-import { isFlotillaError } from '../core/errors.js';
-import type { ParsedMigration } from '../core/migration.js';
-import { unwrap } from '../core/sql/ast.js';
-import { probeSchemaTenant, tenantSchemaMap } from '../core/sql/schema-rewrite.js';
+import { isFlotillaError } from '../errors.js';
+import type { ParsedMigration } from '../migration.js';
+import { unwrap } from '../sql/ast.js';
+import { probeSchemaTenant, tenantSchemaMap } from '../sql/schema-rewrite.js';
 import type { Family, LintCode, Severity } from './codes.js';
 import { isLintCode, RULES } from './codes.js';
 import type { RawFinding } from './rules.js';

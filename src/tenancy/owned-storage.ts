@@ -18,8 +18,8 @@ import { adminDatabase } from '../postgres/server-url.js';
 import { quoteIdent } from '../core/sql/quote.js';
 import { createTenantRole, dropTenantRole, roleExists } from '../postgres/tenant-role.js';
 import { hostTag } from '../postgres/process-tag.js';
-import type { StorageClaim, StorageOwner, StorageRef, StorageRegistry } from '../registry/storage.js';
-import { describeRef } from '../registry/storage.js';
+import type { StorageClaim, StorageOwner, StorageRef, StorageRegistry } from '../control/storage.js';
+import { describeRef } from '../control/storage.js';
 
 /** The connection URL of a registered server, by name. */
 export type ServerUrls = (server: string) => Promise<string>;

@@ -2,9 +2,9 @@ import type { MigrationSet } from '../core/migration-set.js';
 import { withClient } from '../postgres/connect.js';
 import { historyExists, readHistory } from '../postgres/history.js';
 import { existingSchemas } from '../postgres/provision.js';
-import type { Server, Tenant } from '../registry/types.js';
+import type { Server, Tenant } from '../core/tenant.js';
 import { tenantSchemaMap } from '../core/sql/schema-rewrite.js';
-import { ownedSchemas, tenantRole } from '../tenants/placement.js';
+import { ownedSchemas, tenantRole } from './placement.js';
 import type { OwnedStorage } from './owned-storage.js';
 import { notFlotillas } from './owned-storage.js';
 

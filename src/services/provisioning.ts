@@ -1,14 +1,14 @@
 import { FlotillaError, isFlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
-import type { EngineOptions, TargetResult } from '../postgres/migrate-target.js';
-import { migrateTarget } from '../postgres/migrate-target.js';
+import type { EngineOptions, TargetResult } from '../engine/migrate-target.js';
+import { migrateTarget } from '../engine/migrate-target.js';
 import { withClient } from '../postgres/connect.js';
 import { isFlotillaStorage } from '../postgres/provision.js';
-import type { Registry } from '../registry/registry.js';
-import type { Server, Tenant, TenantKind } from '../registry/types.js';
-import type { OwnedStorage } from '../storage/owned-storage.js';
-import { claimTenantSchemas, ensureTenantRole, removeTenantStorage } from '../storage/tenant-storage.js';
-import { migrationTarget, placeTenant } from './placement.js';
+import type { Registry } from '../control/registry.js';
+import type { Server, Tenant, TenantKind } from '../core/tenant.js';
+import type { OwnedStorage } from '../tenancy/owned-storage.js';
+import { claimTenantSchemas, ensureTenantRole, removeTenantStorage } from '../tenancy/tenant-storage.js';
+import { migrationTarget, placeTenant } from '../tenancy/placement.js';
 
 export interface NewTenant {
   readonly slug: string;

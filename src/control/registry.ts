@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { AuditLog } from '../audit/audit-log.js';
-import { BackupCatalog } from '../backup/catalog.js';
-import { RolloutStore } from '../fleet/rollout-store.js';
+import { AuditLog } from './audit-log.js';
+import { BackupCatalog } from './backup-catalog.js';
+import { RolloutStore } from './rollout-store.js';
 import { withClient } from '../postgres/connect.js';
 import { adminDatabase, splitPassword, withDatabase, withPassword } from '../postgres/server-url.js';
 import { LOCK_NAMESPACES } from '../postgres/lock-namespaces.js';
@@ -10,8 +10,8 @@ import { OperationStore } from './operations.js';
 import { StorageRegistry } from './storage.js';
 import { inTransaction } from './transaction.js';
 import { FlotillaError } from '../core/errors.js';
-import type { Server, Tenant, TenantKind, TenantStatus } from './types.js';
-import { MAIN_SERVER } from './types.js';
+import type { Server, Tenant, TenantKind, TenantStatus } from '../core/tenant.js';
+import { MAIN_SERVER } from '../core/tenant.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
 

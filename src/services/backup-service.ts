@@ -13,14 +13,14 @@ import { historyExists, readHistory } from '../postgres/history.js';
 import { requireTool, runTool, serverMajor } from '../postgres/pg-tools.js';
 import { existingSchemas } from '../postgres/provision.js';
 import { adminDatabase, withDatabase } from '../postgres/server-url.js';
-import type { Registry } from '../registry/registry.js';
-import type { StorageClaim } from '../registry/storage.js';
-import type { Server, Tenant } from '../registry/types.js';
-import type { OwnedStorage } from '../storage/owned-storage.js';
-import { localFile } from '../storage/owned-storage.js';
-import { claimTenantSchemas } from '../storage/tenant-storage.js';
-import type { Backup, BackupStrategy } from './catalog.js';
-import { countRows } from './row-counts.js';
+import type { Registry } from '../control/registry.js';
+import type { StorageClaim } from '../control/storage.js';
+import type { Server, Tenant } from '../core/tenant.js';
+import type { OwnedStorage } from '../tenancy/owned-storage.js';
+import { localFile } from '../tenancy/owned-storage.js';
+import { claimTenantSchemas } from '../tenancy/tenant-storage.js';
+import type { Backup, BackupStrategy } from '../control/backup-catalog.js';
+import { countRows } from '../postgres/row-counts.js';
 
 export interface BackupOptions {
   readonly strategy?: BackupStrategy;

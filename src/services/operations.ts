@@ -1,8 +1,8 @@
-import type { AuditEventInput } from '../audit/audit-log.js';
+import type { AuditEventInput } from '../control/audit-log.js';
 import { FlotillaError, isFlotillaError } from '../core/errors.js';
-import type { Registry } from '../registry/registry.js';
-import type { TenantStatus } from '../registry/types.js';
-import type { OwnedStorage } from '../storage/owned-storage.js';
+import type { Registry } from '../control/registry.js';
+import type { TenantStatus } from '../core/tenant.js';
+import type { OwnedStorage } from '../tenancy/owned-storage.js';
 import { recoverOperation } from './recovery.js';
 
 /** What a running command may do with its own record. */

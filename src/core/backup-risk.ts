@@ -1,7 +1,7 @@
-import type { Statement } from '../core/migration.js';
-import type { PendingPart } from '../core/schedule.js';
-import type { LintReport } from '../lint/lint.js';
-import { changesData } from '../lint/codes.js';
+import type { Statement } from './migration.js';
+import type { PendingPart } from './schedule.js';
+import type { LintReport } from './lint/lint.js';
+import { changesData } from './lint/codes.js';
 
 /** Statements that change or remove existing rows. */
 const ROW_CHANGES: Record<string, string> = { UpdateStmt: 'UPDATE', DeleteStmt: 'DELETE', MergeStmt: 'MERGE' };

@@ -2,9 +2,9 @@ import type { FlotillaConfig } from '../config/config.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import { derivedName } from '../core/slug.js';
 import { tenantSchemaMap } from '../core/sql/schema-rewrite.js';
-import type { MigrationTarget } from '../postgres/migrate-target.js';
+import type { MigrationTarget } from '../engine/migrate-target.js';
 import { TENANT_ROLE_PREFIX } from '../postgres/tenant-role.js';
-import type { Server, Tenant, TenantKind } from '../registry/types.js';
+import type { Server, Tenant, TenantKind } from '../core/tenant.js';
 
 /** Where a new tenant lives: its own database (`public` schema), or its own schema in the shared database. */
 export function placeTenant(slug: string, kind: TenantKind, config: FlotillaConfig['tenants']): { database: string; schema: string } {

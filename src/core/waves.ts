@@ -1,4 +1,4 @@
-import { FlotillaError } from '../core/errors.js';
+import { FlotillaError } from './errors.js';
 
 export interface WavePlacement {
   readonly tenant: string;

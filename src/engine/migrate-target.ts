@@ -9,19 +9,19 @@ import type { HistoryUpdate, PendingPart, Phase, ScheduledStatement, Split } fro
 import { isNode, stringField, unwrap } from '../core/sql/ast.js';
 import type { Loss, Overwrite } from '../core/verification.js';
 import { planStatements, relationsRun } from '../core/verification.js';
-import type { Finding } from '../lint/lint.js';
-import { effectsThroughExistingObjects } from './fingerprint.js';
-import { ownsSchema, ownTenantSchemas, TenantRunner } from './tenant-role.js';
+import type { Finding } from '../core/lint/lint.js';
+import { effectsThroughExistingObjects } from '../postgres/fingerprint.js';
+import { ownsSchema, ownTenantSchemas, TenantRunner } from '../postgres/tenant-role.js';
 import { Verifier } from './verifier.js';
 import { pendingParts, schedule } from '../core/schedule.js';
 import { planForSchemaTenant } from '../core/schema-tenant-plan.js';
 import { quoteIdent } from '../core/sql/quote.js';
 import { nonTransactionalReason, selectIntoAsCreateTable } from '../core/sql/statement.js';
-import { withTenantLock } from './advisory-lock.js';
-import { connect } from './connect.js';
-import { ensureHistoryTable, readHistory, recordHistory } from './history.js';
-import { dropInvalidIndex, indexState } from './index-state.js';
-import { schemaExists } from './provision.js';
+import { withTenantLock } from '../postgres/advisory-lock.js';
+import { connect } from '../postgres/connect.js';
+import { ensureHistoryTable, readHistory, recordHistory } from '../postgres/history.js';
+import { dropInvalidIndex, indexState } from '../postgres/index-state.js';
+import { schemaExists } from '../postgres/provision.js';
 
 /** Where one tenant's schema lives. */
 export interface MigrationTarget {

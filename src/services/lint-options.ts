@@ -1,7 +1,7 @@
 import type { FlotillaConfig } from '../config/config.js';
 import type { MigrationSet } from '../core/migration-set.js';
-import type { Finding, LintOptions, LintReport } from './lint.js';
-import { lintMigrations } from './lint.js';
+import type { Finding, LintOptions, LintReport } from '../core/lint/lint.js';
+import { lintMigrations } from '../core/lint/lint.js';
 
 /** Lint options from the configuration; `schemaTenants` may be forced (the registry knows whether any exist). */
 export function lintOptions(config: FlotillaConfig, schemaTenants?: boolean): LintOptions {

@@ -3,9 +3,19 @@ import { FlotillaError } from '../core/errors.js';
 import type { Statement } from '../core/migration.js';
 import type { Loss, Overwrite, Segment, TableComparison, TableFingerprint } from '../core/verification.js';
 import { affectedRelations, allowanceFor, describeLoss, describeOverwrite, planRenames, tableLosses, tableOverwrites } from '../core/verification.js';
-import type { TableInfo } from './fingerprint.js';
-import { affectedTables, compareLargeObjects, compareWithHashed, countTable, dropHashed, hashLargeObjects, hashTable, tableNow, tablesHoldingRows } from './fingerprint.js';
-import { typeChangeLosses } from './type-change.js';
+import type { TableInfo } from '../postgres/fingerprint.js';
+import {
+  affectedTables,
+  compareLargeObjects,
+  compareWithHashed,
+  countTable,
+  dropHashed,
+  hashLargeObjects,
+  hashTable,
+  tableNow,
+  tablesHoldingRows,
+} from '../postgres/fingerprint.js';
+import { typeChangeLosses } from '../postgres/type-change.js';
 
 export interface VerifierOptions {
   readonly tenant: string;

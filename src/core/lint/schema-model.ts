@@ -1,5 +1,5 @@
-import type { AstNode } from '../core/sql/ast.js';
-import { isNode, nameList, stringField, unwrap } from '../core/sql/ast.js';
+import type { AstNode } from '../sql/ast.js';
+import { isNode, nameList, stringField, unwrap } from '../sql/ast.js';
 
 export interface ColumnModel {
   type: string;

@@ -1,0 +1,88 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * The dependency rule, checked on the import graph of src/: every import
+ * points at the same layer or one below it, and no file reaches itself again
+ * through its imports. Type-only imports count too.
+ */
+const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
+
+/** Lower layers first; a layer may import its own and those before it. */
+const LAYERS: readonly (readonly string[])[] = [
+  ['core'],
+  ['postgres'],
+  ['config'],
+  ['control'],
+  ['tenancy'],
+  ['engine'],
+  ['fleet'],
+  ['services'],
+  ['flotilla.ts', 'index.ts'],
+  ['demo'],
+  ['cli'],
+];
+
+function layerOf(file: string): number {
+  const top = relative(SRC, file).split('/')[0]!;
+  const rank = LAYERS.findIndex((names) => names.includes(top));
+  if (rank < 0) throw new Error(`${relative(SRC, file)} is in no layer: add its folder to LAYERS.`);
+  return rank;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) return e.name === 'types' && dir === SRC ? [] : sourceFiles(path);
+    return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [path] : [];
+  });
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const specs = [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) => m[1]!);
+  return specs.map((spec) => resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
+}
+
+const files = sourceFiles(SRC);
+const graph = new Map(files.map((f) => [f, importsOf(f)]));
+
+describe('the import graph of src/', () => {
+  it('finds the files and their imports', () => {
+    expect(files.length).toBeGreaterThan(50);
+    expect(graph.get(join(SRC, 'flotilla.ts'))!.length).toBeGreaterThan(3);
+  });
+
+  it('has no upward import', () => {
+    const upward = [...graph].flatMap(([file, imports]) =>
+      imports.filter((target) => layerOf(target) > layerOf(file)).map((target) => `${relative(SRC, file)} → ${relative(SRC, target)}`),
+    );
+    expect(upward).toEqual([]);
+  });
+
+  it('has no cycle', () => {
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const visit = (file: string, path: string[]) => {
+      if (state.get(file) === 'done') return;
+      if (state.get(file) === 'open') {
+        cycles.push([...path.slice(path.indexOf(file)), file].map((f) => relative(SRC, f)).join(' → '));
+        return;
+      }
+      state.set(file, 'open');
+      for (const target of graph.get(file) ?? []) visit(target, [...path, file]);
+      state.set(file, 'done');
+    };
+    for (const file of files) visit(file, []);
+    expect(cycles).toEqual([]);
+  });
+
+  it('keeps SQL in the PostgreSQL adapter and the control stores', () => {
+    // A query is sent only from postgres/ and control/; the other layers call their helpers.
+    const outside = files.filter((f) => !['postgres', 'control'].includes(relative(SRC, f).split('/')[0]!));
+    const sending = outside.filter((f) => /\.query(<[^>]*>)?\(/.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
+    expect(sending).toEqual([]);
+  });
+});
