@@ -35,8 +35,8 @@ const flotilla = await Flotilla.open({
   config: { ...config, tenants: { ...config.tenants, databasePrefix: 'bench_backup_' }, backup: { ...config.backup, dir: join(dir, 'backups') } },
 });
 try {
-  await flotilla.createTenant({ slug: 'big' });
-  const size = await flotilla.withTenantClient('big', async (c) => {
+  await flotilla.tenants.create({ slug: 'big' });
+  const size = await flotilla.tenants.withClient('big', async (c) => {
     await c.query(`INSERT INTO events (account_id, payload) SELECT i % 5000, md5(i::text) || md5((i * 7)::text) FROM generate_series(1, 900000) i`);
     await c.query('VACUUM ANALYZE events');
     return Number((await c.query('SELECT pg_database_size(current_database()) AS s')).rows[0].s);
@@ -46,10 +46,10 @@ try {
   for (let i = 0; i < ROUNDS; i++) {
     for (const strategy of ['snapshot', 'dump'] as const) {
       const started = performance.now();
-      const backup = await flotilla.backup('big', { strategy });
+      const backup = await flotilla.backups.create('big', { strategy });
       times[strategy].push(performance.now() - started);
       if (strategy === 'dump') dumpSize = backup.sizeBytes;
-      await flotilla.pruneBackups('big', 0);
+      await flotilla.backups.prune('big', 0);
     }
   }
   const snapshot = median(times.snapshot);

@@ -65,7 +65,7 @@ const base = { ...config, migrationsDir: first800, tenants: { ...config.tenants,
 try {
   // Templates: at migration 800 through Flotilla (with its history), and through postgrator (with its own).
   const setup = await Flotilla.open({ config: base });
-  await setup.createTenant({ slug: 'template' });
+  await setup.tenants.create({ slug: 'template' });
   for (const n of names) {
     // Registered as Flotilla would have made them (the bench copies them from a template instead, for speed).
     const tenant = await setup.registry.insertTenant({
@@ -114,12 +114,12 @@ try {
     const flotilla = await Flotilla.open({ config: { ...base, migrationsDir: corpus, backup: { ...base.backup, policy } } });
     try {
       const startedAt = performance.now();
-      const rollout = await flotilla.startRollout({ tenants: slugs }, { concurrency });
-      const done = await flotilla.runRollout(rollout.id);
+      const rollout = await flotilla.rollouts.start({ tenants: slugs }, { concurrency });
+      const done = await flotilla.rollouts.run(rollout.id);
       const elapsed = performance.now() - startedAt;
       if (done.counts.succeeded !== TENANTS) throw new Error(`Flotilla: ${JSON.stringify(done.counts)}`);
-      const backups = (await flotilla.listBackups()).length;
-      for (const b of await flotilla.listBackups()) await flotilla.pruneBackups(b.tenant, 0);
+      const backups = (await flotilla.backups.list()).length;
+      for (const b of await flotilla.backups.list()) await flotilla.backups.prune(b.tenant, 0);
       return { elapsed, backups };
     } finally {
       await flotilla.close();

@@ -1,5 +1,5 @@
 import { describeLoss, describeOverwrite } from '../core/verification.js';
-import type { TenantOutcome } from '../flotilla.js';
+import type { TenantOutcome } from '../core/outcomes.js';
 
 /** One line (or a few) per tenant, as `migrate` prints them live. */
 export function describeOutcome(outcome: TenantOutcome): string {

@@ -21,6 +21,8 @@ export interface AuditEventInput {
   readonly operationId?: string | null;
   /** What verification saw (tables compared, allowed losses, values overwritten), for a tenant's upgrade. */
   readonly details?: Record<string, unknown> | null;
+  /** Who acted; by default the actor of the log (the OS user). */
+  readonly actor?: string;
 }
 
 export interface AuditEvent extends Required<AuditEventInput> {
@@ -73,7 +75,7 @@ export class AuditLog {
   ) {}
 
   async record(event: AuditEventInput): Promise<void> {
-    await this.pool.query(AUDIT_INSERT, auditRow(this.actor, event));
+    await this.pool.query(AUDIT_INSERT, auditRow(event.actor ?? this.actor, event));
   }
 
   async list(filter: { tenant?: string; since?: Date; limit?: number } = {}): Promise<AuditEvent[]> {

@@ -17,11 +17,13 @@ export interface Operation {
   readonly actor: string;
   readonly runnerKey: number;
   readonly previousStatus: string | null;
+  /** The tenant whose status it set (and previousStatus was). */
+  readonly statusTenant: string | null;
   readonly phase: string | null;
   readonly startedAt: string;
 }
 
-const COLUMNS = 'id, command, tenant, arguments, actor, runner_key, previous_status, phase, started_at';
+const COLUMNS = 'id, command, tenant, arguments, actor, runner_key, previous_status, status_tenant, phase, started_at';
 
 /**
  * The operations table: each mutating command records its start (with an audit
@@ -62,6 +64,14 @@ export class OperationStore {
     );
   }
 
+  /** The tenant's status goes back to what it was before the operation set it (its run ended). */
+  async restoreTenantStatus(id: string, slug: string, status: string, previous: string): Promise<void> {
+    await inTransaction(this.pool, async (client) => {
+      await client.query('UPDATE flotilla.tenants SET status = $3, updated_at = now() WHERE slug = $1 AND status = $2', [slug, status, previous]);
+      await client.query('UPDATE flotilla.operations SET previous_status = NULL, status_tenant = NULL WHERE id = $1', [id]);
+    });
+  }
+
   /**
    * Sets a tenant's status for the time of an operation (a restore: `restoring`),
    * recording what it was so that it can be put back if the operation dies.
@@ -72,7 +82,7 @@ export class OperationStore {
       const { rows } = await client.query<{ status: string }>('SELECT status FROM flotilla.tenants WHERE slug = $1 FOR UPDATE', [slug]);
       const previous = rows[0]!.status;
       if (unlessIn.includes(previous)) return { previous, changed: false };
-      await client.query('UPDATE flotilla.operations SET previous_status = $2 WHERE id = $1', [id, previous]);
+      await client.query('UPDATE flotilla.operations SET previous_status = $2, status_tenant = $3 WHERE id = $1', [id, previous, slug]);
       await client.query('UPDATE flotilla.tenants SET status = $2, updated_at = now() WHERE slug = $1', [slug, status]);
       return { previous, changed: true };
     });
@@ -143,6 +153,7 @@ function toOperation(r: Record<string, unknown>): Operation {
     actor: String(r.actor),
     runnerKey: Number(r.runner_key),
     previousStatus: (r.previous_status as string | null) ?? null,
+    statusTenant: (r.status_tenant as string | null) ?? null,
     phase: (r.phase as string | null) ?? null,
     startedAt: (r.started_at as Date).toISOString(),
   };

@@ -1,3 +1,5 @@
+import { randomInt } from 'node:crypto';
+import { hostname } from 'node:os';
 import type pg from 'pg';
 import { LOCK_NAMESPACES, processAlive } from '../postgres/lock-namespaces.js';
 import { inTransaction } from './transaction.js';
@@ -356,4 +358,11 @@ function toRollout(r: Record<string, unknown>): Rollout {
     currentWave: (r.current_wave as number | null) ?? null,
     waves: (r.waves as number | null) ?? 0,
   };
+}
+
+/** A new runner identity, and a session holding its liveness lock (end the session to release it). */
+export async function becomeRunner(client: pg.Client): Promise<RunnerIdentity> {
+  const runner = { name: `${hostname()}:${process.pid}:${randomInt(1e6)}`, key: randomInt(1, 2 ** 31 - 1) };
+  await client.query('SELECT pg_advisory_lock($1, $2)', [RUNNER_LOCK_NAMESPACE, runner.key]);
+  return runner;
 }

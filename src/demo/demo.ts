@@ -7,7 +7,7 @@ import { loadConfig } from '../config/config.js';
 import { FlotillaError } from '../core/errors.js';
 import { readMigrationDir } from '../core/migration-file.js';
 import { renderSumFile, SUM_FILE } from '../core/sum-file.js';
-import type { MigrateReport, TenantState } from '../flotilla.js';
+import type { MigrateReport, TenantState } from '../core/outcomes.js';
 import { Flotilla } from '../flotilla.js';
 import { withClient } from '../postgres/connect.js';
 import { startEmbedded } from '../postgres/embedded.js';
@@ -77,7 +77,7 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
     let flotilla = await Flotilla.open({ config });
     try {
       for (const t of DEMO_TENANTS) {
-        await flotilla.createTenant({ slug: t.slug, name: t.name, kind: t.kind });
+        await flotilla.tenants.create({ slug: t.slug, name: t.name, kind: t.kind });
         await seed(flotilla, t);
         say(`Created tenant ${t.slug} (${t.kind}) with ${t.members} members, ${t.members * t.loansPerMember} loans, ${t.members * t.loansPerMember * t.paymentsPerLoan} payments`);
       }
@@ -87,9 +87,9 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
       say('Added migration 0004_client_id.sql: client_id added, back-filled, then NOT NULL');
       await flotilla.close();
       flotilla = await Flotilla.open({ config });
-      const report = await flotilla.migrate({ all: true });
+      const report = await flotilla.upgrade.migrate({ all: true });
       const after = await countRows(flotilla);
-      const status = await flotilla.status();
+      const status = await flotilla.status.fleet();
       const counts = before.map((b, i) => ({ ...b, after: after[i]!.before, missingClient: after[i]!.missingClient }));
       const lost = counts.filter((c) => c.after !== c.before || c.missingClient !== 0);
       if (report.failed > 0 || lost.length > 0) {
@@ -137,7 +137,7 @@ async function writeSum(dir: string): Promise<void> {
 }
 
 async function seed(flotilla: Flotilla, t: (typeof DEMO_TENANTS)[number]): Promise<void> {
-  await flotilla.withTenantClient(t.slug, async (client) => {
+  await flotilla.tenants.withClient(t.slug, async (client) => {
     await client.query(`INSERT INTO members (full_name, email) SELECT 'Member ' || i, $1 || '-' || i || '@example.org' FROM generate_series(1, $2::int) AS i`, [t.slug, t.members]);
     await client.query(`INSERT INTO loans (member_id, amount_cents) SELECT m.id, 10000 * k FROM members m, generate_series(1, $1::int) AS k`, [t.loansPerMember]);
     await client.query(`INSERT INTO payments (loan_id, amount_cents) SELECT l.id, 500 FROM loans l, generate_series(1, $1::int)`, [t.paymentsPerLoan]);
@@ -147,7 +147,7 @@ async function seed(flotilla: Flotilla, t: (typeof DEMO_TENANTS)[number]): Promi
 async function countRows(flotilla: Flotilla): Promise<RowCount[]> {
   const counts: RowCount[] = [];
   for (const t of DEMO_TENANTS) {
-    await flotilla.withTenantClient(t.slug, async (client) => {
+    await flotilla.tenants.withClient(t.slug, async (client) => {
       const { rows: columns } = await client.query(
         `SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'members' AND column_name = 'client_id'`,
       );

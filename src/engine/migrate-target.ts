@@ -5,9 +5,8 @@ import type { MigrationSet } from '../core/migration-set.js';
 import type { ParsedMigration } from '../core/migration.js';
 import { plan as planMigrations, planProblemsToError } from '../core/plan.js';
 import type { Plan } from '../core/plan.js';
-import type { HistoryUpdate, PendingPart, Phase, ScheduledStatement, Split } from '../core/schedule.js';
+import type { HistoryUpdate, PendingPart, Phase, ScheduledStatement } from '../core/schedule.js';
 import { isNode, stringField, unwrap } from '../core/sql/ast.js';
-import type { Loss, Overwrite } from '../core/verification.js';
 import { planStatements, relationsRun } from '../core/verification.js';
 import type { Finding } from '../core/lint/lint.js';
 import { effectsThroughExistingObjects } from '../postgres/fingerprint.js';
@@ -19,28 +18,13 @@ import { quoteIdent } from '../core/sql/quote.js';
 import { nonTransactionalReason, selectIntoAsCreateTable } from '../core/sql/statement.js';
 import { withTenantLock } from '../postgres/advisory-lock.js';
 import { connect } from '../postgres/connect.js';
+import type { SessionSource } from '../postgres/session-pools.js';
+import type { MigrationTarget, TargetResult } from '../core/target.js';
+export type { MigrationTarget, TargetResult };
 import { ensureHistoryTable, readHistory, recordHistory } from '../postgres/history.js';
 import { dropInvalidIndex, indexState } from '../postgres/index-state.js';
 import { schemaExists } from '../postgres/provision.js';
 
-/** Where one tenant's schema lives. */
-export interface MigrationTarget {
-  /** The tenant's slug (or another label) for messages. */
-  readonly tenant: string;
-  readonly serverUrl: string;
-  readonly database: string;
-  /** Holds the history table; unqualified names land here (`public` for a database tenant). */
-  readonly schema: string;
-  /** For schema tenants: each schema named by migrations → the tenant's own schema. */
-  readonly schemaMap?: ReadonlyMap<string, string>;
-  /** Create `schema` if missing (the control plane's own schema); tenants' schemas are made at provisioning. */
-  readonly createSchema?: boolean;
-  /**
-   * A schema tenant's own role (it must exist): the tenant's schemas are given
-   * to it, and the migrations run under it, so they cannot reach another tenant.
-   */
-  readonly role?: string;
-}
 
 export interface EngineOptions {
   readonly runId?: string;
@@ -71,8 +55,6 @@ export interface EngineOptions {
   readonly session?: SessionSource;
 }
 
-/** A session for one tenant upgrade, and how to give it back. */
-export type SessionSource = (applicationName: string) => Promise<{ client: pg.ClientBase; release(): Promise<void> }>;
 
 /** A new connection per upgrade, closed afterwards. */
 export function ownConnection(target: MigrationTarget): SessionSource {
@@ -82,25 +64,6 @@ export function ownConnection(target: MigrationTarget): SessionSource {
   };
 }
 
-export interface TargetResult {
-  readonly tenant: string;
-  readonly status: 'succeeded' | 'skipped' | 'planned';
-  readonly fromVersion: string | null;
-  readonly toVersion: string | null;
-  /** Migrations run (or, in a dry run, to run), by id. */
-  readonly migrations: readonly string[];
-  readonly statements: number;
-  /** Statements rewritten for a schema tenant. */
-  readonly rewritten: number;
-  readonly transactions: number;
-  readonly outsideTransaction: number;
-  readonly splits: readonly Split[];
-  readonly durationMs: number;
-  /** In a dry run: the statements that may overwrite existing values, and where (`UPDATE of members at 0004_x.sql:3`). */
-  readonly mayOverwrite?: readonly string[];
-  /** Tables compared before commit, the losses an allow directive accepted, and the values overwritten. */
-  readonly verification: { readonly tables: number; readonly allowedLosses: readonly Loss[]; readonly overwrites: readonly Overwrite[] } | null;
-}
 
 export const ENGINE_DEFAULTS = {
   lockWaitMs: 30_000,

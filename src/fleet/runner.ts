@@ -1,12 +1,8 @@
 import { spawnGuarded } from '../postgres/child-process.js';
-import { randomInt } from 'node:crypto';
-import { hostname } from 'node:os';
-import type pg from 'pg';
 import { describeLoss, describeOverwrite } from '../core/verification.js';
-import type { TenantOutcome } from '../flotilla.js';
+import type { TenantOutcome } from '../core/outcomes.js';
 import type { EventSink } from '../core/events.js';
 import type { Rollout, RolloutStore, RunnerIdentity } from '../control/rollout-store.js';
-import { RUNNER_LOCK_NAMESPACE } from '../control/rollout-store.js';
 
 export interface RunnerDeps {
   readonly store: RolloutStore;
@@ -78,13 +74,6 @@ export async function runRollout(deps: RunnerDeps, rolloutId: string, options: R
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
-}
-
-/** A new runner identity, and a session holding its liveness lock (end the session to release it). */
-export async function becomeRunner(client: pg.Client): Promise<RunnerIdentity> {
-  const runner = { name: `${hostname()}:${process.pid}:${randomInt(1e6)}`, key: randomInt(1, 2 ** 31 - 1) };
-  await client.query('SELECT pg_advisory_lock($1, $2)', [RUNNER_LOCK_NAMESPACE, runner.key]);
-  return runner;
 }
 
 async function record(deps: RunnerDeps, rolloutId: string, outcome: TenantOutcome, runner: string, options: RunnerOptions): Promise<void> {

@@ -84,6 +84,19 @@ export async function renameSchema(client: pg.ClientBase, from: string, to: stri
   await client.query(`ALTER SCHEMA ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
 }
 
+/** Moves the schemas that exist to their new names, all or none (one transaction). */
+export async function moveSchemasAside(client: pg.ClientBase, moves: readonly { from: string; to: string }[]): Promise<void> {
+  const present = new Set(await existingSchemas(client, moves.map((m) => m.from)));
+  await client.query('BEGIN');
+  try {
+    for (const move of moves) if (present.has(move.from)) await renameSchema(client, move.from, move.to);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
 /** Which of these schemas exist in the session's database. */
 export async function existingSchemas(client: pg.ClientBase, names: readonly string[]): Promise<string[]> {
   const { rows } = await client.query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE nspname = ANY($1) ORDER BY 1', [names]);

@@ -1,6 +1,8 @@
 import pg from 'pg';
-import type { SessionSource } from '../engine/migrate-target.js';
 import { withDatabase } from './server-url.js';
+
+/** A session for one tenant upgrade, and how to give it back. */
+export type SessionSource = (applicationName: string) => Promise<{ client: pg.ClientBase; release(): Promise<void> }>;
 
 /**
  * One pool of sessions per (server, database) for tenants that share a

@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { fileChecksum } from '../core/checksum.js';
 import { access, mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +18,7 @@ import type { StorageClaim } from '../control/storage.js';
 import type { Server, Tenant } from '../core/tenant.js';
 import type { OwnedStorage } from '../tenancy/owned-storage.js';
 import { localFile } from '../tenancy/owned-storage.js';
-import { claimTenantSchemas } from '../tenancy/tenant-storage.js';
+import { tenancyModel } from '../tenancy/models.js';
 import type { Backup, BackupStrategy } from '../control/backup-catalog.js';
 import { countRows } from '../postgres/row-counts.js';
 
@@ -110,7 +110,7 @@ export class BackupService {
   }
 
   private async snapshot(tenant: Tenant, server: Server, operationId: string, options: BackupOptions): Promise<{ backup: Omit<Backup, 'createdAt'>; claim: StorageClaim }> {
-    if (tenant.kind !== 'database') {
+    if (!tenancyModel(tenant.kind).snapshots) {
       throw new FlotillaError(
         'FLO_SNAPSHOT_UNAVAILABLE',
         `Tenant ${tenant.slug} is a schema tenant: a snapshot copies a whole database, so it can only back up database tenants.`,
@@ -175,9 +175,7 @@ export class BackupService {
     options: BackupOptions,
   ): Promise<{ backup: Omit<Backup, 'createdAt'>; claim: StorageClaim }> {
     const id = randomUUID();
-    // A schema tenant's dump holds exactly the schemas the registry records as its own.
-    if (tenant.kind === 'schema' && set) await claimTenantSchemas(tenant, server, set, this.storage);
-    const owned = tenant.kind === 'schema' ? (await this.storage.claims.ofTenant(tenant.id)).filter((c) => c.kind === 'schema').map((c) => c.name) : undefined;
+    const scope = await tenancyModel(tenant.kind).backupScope(tenant, server, set, this.storage);
     const dir = join(this.config.dir, tenant.slug);
     const file = join(
       dir,
@@ -195,8 +193,8 @@ export class BackupService {
       // Count rows in the very snapshot pg_dump will dump, so the two always agree.
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snapshot = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]!.id;
-      const schemas = owned ? await existingSchemas(client, owned) : undefined;
-      const counts = await countRows(client, { schemas, tenantSchema: tenant.kind === 'schema' ? tenant.schema : undefined });
+      const schemas = scope.schemas ? await existingSchemas(client, scope.schemas) : undefined;
+      const counts = await countRows(client, { schemas, tenantSchema: scope.tenantSchema });
       const version = await schemaVersion(client, tenant.schema);
       const args = ['--format=custom', `--snapshot=${snapshot}`, '--file', partial, ...(schemas ?? []).flatMap((s) => ['--schema', `"${s}"`])];
       const run = await runTool('pg_dump', args, withDatabase(server.url, tenant.database));
@@ -237,16 +235,6 @@ export class BackupService {
 export async function schemaVersion(client: pg.Client, schema: string): Promise<string | null> {
   if (!(await historyExists(client, schema))) return null;
   return newestVersion(await readHistory(client, schema));
-}
-
-export function fileChecksum(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
 }
 
 /** The sessions connected to a database (count and application names), or null when there are none. */

@@ -1,21 +1,12 @@
 import type { AuditEventInput } from '../control/audit-log.js';
 import { FlotillaError, isFlotillaError } from '../core/errors.js';
 import type { Registry } from '../control/registry.js';
+import type { OperationContext } from '../core/operation.js';
 import type { TenantStatus } from '../core/tenant.js';
 import type { OwnedStorage } from '../tenancy/owned-storage.js';
 import { recoverOperation } from './recovery.js';
 
-/** What a running command may do with its own record. */
-export interface OperationContext {
-  readonly id: string;
-  /** Records how far it got (where that decides how it is finished or undone). */
-  setPhase(phase: string): Promise<void>;
-  /** Sets a tenant's status for the time of the operation; it is put back if the operation dies. */
-  /** Sets the tenant's status, recording the one it had; not when it is one of `unlessIn` (then `changed` is false). */
-  setTenantStatus(slug: string, status: TenantStatus, unlessIn?: readonly TenantStatus[]): Promise<{ previous: TenantStatus; changed: boolean }>;
-  /** Refuses to go on once this process can no longer prove it lives (its liveness session broke). */
-  assertAlive(): void;
-}
+export type { OperationContext };
 
 export interface OperationSpec {
   readonly command: string;
@@ -50,6 +41,7 @@ export class Operations {
       setPhase: (phase) => registry.operations.setPhase(operation.id, phase),
       setTenantStatus: async (slug, status, unlessIn) =>
         (await registry.operations.setTenantStatus(operation.id, slug, status, unlessIn)) as { previous: TenantStatus; changed: boolean },
+      restoreTenantStatus: (slug, status, previous) => registry.operations.restoreTenantStatus(operation.id, slug, status, previous),
       assertAlive: () => {
         if (!liveness.alive()) {
           throw new FlotillaError('FLO_CONNECTION_FAILED', `The connection to the control database that shows this ${spec.command} is alive broke: it stops here.`, {
@@ -79,6 +71,11 @@ export class Operations {
       else await registry.audit.record({ ...event, operationId: operation.id }).catch(() => undefined);
       throw error;
     }
+  }
+
+  /** Records an event of a running command (one tenant's upgrade) under this actor. */
+  async record(event: AuditEventInput): Promise<void> {
+    await this.deps.registry.audit.record({ ...event, actor: this.deps.actor });
   }
 
   /**

@@ -7,8 +7,8 @@ import { isFlotillaStorage } from '../postgres/provision.js';
 import type { Registry } from '../control/registry.js';
 import type { Server, Tenant, TenantKind } from '../core/tenant.js';
 import type { OwnedStorage } from '../tenancy/owned-storage.js';
-import { claimTenantSchemas, ensureTenantRole, removeTenantStorage } from '../tenancy/tenant-storage.js';
-import { migrationTarget, placeTenant } from '../tenancy/placement.js';
+import type { FlotillaConfig } from '../config/config.js';
+import { tenancyModel } from '../tenancy/models.js';
 
 export interface NewTenant {
   readonly slug: string;
@@ -23,7 +23,7 @@ export interface NewTenant {
 export interface ProvisioningDeps {
   readonly registry: Registry;
   readonly storage: OwnedStorage;
-  readonly tenantsConfig: Parameters<typeof placeTenant>[2];
+  readonly tenantsConfig: FlotillaConfig['tenants'];
   readonly engine: EngineOptions;
 }
 
@@ -41,7 +41,8 @@ export async function provisionTenant(
 ): Promise<{ tenant: Tenant; result: TargetResult | null; cleared: boolean }> {
   const operationId = op.id;
   const { registry, storage } = deps;
-  const place = placeTenant(input.slug, input.kind, deps.tenantsConfig);
+  const model = tenancyModel(input.kind);
+  const place = model.place(input.slug, deps.tenantsConfig);
   const cleared = await clearLegacyLeftover(input.slug, set, deps);
   let tenant: Tenant;
   try {
@@ -51,18 +52,9 @@ export async function provisionTenant(
     return { tenant: error.tenant, result: null, cleared: false };
   }
   try {
-    if (tenant.kind === 'database') {
-      await storage.createDatabase({ server: tenant.server, kind: 'database', name: tenant.database }, { purpose: 'tenant', tenantId: tenant.id });
-    } else {
-      await storage.ensureSharedDatabase(tenant.server, tenant.database);
-      await storage.createSchema({ server: tenant.server, kind: 'schema', database: tenant.database, name: tenant.schema }, { purpose: 'tenant', tenantId: tenant.id });
-      // The schemas its migrations will create are its own from now on (refused if something holds their names).
-      await claimTenantSchemas(tenant, input.server, set, storage);
-      // Its own role, under which its migrations run: it can reach no other tenant's schemas.
-      await ensureTenantRole(tenant, storage, { newSchema: true });
-    }
+    await model.provision(tenant, input.server, set, storage);
     op.assertAlive();
-    const result = await migrateTarget(migrationTarget(tenant, input.server, set), set, deps.engine);
+    const result = await migrateTarget(model.target(tenant, input.server, set), set, deps.engine);
     op.assertAlive();
     if (input.tags?.length) await registry.setTags(tenant.slug, input.tags);
     await registry.activate(tenant.slug);
@@ -71,7 +63,7 @@ export async function provisionTenant(
     // Only a tenant still being made is undone: one activated before the error stays as it is. When even
     // that cannot be read, the operation's recovery (which runs when the command fails) decides.
     if (await registry.stillProvisioning(tenant).catch(() => false)) {
-      await removeTenantStorage(tenant, storage).catch(() => undefined);
+      await model.remove(tenant, storage).catch(() => undefined);
       await registry.deleteUnfinishedTenant(tenant).catch(() => undefined);
     }
     const cause = isFlotillaError(error) ? error : undefined;
@@ -151,8 +143,9 @@ async function clearLegacyLeftover(slug: string, set: MigrationSet, deps: Provis
     throw error;
   });
   if (ours) {
-    await claimTenantSchemas(leftover, server, set, storage).catch(() => undefined);
-    await removeTenantStorage(leftover, storage);
+    const model = tenancyModel(leftover.kind);
+    await model.prepareUpgrade(leftover, server, set, storage, { known: {}, checkOnly: false }).catch(() => undefined);
+    await model.remove(leftover, storage);
   } else {
     // Its storage holds data Flotilla did not put there: left as it is, and no longer claimed (the create
     // that follows then refuses it as someone else's).

@@ -31,12 +31,13 @@ export async function recoverOperation(operation: Operation, deps: { registry: R
     await registry.deleteUnfinishedTenant(tenant);
     done.push(`unfinished tenant ${tenant.slug} removed`);
   }
-  if (operation.tenant && operation.previousStatus) {
-    const tenant = await registry.findTenant(operation.tenant).catch((error: unknown) => {
+  const statusTenant = operation.statusTenant ?? operation.tenant;
+  if (statusTenant && operation.previousStatus) {
+    const tenant = await registry.findTenant(statusTenant).catch((error: unknown) => {
       if (isFlotillaError(error)) return undefined;
       throw error;
     });
-    if (tenant?.status === 'restoring') {
+    if (tenant?.status === 'restoring' || tenant?.status === 'upgrading') {
       await registry.setStatus(tenant.slug, operation.previousStatus as never);
       done.push(`tenant ${tenant.slug} back to ${operation.previousStatus}`);
     }

@@ -20,7 +20,6 @@ export async function removeTenantStorage(tenant: Tenant, storage: OwnedStorage)
  * `known`: the roles the registry already records for it (read in bulk by the caller).
  */
 export async function ensureTenantRole(tenant: Tenant, storage: OwnedStorage, options: { known?: readonly string[]; newSchema?: boolean } = {}): Promise<void> {
-  if (tenant.kind !== 'schema') return;
   const role = tenantRole(tenant);
   if ((options.known ?? (await storage.claims.ofTenant(tenant.id)).map((c) => c.name)).includes(role)) return;
   // A new tenant's empty schema is the role's at once; an older tenant's schema and what it holds are given to it by its next upgrade.
@@ -46,7 +45,6 @@ export async function claimTenantSchemas(
   storage: OwnedStorage,
   options: { known?: readonly string[]; checkOnly?: boolean } = {},
 ): Promise<void> {
-  if (tenant.kind !== 'schema') return;
   const known = new Set(options.known ?? (await storage.claims.ofTenant(tenant.id)).map((c) => c.name));
   const missing = ownedSchemas(tenant, set).filter((name) => !known.has(name));
   if (missing.length === 0) return;

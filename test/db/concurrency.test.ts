@@ -11,9 +11,9 @@ beforeAll(async () => {
   project = await testProject();
   await project.write({ '0001_log.sql': 'CREATE TABLE applied_log (migration text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());' });
   flotilla = await Flotilla.open({ config: project.config });
-  await flotilla.createTenant({ slug: 'shared-one' });
-  await flotilla.createTenant({ slug: 'other', kind: 'schema' });
-  await flotilla.createTenant({ slug: 'third', kind: 'schema' });
+  await flotilla.tenants.create({ slug: 'shared-one' });
+  await flotilla.tenants.create({ slug: 'other', kind: 'schema' });
+  await flotilla.tenants.create({ slug: 'third', kind: 'schema' });
   await project.write({
     '0002_slow.sql': "INSERT INTO applied_log (migration) VALUES ('0002');\nSELECT pg_sleep(1.5);\nINSERT INTO applied_log (migration) VALUES ('0002-end');",
     '0003_next.sql': "INSERT INTO applied_log (migration) VALUES ('0003');",
@@ -34,17 +34,17 @@ describe('concurrent migrations', () => {
     // Whichever came second found the tenant up to date: when it started (skipped in bulk) or once it held the lock.
     const statuses = [a, b].map((r) => tenantResults(r.stdout)['shared-one'] ?? (events(r.stdout)[0]!.skipped === 1 ? 'skipped' : 'none')).sort();
     expect(statuses).toEqual(['skipped', 'succeeded']);
-    const log = await flotilla.withTenantClient('shared-one', async (c) => (await c.query('SELECT migration FROM applied_log ORDER BY at')).rows);
+    const log = await flotilla.tenants.withClient('shared-one', async (c) => (await c.query('SELECT migration FROM applied_log ORDER BY at')).rows);
     expect(log.map((r) => r.migration)).toEqual(['0002', '0002-end', '0003']);
-    const history = await flotilla.withTenantClient('shared-one', async (c) => (await c.query('SELECT version FROM flotilla_migrations ORDER BY version')).rows);
+    const history = await flotilla.tenants.withClient('shared-one', async (c) => (await c.query('SELECT version FROM flotilla_migrations ORDER BY version')).rows);
     expect(history.map((r) => r.version)).toEqual(['0001', '0002', '0003']);
   });
 
   it('two tenants in one database migrate at the same time without blocking each other (one lock key per tenant)', async () => {
-    await Promise.all([flotilla.migrate({ tenants: ['other'] }), flotilla.migrate({ tenants: ['third'] })]);
+    await Promise.all([flotilla.upgrade.migrate({ tenants: ['other'] }), flotilla.upgrade.migrate({ tenants: ['third'] })]);
     const spans = await Promise.all(
       ['other', 'third'].map((slug) =>
-        flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT min(at) AS start, max(at) FILTER (WHERE migration = '0002-end') AS finish FROM applied_log`)).rows[0]),
+        flotilla.tenants.withClient(slug, async (c) => (await c.query(`SELECT min(at) AS start, max(at) FILTER (WHERE migration = '0002-end') AS finish FROM applied_log`)).rows[0]),
       ),
     );
     const [x, y] = spans as { start: Date; finish: Date }[];
@@ -57,12 +57,12 @@ describe('concurrent migrations', () => {
     await project.write({ '0004_slow_again.sql': 'SELECT pg_sleep(2);' });
     const impatient = await Flotilla.open({ config: { ...project.config, engine: { ...project.config.engine, lockWaitMs: 300 } } });
     try {
-      const first = flotilla.migrate({ tenants: ['shared-one'] });
+      const first = flotilla.upgrade.migrate({ tenants: ['shared-one'] });
       await waitForLockHolder(project, 'flotilla migrate');
-      const locked = (await flotilla.status()).find((t) => t.slug === 'shared-one')!;
+      const locked = (await flotilla.status.fleet()).find((t) => t.slug === 'shared-one')!;
       expect(locked.problems.map((p) => p.code)).toEqual(['FLO_TENANT_LOCKED']);
       expect(locked.problems[0]!.message).toMatch(/^locked by session \d+ \(flotilla migrate /);
-      const second = await impatient.migrate({ tenants: ['shared-one'] });
+      const second = await impatient.upgrade.migrate({ tenants: ['shared-one'] });
       const outcome = second.outcomes[0]!;
       expect(outcome.status).toBe('failed');
       if (outcome.status === 'failed') {

@@ -35,9 +35,9 @@ beforeAll(async () => {
   });
   const config = { ...project.config, backup: { ...project.config.backup, dir: join(project.dir, 'backups') } };
   let setup = await Flotilla.open({ config });
-  await setup.createTenant({ slug: 'alpha', kind: 'database' });
-  await setup.createTenant({ slug: 'beta', kind: 'schema' });
-  await setup.backup('alpha', { strategy: 'snapshot' });
+  await setup.tenants.create({ slug: 'alpha', kind: 'database' });
+  await setup.tenants.create({ slug: 'beta', kind: 'schema' });
+  await setup.backups.create('alpha', { strategy: 'snapshot' });
   await setup.close();
   // An older version made no roles: the schema tenant's goes, with what it owned handed back.
   for (const { name } of await project.query<{ name: string }>(control(), `SELECT name FROM flotilla.storage WHERE kind = 'role'`)) {
@@ -85,19 +85,19 @@ describe('a control database from before ownership was recorded', () => {
     );
     // The younger of two tenants given one database owns nothing it could destroy.
     expect(claims.filter((c) => c.slug === 'second')).toEqual([]);
-    await expect(flotilla.backup('second').then((b) => flotilla.restore('second', b.id))).rejects.toMatchObject({ code: 'FLO_STORAGE_NOT_OWNED' });
+    await expect(flotilla.backups.create('second').then((b) => flotilla.backups.restore('second', b.id))).rejects.toMatchObject({ code: 'FLO_STORAGE_NOT_OWNED' });
   });
 
   it("claims a schema tenant's other schemas when its history shows its own migrations made them", async () => {
-    const backup = await flotilla.backup('beta');
+    const backup = await flotilla.backups.create('beta');
     expect(backup.schemas).toEqual([`${project.prefix}_beta`, `${project.prefix}_beta__events`]);
-    expect((await flotilla.tenantStorage('beta')).map((s) => s.name)).toEqual([`${project.prefix}_beta`, `${project.prefix}_beta__events`]);
+    expect((await flotilla.tenants.storage('beta')).map((s) => s.name)).toEqual([`${project.prefix}_beta`, `${project.prefix}_beta__events`]);
   });
 
   it('keeps server passwords apart from their URLs, and never lists them', async () => {
     const rows = await project.query<{ url: string; password: string | null }>(control(), `SELECT url, password FROM flotilla.servers WHERE name = 'second'`);
     expect(rows[0]!.url).not.toContain('old-secret');
     expect(rows[0]!.password).toBe('old-secret');
-    expect(JSON.stringify(await flotilla.listServers())).not.toContain('old-secret');
+    expect(JSON.stringify(await flotilla.servers.list())).not.toContain('old-secret');
   });
 });

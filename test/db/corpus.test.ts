@@ -45,7 +45,7 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
   });
 
   it('applies the whole history to a new database tenant', async () => {
-    const tenant = await flotilla.createTenant({ slug: 'trigger-db', kind: 'database' });
+    const tenant = await flotilla.tenants.create({ slug: 'trigger-db', kind: 'database' });
     const [history] = await project.query(tenant.database, `SELECT count(*)::int AS n, count(*) FILTER (WHERE remaining <> '{}')::int AS unfinished FROM flotilla_migrations`);
     expect(history).toEqual({ n: 820, unfinished: 0 });
     const [counts] = await project.query(tenant.database, COUNTS, ['public', 'triggerdotdev_events']);
@@ -58,11 +58,11 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
     const database = project.config.tenants.schemaDatabase;
     const owned = [`${project.prefix}_trigger_sch`, `${project.prefix}_trigger_sch__triggerdotdev_events`];
     // A neighbour tenant first, so the shared database exists and holds someone else's objects.
-    await flotilla.createTenant({ slug: 'neighbour', kind: 'schema' });
+    await flotilla.tenants.create({ slug: 'neighbour', kind: 'schema' });
     const before = await project.query(database, CATALOG_OUTSIDE, [[...owned, 'pg_toast']]);
     expect(before.some((r) => r.schema === `${project.prefix}_neighbour`)).toBe(true);
 
-    const tenant = await flotilla.createTenant({ slug: 'trigger-sch', kind: 'schema' });
+    const tenant = await flotilla.tenants.create({ slug: 'trigger-sch', kind: 'schema' });
     expect(tenant.schema).toBe(owned[0]);
     const after = await project.query(database, CATALOG_OUTSIDE, [[...owned, 'pg_toast']]);
     expect(after).toEqual(before);
@@ -82,12 +82,12 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
   });
 
   it('applies nothing when run again', async () => {
-    const report = await flotilla.migrate({ tenants: ['trigger-db', 'trigger-sch'] });
+    const report = await flotilla.upgrade.migrate({ tenants: ['trigger-db', 'trigger-sch'] });
     expect(report.outcomes.map((o) => [o.tenant, o.status])).toEqual([
       ['trigger-db', 'skipped'],
       ['trigger-sch', 'skipped'],
     ]);
-    const status = await flotilla.status();
+    const status = await flotilla.status.fleet();
     expect(status.filter((s) => s.slug.startsWith('trigger')).map((s) => [s.version, s.applied, s.pending, s.problems])).toEqual([
       ['20260818120100', 820, 0, []],
       ['20260818120100', 820, 0, []],
@@ -96,15 +96,15 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
 
   it('upgrades a tenant at migration 800 to 820 in one transaction, with the index builds after it', async () => {
     const first800 = join(project.dir, 'first-800');
-    const set = await flotilla.migrations();
+    const set = await flotilla.lint.migrations();
     for (const m of set.migrations.slice(0, 800)) await cp(join(corpusDir(), m.path), join(first800, m.path));
     const older = await Flotilla.open({ config: { ...flotilla.config, migrationsDir: first800 } });
     try {
-      await older.createTenant({ slug: 'trigger-800', kind: 'schema' });
+      await older.tenants.create({ slug: 'trigger-800', kind: 'schema' });
     } finally {
       await older.close();
     }
-    const report = await flotilla.migrate({ tenants: ['trigger-800'] });
+    const report = await flotilla.upgrade.migrate({ tenants: ['trigger-800'] });
     const outcome = report.outcomes[0]!;
     expect(outcome.status).toBe('succeeded');
     if (outcome.status !== 'succeeded') return;

@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 async function snapshot(slug: string) {
-  return flotilla.withTenantClient(slug, async (client) => ({
+  return flotilla.tenants.withClient(slug, async (client) => ({
     columns: (await client.query(`SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1, 2`)).rows,
     indexes: (await client.query(`SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1`)).rows,
     rows: (await client.query('SELECT * FROM accounts ORDER BY id')).rows,
@@ -32,7 +32,7 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
   const slug = `bank-${kind}`;
 
   beforeAll(async () => {
-    await flotilla.createTenant({ slug, kind });
+    await flotilla.tenants.create({ slug, kind });
   });
 
   it('leaves schema, rows and history exactly as they were when the 3rd of 5 pending migrations fails', async () => {
@@ -47,7 +47,7 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
     await project.write(pending);
     const pendingFiles = Object.keys(pending);
     try {
-      const report = await flotilla.migrate({ tenants: [slug] });
+      const report = await flotilla.upgrade.migrate({ tenants: [slug] });
       expect(report.failed).toBe(1);
       const outcome = report.outcomes[0]!;
       expect(outcome.status).toBe('failed');
@@ -68,14 +68,14 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
       '0003_owner_unique.sql': 'CREATE UNIQUE INDEX CONCURRENTLY accounts_owner_key ON accounts (owner);',
       '0004_after.sql': 'CREATE TABLE after_index (id int);',
     };
-    await flotilla.withTenantClient(slug, (c) => c.query("INSERT INTO accounts (owner, balance) VALUES ('ann', 1)"));
+    await flotilla.tenants.withClient(slug, (c) => c.query("INSERT INTO accounts (owner, balance) VALUES ('ann', 1)"));
     await project.write(files);
     try {
-      const first = await flotilla.migrate({ tenants: [slug] });
+      const first = await flotilla.upgrade.migrate({ tenants: [slug] });
       expect(first.outcomes[0]!.status).toBe('failed');
       const failed = first.outcomes[0]!;
       if (failed.status === 'failed') expect(failed.error.message).toContain('could not create unique index "accounts_owner_key"');
-      const midway = await flotilla.withTenantClient(slug, async (c) => ({
+      const midway = await flotilla.tenants.withClient(slug, async (c) => ({
         index: (
           await c.query(
             `SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = 'accounts_owner_key' AND x.relnamespace = current_schema()::regnamespace`,
@@ -91,13 +91,13 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
         { name: 'after', remaining: [] },
       ]);
       expect(midway.table).toBe(true);
-      const status = (await flotilla.status()).find((s) => s.slug === slug)!;
+      const status = (await flotilla.status.fleet()).find((s) => s.slug === slug)!;
       expect(status.pending).toBe(1);
 
-      await flotilla.withTenantClient(slug, (c) => c.query("DELETE FROM accounts WHERE owner = 'ann' AND balance = 1"));
-      const second = await flotilla.migrate({ tenants: [slug] });
+      await flotilla.tenants.withClient(slug, (c) => c.query("DELETE FROM accounts WHERE owner = 'ann' AND balance = 1"));
+      const second = await flotilla.upgrade.migrate({ tenants: [slug] });
       expect(second.outcomes[0]!.status).toBe('succeeded');
-      const after = await flotilla.withTenantClient(slug, async (c) => ({
+      const after = await flotilla.tenants.withClient(slug, async (c) => ({
         index: (
           await c.query(
             `SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = 'accounts_owner_key' AND x.relnamespace = current_schema()::regnamespace`,
@@ -107,10 +107,10 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
       }));
       expect(after.index).toEqual([{ indisvalid: true }]);
       expect(after.remaining).toEqual([{ remaining: [] }]);
-      const third = await flotilla.migrate({ tenants: [slug] });
+      const third = await flotilla.upgrade.migrate({ tenants: [slug] });
       expect(third.outcomes[0]!.status).toBe('skipped');
     } finally {
-      await flotilla.withTenantClient(slug, (c) =>
+      await flotilla.tenants.withClient(slug, (c) =>
         c.query("DROP INDEX IF EXISTS accounts_owner_key; DROP TABLE IF EXISTS after_index; DELETE FROM flotilla_migrations WHERE version >= '0003'"),
       );
       for (const file of Object.keys(files)) await import('node:fs/promises').then((fs) => fs.rm(`${project.migrationsDir}/${file}`));
@@ -121,9 +121,9 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
     const files = {
       '0003_indexes.sql': 'CREATE INDEX CONCURRENTLY accounts_balance_idx ON accounts (balance);\nCREATE UNIQUE INDEX CONCURRENTLY accounts_owner_key ON accounts (owner);',
     };
-    const history = () => flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT remaining FROM flotilla_migrations WHERE version = '0003'`)).rows);
+    const history = () => flotilla.tenants.withClient(slug, async (c) => (await c.query(`SELECT remaining FROM flotilla_migrations WHERE version = '0003'`)).rows);
     const indexes = () =>
-      flotilla.withTenantClient(
+      flotilla.tenants.withClient(
         slug,
         async (c) =>
           (
@@ -132,18 +132,18 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
             )
           ).rows,
       );
-    await flotilla.withTenantClient(slug, (c) => c.query("INSERT INTO accounts (owner, balance) VALUES ('ann', 1)"));
+    await flotilla.tenants.withClient(slug, (c) => c.query("INSERT INTO accounts (owner, balance) VALUES ('ann', 1)"));
     await project.write(files);
     try {
-      expect((await flotilla.migrate({ tenants: [slug] })).outcomes[0]!.status).toBe('failed');
+      expect((await flotilla.upgrade.migrate({ tenants: [slug] })).outcomes[0]!.status).toBe('failed');
       // The first build is written down before the error: only the second is still to run.
       expect(await history()).toEqual([{ remaining: [1] }]);
-      await flotilla.withTenantClient(slug, (c) => c.query("DELETE FROM accounts WHERE owner = 'ann' AND balance = 1"));
-      expect((await flotilla.migrate({ tenants: [slug] })).outcomes[0]!.status).toBe('succeeded');
+      await flotilla.tenants.withClient(slug, (c) => c.query("DELETE FROM accounts WHERE owner = 'ann' AND balance = 1"));
+      expect((await flotilla.upgrade.migrate({ tenants: [slug] })).outcomes[0]!.status).toBe('succeeded');
       expect(await history()).toEqual([{ remaining: [] }]);
       // As if killed after both builds but before their history row: the resumed run finds both built.
-      await flotilla.withTenantClient(slug, (c) => c.query(`UPDATE flotilla_migrations SET remaining = '{0,1}' WHERE version = '0003'`));
-      const resumed = (await flotilla.migrate({ tenants: [slug] })).outcomes[0]!;
+      await flotilla.tenants.withClient(slug, (c) => c.query(`UPDATE flotilla_migrations SET remaining = '{0,1}' WHERE version = '0003'`));
+      const resumed = (await flotilla.upgrade.migrate({ tenants: [slug] })).outcomes[0]!;
       expect(resumed.status).toBe('succeeded');
       expect(await history()).toEqual([{ remaining: [] }]);
       expect(await indexes()).toEqual([
@@ -152,7 +152,7 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
         { name: 'accounts_pkey', valid: true },
       ]);
     } finally {
-      await flotilla.withTenantClient(slug, (c) =>
+      await flotilla.tenants.withClient(slug, (c) =>
         c.query("DROP INDEX IF EXISTS accounts_balance_idx; DROP INDEX IF EXISTS accounts_owner_key; DELETE FROM flotilla_migrations WHERE version >= '0003'"),
       );
       for (const file of Object.keys(files)) await import('node:fs/promises').then((fs) => fs.rm(`${project.migrationsDir}/${file}`));
@@ -164,16 +164,16 @@ describe.each(['database', 'schema'] as const)('the engine on a %s tenant', (kin
     const original = await fs.readFile(`${project.migrationsDir}/0002_seed.sql`, 'utf8');
     await project.write({ '0002_seed.sql': `${original}\n-- edited`, '0003_new.sql': 'CREATE TABLE never (id int);' });
     try {
-      const changed = await flotilla.migrate({ tenants: [slug] });
+      const changed = await flotilla.upgrade.migrate({ tenants: [slug] });
       const outcome = changed.outcomes[0]!;
       expect(outcome.status === 'failed' && outcome.error.code).toBe('FLO_CHECKSUM_CHANGED');
       await fs.rm(`${project.migrationsDir}/0002_seed.sql`);
-      const missing = await flotilla.migrate({ tenants: [slug] });
+      const missing = await flotilla.upgrade.migrate({ tenants: [slug] });
       const missingOutcome = missing.outcomes[0]!;
       expect(missingOutcome.status === 'failed' && missingOutcome.error.code).toBe('FLO_MIGRATION_MISSING');
-      const problems = (await flotilla.status()).find((s) => s.slug === slug)!.problems.map((p) => p.code);
+      const problems = (await flotilla.status.fleet()).find((s) => s.slug === slug)!.problems.map((p) => p.code);
       expect(problems).toEqual(['FLO_MIGRATION_MISSING']);
-      const present = await flotilla.withTenantClient(slug, async (c) => (await c.query(`SELECT to_regclass('never') AS t`)).rows[0].t);
+      const present = await flotilla.tenants.withClient(slug, async (c) => (await c.query(`SELECT to_regclass('never') AS t`)).rows[0].t);
       expect(present).toBeNull();
     } finally {
       await project.write({ '0002_seed.sql': original });

@@ -11,13 +11,13 @@ import { testProject } from '../support/project.js';
 let project: TestProject;
 let flotilla: Flotilla;
 const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project.env });
-const history = () => flotilla.withTenantClient('acme', async (c) => (await c.query('SELECT version FROM flotilla_migrations ORDER BY version')).rows.map((r) => r.version));
+const history = () => flotilla.tenants.withClient('acme', async (c) => (await c.query('SELECT version FROM flotilla_migrations ORDER BY version')).rows.map((r) => r.version));
 
 beforeAll(async () => {
   project = await testProject();
   await project.write({ '0001_a.sql': 'CREATE TABLE a (id int);' });
   flotilla = await Flotilla.open({ config: project.config });
-  await flotilla.createTenant({ slug: 'acme' });
+  await flotilla.tenants.create({ slug: 'acme' });
   await project.write({ '0002_b.sql': 'CREATE TABLE b (id int);', '0003_c.sql': 'CREATE TABLE c (id int);' });
 });
 afterAll(async () => {
@@ -30,8 +30,8 @@ describe('flags validated before anything runs', () => {
     const result = await cli('migrate', '--all', '--to', '9999');
     expect([result.code, result.stderr]).toEqual([9, expect.stringContaining('error FLO_VERSION_NOT_FOUND: No migration has version 9999 (the newest is 0003)')]);
     expect(await history()).toEqual(['0001']);
-    expect((await flotilla.listRollouts()).length).toBe(0);
-    await expect(flotilla.migrate({ all: true, target: '9999' })).rejects.toMatchObject({ code: 'FLO_VERSION_NOT_FOUND' });
+    expect((await flotilla.rollouts.list()).length).toBe(0);
+    await expect(flotilla.upgrade.migrate({ all: true, target: '9999' })).rejects.toMatchObject({ code: 'FLO_VERSION_NOT_FOUND' });
     expect(await history()).toEqual(['0001']);
   });
 

@@ -40,7 +40,7 @@ function runner(args: string[]) {
 const count = (stdout: string, event: string) => events(stdout).filter((e) => e.event === event).length;
 
 async function tenantState(slug: string) {
-  return flotilla.withTenantClient(slug, async (c) => ({
+  return flotilla.tenants.withClient(slug, async (c) => ({
     history: (await c.query(`SELECT version, remaining FROM flotilla_migrations ORDER BY version`)).rows.map((r) => `${r.version}${r.remaining.length ? '*' : ''}`),
     log: (await c.query('SELECT migration FROM applied_log ORDER BY migration')).rows.map((r) => r.migration),
     rows: (await c.query('SELECT count(*)::int AS n FROM items')).rows[0].n,
@@ -54,7 +54,7 @@ beforeAll(async () => {
       'CREATE TABLE items (id serial PRIMARY KEY, v int);\nCREATE TABLE applied_log (migration text NOT NULL);\nINSERT INTO items (v) SELECT g FROM generate_series(1, 25) g;',
   });
   flotilla = await Flotilla.open({ config: { ...project.config, backup: { ...project.config.backup, policy: 'never' } } });
-  for (let i = 1; i <= 100; i++) await flotilla.createTenant({ slug: `f${String(i).padStart(3, '0')}`, kind: 'schema' });
+  for (let i = 1; i <= 100; i++) await flotilla.tenants.create({ slug: `f${String(i).padStart(3, '0')}`, kind: 'schema' });
 }, 180_000);
 afterAll(async () => {
   await flotilla?.close();
@@ -79,7 +79,7 @@ describe('rollouts with real runner processes', () => {
     await second.until((s) => count(s, 'tenant.succeeded') >= 30);
     second.child.kill('SIGKILL');
     await second.exit;
-    expect((await flotilla.getRollout(id)).counts.succeeded).toBeLessThan(100);
+    expect((await flotilla.rollouts.get(id)).counts.succeeded).toBeLessThan(100);
 
     // 3. Resumed, then killed while a statement outside the transaction runs.
     const third = runner(['--resume', id, '--concurrency', '8']);
@@ -106,11 +106,11 @@ describe('rollouts with real runner processes', () => {
     const last = runner(['--all', '--concurrency', '8']);
     expect(await last.exit).toBe(0);
     expect(events(last.output()).find((e) => e.event === 'rollout.resumed')).toMatchObject({ rollout: id });
-    const rollout = await flotilla.getRollout(id);
+    const rollout = await flotilla.rollouts.get(id);
     // A tenant killed after its upgrade committed but before its row was updated is rechecked on resume: already at the target.
     expect(rollout).toMatchObject({ status: 'finished', counts: { failed: 0, pending: 0, running: 0 } });
     expect(rollout.counts.succeeded + rollout.counts.skipped).toBe(100);
-    for (const slug of (await flotilla.listTenants()).map((t) => t.slug)) {
+    for (const slug of (await flotilla.tenants.list()).map((t) => t.slug)) {
       const state = await tenantState(slug);
       expect({ slug, history: state.history, rows: state.rows }).toEqual({ slug, history: ['0001', '0002', '0003'], rows: 25 });
       // 0002 ran in the tenant's transaction, with its history row: exactly once.
@@ -119,7 +119,7 @@ describe('rollouts with real runner processes', () => {
       // was written, runs again on resume (at least once, as the README says).
       expect(state.log.filter((m) => m === '0003').length).toBeGreaterThanOrEqual(1);
     }
-    expect((await flotilla.listTenants()).every((t) => t.status === 'active')).toBe(true);
+    expect((await flotilla.tenants.list()).every((t) => t.status === 'active')).toBe(true);
   });
 
   it('shares one rollout between two runner processes: every tenant migrated exactly once, by one of them', async () => {
@@ -157,9 +157,9 @@ describe('a rollout across two servers', () => {
     await chmod(dir, 0o755);
     second = await startEmbedded(join(dir, 'pg'));
     port = Number(new URL(second.url).port);
-    await flotilla.addServer('second', second.url);
+    await flotilla.servers.add('second', second.url);
     await flotilla.registry.setServerLimit('second', 1);
-    for (let i = 1; i <= 6; i++) await flotilla.createTenant({ slug: `s2-${i}`, server: 'second' });
+    for (let i = 1; i <= 6; i++) await flotilla.tenants.create({ slug: `s2-${i}`, server: 'second' });
   }, 120_000);
   afterAll(async () => {
     await second?.stop();
@@ -169,9 +169,9 @@ describe('a rollout across two servers', () => {
   it('keeps each server within its limit; when one server stops, its tenants fail with a connection error, the others finish, and a resume finishes them', async () => {
     await project.write({ '0005_pause.sql': "INSERT INTO applied_log VALUES ('0005');\nSELECT pg_sleep(0.2);" });
     const collected: { event: string; tenant?: string; server?: string; code?: string }[] = [];
-    const rollout = await flotilla.startRollout({ tenants: ['f001', 'f002', 'f003', 'f004', 's2-1', 's2-2', 's2-3', 's2-4', 's2-5', 's2-6'] }, { concurrency: 4 });
+    const rollout = await flotilla.rollouts.start({ tenants: ['f001', 'f002', 'f003', 'f004', 's2-1', 's2-2', 's2-3', 's2-4', 's2-5', 's2-6'] }, { concurrency: 4 });
     let stopped: Promise<void> | undefined;
-    const running = flotilla.runRollout(rollout.id, {
+    const running = flotilla.rollouts.run(rollout.id, {
       emit: (e) => {
         collected.push(e as never);
         if (e.event === 'tenant.succeeded' && e.tenant === 's2-1') stopped = second.stop();
@@ -179,7 +179,7 @@ describe('a rollout across two servers', () => {
     });
     const halfway = await running;
     expect(halfway.status).toBe('finished');
-    const rows = await flotilla.rolloutTenants(rollout.id);
+    const rows = await flotilla.rollouts.tenants(rollout.id);
     const onSecond = rows.filter((r) => r.server === 'second');
     expect(rows.filter((r) => r.server === 'main').every((r) => r.state === 'succeeded')).toBe(true);
     expect(onSecond.find((r) => r.tenant === 's2-1')!.state).toBe('succeeded');
@@ -200,8 +200,8 @@ describe('a rollout across two servers', () => {
 
     await stopped;
     second = await startEmbedded(join(dir, 'pg'), { port });
-    const resumed = await flotilla.resumeRollout(rollout.id);
-    const errors = (await flotilla.rolloutTenants(rollout.id)).filter((r) => r.state === 'failed').map((r) => `${r.tenant}: ${r.errorMessage}`);
+    const resumed = await flotilla.rollouts.resume(rollout.id);
+    const errors = (await flotilla.rollouts.tenants(rollout.id)).filter((r) => r.state === 'failed').map((r) => `${r.tenant}: ${r.errorMessage}`);
     expect(errors).toEqual([]);
     expect(resumed).toMatchObject({ status: 'finished', counts: { succeeded: 10, failed: 0 } });
     for (let i = 1; i <= 6; i++) expect((await tenantState(`s2-${i}`)).log).toContain('0005');

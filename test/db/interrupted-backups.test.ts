@@ -24,7 +24,7 @@ beforeAll(async () => {
   project = await testProject();
   await project.write({ '0001_readings.sql': 'CREATE TABLE readings (id bigint PRIMARY KEY, note text NOT NULL);' });
   flotilla = await Flotilla.open({ config: project.config });
-  for (const slug of ['big', 'small', 'calm']) await flotilla.createTenant({ slug });
+  for (const slug of ['big', 'small', 'calm']) await flotilla.tenants.create({ slug });
   // Big enough that pg_dump runs for a while, so that it can be seen running and killed.
   await project.query(db('big'), `INSERT INTO readings SELECT i, repeat('reading ', 12) || i FROM generate_series(1, 300000) i`);
   for (const slug of ['small', 'calm']) await project.query(db(slug), `INSERT INTO readings SELECT i, 'r' || i FROM generate_series(1, 50) i`);
@@ -52,27 +52,27 @@ describe('backup, killed and run again', () => {
   });
 
   it('killed while pg_dump runs: pg_dump dies with it, and its partial file is swept on the next run', async () => {
-    const before = (await flotilla.listBackups('big')).length;
+    const before = (await flotilla.backups.list('big')).length;
     const victim = start('backup', 'big');
     await until(async () => (await sessions(`application_name = 'pg_dump' AND datname = $1 AND state = 'active'`, [db('big')])) > 0, 'pg_dump running');
     await victim.kill();
     const again = await cli('backup', 'big');
     expect(again.code).toBe(0);
-    expect(await flotilla.listBackups('big')).toHaveLength(before + 1);
+    expect(await flotilla.backups.list('big')).toHaveLength(before + 1);
     await expectClean(project, flotilla, 'backup');
   });
 
   it('killed with the dump complete but not yet in the catalog: the unrecorded file is removed', async () => {
-    const before = (await flotilla.listBackups('big')).length;
+    const before = (await flotilla.backups.list('big')).length;
     const lock = await holdLock(control(), 'LOCK TABLE flotilla.backups IN SHARE MODE');
     const victim = start('backup', 'big');
     await waitingOnLock('INSERT INTO flotilla.backups%', 'the backup waiting to record its dump');
     await victim.kill();
     await lock.release();
-    expect(await flotilla.listBackups('big')).toHaveLength(before);
+    expect(await flotilla.backups.list('big')).toHaveLength(before);
     const again = await cli('backup', 'big');
     expect(again.code).toBe(0);
-    expect(await flotilla.listBackups('big')).toHaveLength(before + 1);
+    expect(await flotilla.backups.list('big')).toHaveLength(before + 1);
     await expectClean(project, flotilla, 'backup');
     expect(await contents([db('calm'), db('small')])).toEqual(calm);
   });
@@ -80,8 +80,8 @@ describe('backup, killed and run again', () => {
 
 describe('backup prune, killed and run again', () => {
   const three = async () => {
-    for (let i = (await flotilla.listBackups('small')).length; i < 3; i++) await flotilla.backup('small');
-    return flotilla.listBackups('small');
+    for (let i = (await flotilla.backups.list('small')).length; i < 3; i++) await flotilla.backups.create('small');
+    return flotilla.backups.list('small');
   };
 
   it('killed before it removed anything: run again, it keeps the newest one', async () => {
@@ -91,9 +91,9 @@ describe('backup prune, killed and run again', () => {
     await waitingOnLock('DELETE FROM flotilla.backups%', 'prune waiting to remove a backup');
     await victim.kill();
     await lock.release();
-    expect((await flotilla.listBackups('small')).map((b) => b.id)).toEqual(backups.map((b) => b.id));
+    expect((await flotilla.backups.list('small')).map((b) => b.id)).toEqual(backups.map((b) => b.id));
     expect((await cli('backup', 'prune', 'small', '--keep', '1')).code).toBe(0);
-    expect((await flotilla.listBackups('small')).map((b) => b.id)).toEqual([backups[0]!.id]);
+    expect((await flotilla.backups.list('small')).map((b) => b.id)).toEqual([backups[0]!.id]);
     await expectClean(project, flotilla, 'backup prune');
   });
 
@@ -104,9 +104,9 @@ describe('backup prune, killed and run again', () => {
     await waitingOnLock('UPDATE flotilla.storage%', 'prune waiting on the second backup');
     await victim.kill();
     await lock.release();
-    expect((await flotilla.listBackups('small')).map((b) => b.id)).toEqual([backups[0]!.id, backups[2]!.id]);
+    expect((await flotilla.backups.list('small')).map((b) => b.id)).toEqual([backups[0]!.id, backups[2]!.id]);
     expect((await cli('backup', 'prune', 'small', '--keep', '1')).code).toBe(0);
-    expect((await flotilla.listBackups('small')).map((b) => b.id)).toEqual([backups[0]!.id]);
+    expect((await flotilla.backups.list('small')).map((b) => b.id)).toEqual([backups[0]!.id]);
     await expectClean(project, flotilla, 'backup prune');
   });
 
@@ -121,7 +121,7 @@ describe('backup prune, killed and run again', () => {
     await waitingOnLock('WITH done AS (UPDATE flotilla.operations%', 'prune waiting to record its end');
     await victim.kill({ withSessions: true });
     await end.release();
-    expect((await flotilla.listBackups('small')).map((b) => b.id)).toEqual([backups[0]!.id]);
+    expect((await flotilla.backups.list('small')).map((b) => b.id)).toEqual([backups[0]!.id]);
     expect((await cli('backup', 'prune', 'small', '--keep', '1')).code).toBe(0);
     await expectClean(project, flotilla, 'backup prune');
   });

@@ -33,9 +33,9 @@ beforeAll(async () => {
     '0003_pause.sql': 'SELECT pg_sleep(0.4);',
   });
   flotilla = await Flotilla.open({ config: project.config });
-  await flotilla.createTenant({ slug: 'keep' });
-  await flotilla.createTenant({ slug: 'keeps', kind: 'schema' });
-  for (const slug of ['keep', 'keeps']) await flotilla.withTenantClient(slug, (c) => c.query(`INSERT INTO notes (body) SELECT 'n' || i FROM generate_series(1, 20) i`));
+  await flotilla.tenants.create({ slug: 'keep' });
+  await flotilla.tenants.create({ slug: 'keeps', kind: 'schema' });
+  for (const slug of ['keep', 'keeps']) await flotilla.tenants.withClient(slug, (c) => c.query(`INSERT INTO notes (body) SELECT 'n' || i FROM generate_series(1, 20) i`));
 });
 afterAll(async () => {
   await flotilla?.close();
@@ -43,8 +43,8 @@ afterAll(async () => {
 });
 
 async function expectMade(slug: string): Promise<void> {
-  expect(await flotilla.getTenant(slug)).toMatchObject({ status: 'active' });
-  expect(await flotilla.withTenantClient(slug, async (c) => (await c.query('SELECT body FROM notes')).rows)).toEqual([{ body: 'welcome' }]);
+  expect(await flotilla.tenants.get(slug)).toMatchObject({ status: 'active' });
+  expect(await flotilla.tenants.withClient(slug, async (c) => (await c.query('SELECT body FROM notes')).rows)).toEqual([{ body: 'welcome' }]);
 }
 
 describe('tenant create, killed and run again', () => {
@@ -59,7 +59,7 @@ describe('tenant create, killed and run again', () => {
     await waitingOnLock('INSERT INTO flotilla.storage%', 'create waiting to claim its database');
     await victim.kill();
     await lock.release();
-    expect((await flotilla.getTenant('one')).status).toBe('provisioning');
+    expect((await flotilla.tenants.get('one')).status).toBe('provisioning');
     const again = await cli('tenant', 'create', 'one');
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);
@@ -121,7 +121,7 @@ describe('tenant create, killed and run again', () => {
     await until(async () => (await sessions(`application_name LIKE 'flotilla runner %:' || $1 || ':%'`, [String(victim.child.pid)])) === 0, 'its liveness session gone');
     // Another command clears what dead commands left: not this one, whose other sessions are still connected.
     expect((await cli('backup', 'keep')).code).toBe(0);
-    expect((await flotilla.getTenant('five')).status).toBe('provisioning');
+    expect((await flotilla.tenants.get('five')).status).toBe('provisioning');
     await gate.release();
     // It notices before it goes on, stops, and undoes what it made.
     expect(await victim.exited).toBe(6);
@@ -139,7 +139,7 @@ describe('tenant create, killed and run again', () => {
     expect(await flotilla.registry.findTenant('six')).toBeUndefined();
     expect(await project.query(control(), `SELECT name FROM flotilla.storage WHERE name LIKE '%_six'`)).toEqual([]);
     expect(await databasesWith(`${project.prefix}_six`)).toEqual([]);
-    const events = (await flotilla.audit({ tenant: 'six' })).map((e) => e.outcome);
+    const events = (await flotilla.audit.list({ tenant: 'six' })).map((e) => e.outcome);
     expect(events).toEqual(['started', 'failed']);
     await project.write({ '0004_fails.sql': 'SELECT 1;' });
   });
@@ -154,7 +154,7 @@ describe('tenant create, killed and run again', () => {
       op!.id,
     ]);
     expect((await cli('backup', 'keep')).code).toBe(0);
-    const cleared = (await flotilla.audit({ limit: 100_000 })).filter((e) => e.operationId === op!.id);
+    const cleared = (await flotilla.audit.list({ limit: 100_000 })).filter((e) => e.operationId === op!.id);
     expect(cleared.map((e) => e.outcome)).toEqual(['failed']);
     expect(cleared[0]!.errorMessage).toContain('tried again by the next command');
     // Tried again (and again refused) by the next command, which runs all the same.

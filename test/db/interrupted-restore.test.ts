@@ -22,22 +22,22 @@ const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project
 const start = (...args: string[]) => startCli(args, { cwd: project.dir, env: project.env });
 const control = () => `${project.prefix}_control`;
 const db = (slug: string) => `${project.prefix}_${slug}`;
-const rows = async (slug: string) => flotilla.withTenantClient(slug, async (c) => Number((await c.query('SELECT count(*) AS n FROM readings')).rows[0].n));
+const rows = async (slug: string) => flotilla.tenants.withClient(slug, async (c) => Number((await c.query('SELECT count(*) AS n FROM readings')).rows[0].n));
 const pgRestoreRunning = () => until(async () => (await sessions(`application_name = 'pg_restore' AND state = 'active'`)) > 0, 'pg_restore running');
 
 beforeAll(async () => {
   project = await testProject();
   await project.write({ '0001_readings.sql': 'CREATE TABLE readings (id bigint PRIMARY KEY, note text NOT NULL);' });
   flotilla = await Flotilla.open({ config: project.config });
-  await flotilla.createTenant({ slug: 'big' });
-  await flotilla.createTenant({ slug: 'calm' });
-  await flotilla.createTenant({ slug: 'sch', kind: 'schema' });
+  await flotilla.tenants.create({ slug: 'big' });
+  await flotilla.tenants.create({ slug: 'calm' });
+  await flotilla.tenants.create({ slug: 'sch', kind: 'schema' });
   // Big enough that pg_restore runs for a while, so that it can be seen running and killed.
   await project.query(db('big'), `INSERT INTO readings SELECT i, repeat('reading ', 12) || i FROM generate_series(1, 300000) i`);
   await project.query(db('calm'), `INSERT INTO readings SELECT i, 'r' || i FROM generate_series(1, 50) i`);
-  await flotilla.withTenantClient('sch', (c) => c.query(`INSERT INTO readings SELECT i, 'r' || i FROM generate_series(1, 70) i`));
-  backup = await flotilla.backup('big');
-  schemaBackup = await flotilla.backup('sch');
+  await flotilla.tenants.withClient('sch', (c) => c.query(`INSERT INTO readings SELECT i, 'r' || i FROM generate_series(1, 70) i`));
+  backup = await flotilla.backups.create('big');
+  schemaBackup = await flotilla.backups.create('sch');
 });
 afterAll(async () => {
   await flotilla?.close();
@@ -56,10 +56,10 @@ describe('restore into the tenant, killed and run again', () => {
     const victim = start('restore', 'big', '--backup', backup.id);
     await pgRestoreRunning();
     await victim.kill();
-    expect((await flotilla.getTenant('big')).status).toBe('restoring');
+    expect((await flotilla.tenants.get('big')).status).toBe('restoring');
     // Any next command clears it: the copy goes, the tenant is back online as it was.
     expect((await cli('backup', 'calm')).code).toBe(0);
-    expect((await flotilla.getTenant('big')).status).toBe('active');
+    expect((await flotilla.tenants.get('big')).status).toBe('active');
     expect(await rows('big')).toBe(1000);
     const again = await cli('restore', 'big', '--backup', backup.id);
     expect(again.code).toBe(0);
@@ -80,7 +80,7 @@ describe('restore into the tenant, killed and run again', () => {
     expect(await project.query('postgres', 'SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [db('big')])).toEqual([{ n: 0 }]);
     expect((await cli('backup', 'calm')).code).toBe(0);
     expect(await rows('big')).toBe(1000);
-    expect((await flotilla.getTenant('big')).status).toBe('active');
+    expect((await flotilla.tenants.get('big')).status).toBe('active');
     const again = await cli('restore', 'big', '--backup', backup.id);
     expect(again.code).toBe(0);
     expect(await rows('big')).toBe(300000);
@@ -98,7 +98,7 @@ describe('restore into the tenant, killed and run again', () => {
     // The copy was verified and in place: the next command keeps it and lets the old database go.
     expect((await cli('backup', 'calm')).code).toBe(0);
     expect(await rows('big')).toBe(300000);
-    expect((await flotilla.getTenant('big')).status).toBe('active');
+    expect((await flotilla.tenants.get('big')).status).toBe('active');
     const again = await cli('restore', 'big', '--backup', backup.id);
     expect(again.code).toBe(0);
     expect(await rows('big')).toBe(300000);
@@ -108,7 +108,7 @@ describe('restore into the tenant, killed and run again', () => {
 
   it('a schema tenant killed with its schemas moved aside: the next command puts them back', async () => {
     const schema = db('sch');
-    await flotilla.withTenantClient('sch', (c) => c.query('DELETE FROM readings WHERE id > 10'));
+    await flotilla.tenants.withClient('sch', (c) => c.query('DELETE FROM readings WHERE id > 10'));
     // Claims wait first (the operation row is written by then), then the operation row is held: the
     // restore stops right after it moved the schemas aside, when it records that it did.
     const claims = await holdLock(control(), 'LOCK TABLE flotilla.storage IN SHARE MODE');
@@ -121,9 +121,9 @@ describe('restore into the tenant, killed and run again', () => {
     await held.release();
     expect(await project.query(project.config.tenants.schemaDatabase, 'SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1', [schema])).toEqual([{ n: 0 }]);
     expect((await cli('backup', 'calm')).code).toBe(0);
-    expect(await flotilla.withTenantClient('sch', async (c) => Number((await c.query('SELECT count(*) AS n FROM readings')).rows[0].n))).toBe(10);
+    expect(await flotilla.tenants.withClient('sch', async (c) => Number((await c.query('SELECT count(*) AS n FROM readings')).rows[0].n))).toBe(10);
     expect((await cli('restore', 'sch', '--backup', schemaBackup.id)).code).toBe(0);
-    expect(await flotilla.withTenantClient('sch', async (c) => Number((await c.query('SELECT count(*) AS n FROM readings')).rows[0].n))).toBe(70);
+    expect(await flotilla.tenants.withClient('sch', async (c) => Number((await c.query('SELECT count(*) AS n FROM readings')).rows[0].n))).toBe(70);
     await expectClean(project, flotilla, 'restore');
   });
 });
@@ -133,7 +133,7 @@ describe('restore --as, killed and run again', () => {
     const victim = start('restore', 'big', '--backup', backup.id, '--as', 'copy-a');
     await pgRestoreRunning();
     await victim.kill();
-    expect((await flotilla.getTenant('copy-a')).status).toBe('provisioning');
+    expect((await flotilla.tenants.get('copy-a')).status).toBe('provisioning');
     const again = await cli('restore', 'big', '--backup', backup.id, '--as', 'copy-a');
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);

@@ -43,7 +43,7 @@ async function expectFleetAt(version: string): Promise<void> {
       slug,
     ).toHaveLength(1);
   }
-  expect((await flotilla.listTenants()).filter((t) => t.status !== 'active')).toEqual([]);
+  expect((await flotilla.tenants.list()).filter((t) => t.status !== 'active')).toEqual([]);
 }
 
 /** An unfinished rollout: its runner killed with t1 in its transaction. */
@@ -64,8 +64,8 @@ beforeAll(async () => {
   project = await testProject();
   await project.write({ '0001_log.sql': 'CREATE TABLE log (v text NOT NULL);' });
   flotilla = await Flotilla.open({ config: project.config });
-  for (const slug of FLEET) await flotilla.createTenant({ slug, tags: ['fleet'] });
-  await flotilla.createTenant({ slug: 'calm' });
+  for (const slug of FLEET) await flotilla.tenants.create({ slug, tags: ['fleet'] });
+  await flotilla.tenants.create({ slug: 'calm' });
   await project.query(db('calm'), `INSERT INTO log SELECT 'calm' || i FROM generate_series(1, 20) i`);
   calmBefore = await contents([db('calm')]);
 });
@@ -92,7 +92,7 @@ describe('migrate, killed and run again as it was', () => {
     const gate = await holdLock(db('t1'), 'SELECT pg_advisory_lock(4343)');
     const victim = start('migrate', '--tag', 'fleet', '--json');
     await waitingOnLock('SELECT pg_advisory_xact_lock(4343)%', "t1's upgrade in its transaction");
-    expect((await flotilla.getTenant('t1')).status).toBe('upgrading');
+    expect((await flotilla.tenants.get('t1')).status).toBe('upgrading');
     await victim.kill({ withSessions: true });
     await gate.release();
     const again = await cli('migrate', '--tag', 'fleet', '--json');
@@ -138,7 +138,7 @@ describe('migrate --resume, killed and run again', () => {
     const victim = start('migrate', '--resume', id, '--json');
     await waitingOnLock('SELECT pg_advisory_xact_lock(4343)%', "t1's upgrade resumed");
     await gate.release();
-    await until(async () => (await flotilla.getRollout(id)).status === 'finished', 'the rollout finished');
+    await until(async () => (await flotilla.rollouts.get(id)).status === 'finished', 'the rollout finished');
     const end = await holdLock(control(), 'LOCK TABLE flotilla.audit_events IN EXCLUSIVE MODE');
     await waitingOnLock('WITH done AS (UPDATE flotilla.operations%', 'the resume recording its end');
     await victim.kill({ withSessions: true });
@@ -158,11 +158,11 @@ describe('rollout cancel', () => {
     const id = events(victim.output())[0]!.rollout as string;
     await victim.kill({ withSessions: true });
     await gate.release();
-    expect((await flotilla.getTenant('t1')).status).toBe('upgrading');
+    expect((await flotilla.tenants.get('t1')).status).toBe('upgrading');
     const cancelled = await cli('rollout', 'cancel', id);
     expect(cancelled.code).toBe(0);
-    expect((await flotilla.getRollout(id)).status).toBe('cancelled');
-    expect((await flotilla.listTenants()).filter((t) => t.status !== 'active')).toEqual([]);
+    expect((await flotilla.rollouts.get(id)).status).toBe('cancelled');
+    expect((await flotilla.tenants.list()).filter((t) => t.status !== 'active')).toEqual([]);
     // Finished by a new rollout, for the next tests.
     expect((await cli('migrate', '--tag', 'fleet', '--json')).code).toBe(0);
     await expectFleetAt(version);
@@ -176,9 +176,9 @@ describe('rollout cancel', () => {
     await waitingOnLock('UPDATE flotilla.rollouts SET status%', 'the cancel');
     await victim.kill({ withSessions: true });
     await row.release();
-    expect((await flotilla.getRollout(id)).status).toBe('running');
+    expect((await flotilla.rollouts.get(id)).status).toBe('running');
     expect((await cli('rollout', 'cancel', id)).code).toBe(0);
-    expect((await flotilla.getRollout(id)).status).toBe('cancelled');
+    expect((await flotilla.rollouts.get(id)).status).toBe('cancelled');
     await expectClean(project, flotilla, 'rollout cancel');
   });
 
@@ -192,7 +192,7 @@ describe('rollout cancel', () => {
     await waitingOnLock('WITH done AS (UPDATE flotilla.operations%', 'the cancel recording its end');
     await victim.kill({ withSessions: true });
     await end.release();
-    expect((await flotilla.getRollout(latest.id)).status).toBe('cancelled');
+    expect((await flotilla.rollouts.get(latest.id)).status).toBe('cancelled');
     expect((await cli('rollout', 'cancel', latest.id)).code).toBe(0);
     await expectClean(project, flotilla, 'rollout cancel');
   });
@@ -207,9 +207,9 @@ describe('server add, killed and run again', () => {
     await waitingOnLock('INSERT INTO flotilla.servers%', 'server add');
     await victim.kill({ withSessions: true });
     await lock.release();
-    expect((await flotilla.listServers()).map((s) => s.name)).toEqual(['main']);
+    expect((await flotilla.servers.list()).map((s) => s.name)).toEqual(['main']);
     expect((await cli('server', 'add', 'second', '--url', url())).code).toBe(0);
-    expect((await flotilla.listServers()).map((s) => s.name)).toEqual(['main', 'second']);
+    expect((await flotilla.servers.list()).map((s) => s.name)).toEqual(['main', 'second']);
     await expectClean(project, flotilla, 'server add');
   });
 

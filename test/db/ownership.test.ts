@@ -27,11 +27,11 @@ beforeAll(async () => {
   project = await testProject();
   await project.write({ '0001_members.sql': 'CREATE TABLE members (id serial PRIMARY KEY, name text NOT NULL);' });
   flotilla = await Flotilla.open({ config: { ...project.config, backup: { ...project.config.backup, dir: join(project.dir, 'backups') } } });
-  await flotilla.createTenant({ slug: 'ab', kind: 'schema' });
-  await flotilla.createTenant({ slug: 'ab-cd', kind: 'schema' });
-  await flotilla.createTenant({ slug: 'other', kind: 'database' });
+  await flotilla.tenants.create({ slug: 'ab', kind: 'schema' });
+  await flotilla.tenants.create({ slug: 'ab-cd', kind: 'schema' });
+  await flotilla.tenants.create({ slug: 'other', kind: 'database' });
   for (const slug of ['ab', 'ab-cd', 'other']) {
-    await flotilla.withTenantClient(slug, (c) => c.query(`INSERT INTO members (name) SELECT '${slug} ' || i FROM generate_series(1, 9) i`));
+    await flotilla.tenants.withClient(slug, (c) => c.query(`INSERT INTO members (name) SELECT '${slug} ' || i FROM generate_series(1, 9) i`));
   }
 });
 afterAll(async () => {
@@ -46,12 +46,12 @@ describe('tenants ab and ab--cd: one name can never be the other extended', () =
     expect(created.stderr).toContain('error FLO_SLUG_INVALID');
     expect(created.stderr).toContain('"--"');
 
-    const backup = await flotilla.backup('ab');
+    const backup = await flotilla.backups.create('ab');
     expect(backup.schemas).toEqual([`${project.prefix}_ab`]);
     const others = await everythingBut((db, schema) => db === shared() && schema === `${project.prefix}_ab`);
-    await flotilla.withTenantClient('ab', (c) => c.query(`DELETE FROM members WHERE id > 3`));
-    await flotilla.restore('ab', backup.id);
-    expect(await flotilla.withTenantClient('ab', async (c) => (await c.query('SELECT count(*)::int AS n FROM members')).rows[0].n)).toBe(9);
+    await flotilla.tenants.withClient('ab', (c) => c.query(`DELETE FROM members WHERE id > 3`));
+    await flotilla.backups.restore('ab', backup.id);
+    expect(await flotilla.tenants.withClient('ab', async (c) => (await c.query('SELECT count(*)::int AS n FROM members')).rows[0].n)).toBe(9);
     expect(await everythingBut((db, schema) => db === shared() && schema === `${project.prefix}_ab`)).toEqual(others);
   });
 
@@ -83,7 +83,7 @@ describe('tenants ab and ab--cd: one name can never be the other extended', () =
     expect(created.stderr).toContain(legacySchema);
     expect(await flotilla.registry.findTenant('xy')).toBeUndefined();
     // The existing schema tenants cannot take that migration either: refused for each, nothing changed.
-    const report = await flotilla.migrate({ tenants: ['ab'] });
+    const report = await flotilla.upgrade.migrate({ tenants: ['ab'] });
     expect(report.outcomes[0]).toMatchObject({ status: 'succeeded' });
     expect(await everythingBut((db, schema) => db === shared() && schema.startsWith(`${project.prefix}_ab`))).toEqual(
       Object.fromEntries(Object.entries(before).filter(([key]) => !key.startsWith(`${shared()}:${project.prefix}_ab`))),
@@ -97,7 +97,7 @@ describe('a database named like a tenant but registered to nobody', () => {
     const stranger = `${project.prefix}_copy`;
     await project.query('postgres', `CREATE DATABASE "${stranger}"`);
     await project.query(stranger, 'CREATE TABLE precious (id int); INSERT INTO precious SELECT generate_series(1, 9)');
-    const backup = await flotilla.backup('other');
+    const backup = await flotilla.backups.create('other');
     const before = await everythingBut();
 
     const restored = await cli('restore', 'other', '--backup', backup.id, '--as', 'copy');
@@ -117,9 +117,9 @@ describe('a database named like a tenant but registered to nobody', () => {
     const stranger = `${project.prefix}_snapcopy`;
     await project.query('postgres', `CREATE DATABASE "${stranger}"`);
     await project.query(stranger, 'CREATE TABLE precious (id int); INSERT INTO precious SELECT generate_series(1, 9)');
-    const backup = await flotilla.backup('other', { strategy: 'snapshot' });
+    const backup = await flotilla.backups.create('other', { strategy: 'snapshot' });
     const before = await everythingBut();
-    await expect(flotilla.restore('other', backup.id, { as: 'snapcopy' })).rejects.toMatchObject({ code: 'FLO_STORAGE_TAKEN' });
+    await expect(flotilla.backups.restore('other', backup.id, { as: 'snapcopy' })).rejects.toMatchObject({ code: 'FLO_STORAGE_TAKEN' });
     expect(await everythingBut()).toEqual(before);
   });
 });
@@ -158,14 +158,14 @@ describe('what a tenant owns', () => {
     await project.query(database, 'CREATE TABLE members (id int); INSERT INTO members SELECT generate_series(1, 9)');
     const orphan = await flotilla.registry.insertTenant({ slug: 'orphan', name: 'orphan', kind: 'database', server: 'main', database, schema: 'public', operationId: null });
     await flotilla.registry.activate('orphan');
-    const backup = await flotilla.backup('other');
+    const backup = await flotilla.backups.create('other');
     const forged = await flotilla.registry.backups.insert({ ...backup, id: '00000000-0000-4000-8000-000000000001', tenant: 'orphan' });
     const before = await everythingBut();
     const restored = await cli('restore', 'orphan', '--backup', forged.id);
     expect(restored.code).toBe(5);
     expect(restored.stderr).toContain('error FLO_STORAGE_NOT_OWNED');
     expect(await everythingBut()).toEqual(before);
-    expect((await flotilla.getTenant('orphan')).status).toBe('active');
+    expect((await flotilla.tenants.get('orphan')).status).toBe('active');
     await flotilla.registry.backups.delete(forged.id);
     await flotilla.registry.deleteTenant(orphan.slug);
   });

@@ -16,7 +16,7 @@ beforeAll(async () => {
   project = await testProject();
   await project.write({ '0001_a.sql': 'CREATE TABLE a (id int);' });
   const flotilla = await Flotilla.open({ config: project.config });
-  for (const slug of ['p1', 'p2', 'p3']) await flotilla.createTenant({ slug, kind: 'schema' });
+  for (const slug of ['p1', 'p2', 'p3']) await flotilla.tenants.create({ slug, kind: 'schema' });
   await flotilla.close();
   await project.write({ '0002_b.sql': 'ALTER TABLE a ADD COLUMN b int;', '0003_bad.sql': 'SELECT 1;' });
 });

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
-import { placeTenant } from '../../src/tenancy/placement.js';
+import { tenancyModel } from '../../src/tenancy/models.js';
 import { runCli } from '../support/cli.js';
 import type { TestProject } from '../support/project.js';
 import { databasesLike, testProject } from '../support/project.js';
@@ -39,7 +39,7 @@ describe('a tenant create that was interrupted', () => {
     expect(second.code).toBe(7);
     expect(second.stderr).toContain('error FLO_TENANT_LOCKED: Tenant busy is being created by another process right now.');
     expect((await first).code).toBe(0);
-    expect((await flotilla.getTenant('busy')).status).toBe('active');
+    expect((await flotilla.tenants.get('busy')).status).toBe('active');
   });
 
   it('is cleared away and created again when the same command runs after the process was killed', async () => {
@@ -50,23 +50,23 @@ describe('a tenant create that was interrupted', () => {
     await new Promise((r) => setTimeout(r, 300));
     killed.kill('SIGKILL');
     await exited;
-    expect((await flotilla.getTenant('phoenix')).status).toBe('provisioning');
+    expect((await flotilla.tenants.get('phoenix')).status).toBe('provisioning');
 
     const again = await cli('tenant', 'create', 'phoenix');
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);
-    expect(await flotilla.getTenant('phoenix')).toMatchObject({ status: 'active' });
-    const notes = await flotilla.withTenantClient('phoenix', async (c) => (await c.query('SELECT body FROM notes')).rows);
+    expect(await flotilla.tenants.get('phoenix')).toMatchObject({ status: 'active' });
+    const notes = await flotilla.tenants.withClient('phoenix', async (c) => (await c.query('SELECT body FROM notes')).rows);
     expect(notes).toEqual([{ body: 'welcome' }]);
     // The killed attempt is on the record: started, then interrupted (closed by the command that cleared it), then the new one.
-    const creates = (await flotilla.audit({ tenant: 'phoenix' })).filter((e) => e.command === 'tenant create');
+    const creates = (await flotilla.audit.list({ tenant: 'phoenix' })).filter((e) => e.command === 'tenant create');
     expect(creates.map((e) => e.outcome)).toEqual(['started', 'interrupted', 'started', 'succeeded']);
     expect(creates[1]!.errorMessage).toContain('unfinished tenant phoenix removed');
     expect(creates[0]!.operationId).toBe(creates[1]!.operationId);
   });
 
   it('clears a schema tenant left half-made the same way', async () => {
-    const place = placeTenant('half', 'schema', project.config.tenants);
+    const place = tenancyModel('schema').place('half', project.config.tenants);
     // As an older Flotilla left it: no operation recorded, its storage claimed (as the control database's migration records it).
     const half = await flotilla.registry.insertTenant({ slug: 'half', name: 'half', kind: 'schema', server: 'main', ...place, operationId: null });
     await flotilla.registry.storage.claim({ server: 'main', kind: 'schema', database: place.database, name: place.schema }, { purpose: 'tenant', tenantId: half.id });
@@ -77,11 +77,11 @@ describe('a tenant create that was interrupted', () => {
     await flotilla.registry.storage.claim({ server: 'main', kind: 'database', name: place.database }, { purpose: 'shared' }).catch(() => undefined);
     const again = await cli('tenant', 'create', 'half', '--kind', 'schema');
     expect(again.code).toBe(0);
-    expect((await flotilla.getTenant('half')).status).toBe('active');
+    expect((await flotilla.tenants.get('half')).status).toBe('active');
   });
 
   it('never removes storage that holds data it did not make: the create fails, the data stays', async () => {
-    const place = placeTenant('stranger', 'database', project.config.tenants);
+    const place = tenancyModel('database').place('stranger', project.config.tenants);
     const stranger = await flotilla.registry.insertTenant({ slug: 'stranger', name: 'stranger', kind: 'database', server: 'main', ...place, operationId: null });
     await flotilla.registry.storage.claim({ server: 'main', kind: 'database', name: place.database }, { purpose: 'tenant', tenantId: stranger.id });
     await project.query('postgres', `CREATE DATABASE "${place.database}"`);

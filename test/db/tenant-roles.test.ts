@@ -35,14 +35,14 @@ afterAll(async () => {
 
 describe("a schema tenant's own role", () => {
   it('is made at provisioning, recorded as the tenant’s, and owns its schema and everything its migrations made', async () => {
-    const tenant = await flotilla.createTenant({ slug: 'alpha', kind: 'schema' });
+    const tenant = await flotilla.tenants.create({ slug: 'alpha', kind: 'schema' });
     const role = tenantRole(tenant);
     expect((await flotilla.registry.storage.ofTenant(tenant.id)).map((c) => `${c.kind}:${c.name}`)).toContain(`role:${role}`);
     expect(await owners(tenant.database, tenant.schema)).toEqual([role]);
   });
 
   it('is given to a tenant made before roles existed at its next upgrade, with what its schema holds', async () => {
-    const tenant = await flotilla.createTenant({ slug: 'beta', kind: 'schema' });
+    const tenant = await flotilla.tenants.create({ slug: 'beta', kind: 'schema' });
     const role = tenantRole(tenant);
     // As an older Flotilla left it: no role, everything owned by the connecting user.
     await project.query(tenant.database, `REASSIGN OWNED BY "${role}" TO CURRENT_USER; DROP OWNED BY "${role}"`);
@@ -53,18 +53,18 @@ describe("a schema tenant's own role", () => {
       '0002_more.sql': 'ALTER TABLE members ADD COLUMN email text;\nALTER TABLE ev ADD COLUMN what text;',
       '0002_more.verify.sql': 'SELECT count(*) >= 0 FROM members -- any count will do',
     });
-    const report = await flotilla.migrate({ tenants: ['beta'] });
+    const report = await flotilla.upgrade.migrate({ tenants: ['beta'] });
     expect(report.outcomes[0]!.status).toBe('succeeded');
     expect(await owners(tenant.database, tenant.schema)).toEqual([role]);
     expect((await flotilla.registry.storage.ofTenant(tenant.id)).some((c) => c.kind === 'role' && c.name === role)).toBe(true);
   });
 
   it("cannot call another tenant's function left in a shared pooled session", async () => {
-    await flotilla.createTenant({ slug: 'gamma', kind: 'schema' });
-    for (const slug of ['alpha', 'beta', 'gamma']) await flotilla.withTenantClient(slug, (c) => c.query("INSERT INTO members (name) VALUES ('b'), ('c')"));
+    await flotilla.tenants.create({ slug: 'gamma', kind: 'schema' });
+    for (const slug of ['alpha', 'beta', 'gamma']) await flotilla.tenants.withClient(slug, (c) => c.query("INSERT INTO members (name) VALUES ('b'), ('c')"));
     const counts = async () =>
       Promise.all(
-        ['alpha', 'beta', 'gamma'].map(async (slug) => flotilla.withTenantClient(slug, async (c) => Number((await c.query('SELECT count(*) AS n FROM members')).rows[0].n))),
+        ['alpha', 'beta', 'gamma'].map(async (slug) => flotilla.tenants.withClient(slug, async (c) => Number((await c.query('SELECT count(*) AS n FROM members')).rows[0].n))),
       );
     const before = await counts();
     // Each tenant's migration looks for every runner function in its session (the other tenant's, upgraded
@@ -77,15 +77,15 @@ describe("a schema tenant's own role", () => {
           END LOOP;
         END LOOP; END $$;`,
     });
-    const report = await flotilla.migrate({ tenants: ['beta', 'gamma'] });
+    const report = await flotilla.upgrade.migrate({ tenants: ['beta', 'gamma'] });
     expect(report.outcomes.map((o) => (o.status === 'failed' ? o.error.message : o.status))).toEqual(['succeeded', 'succeeded']);
     expect(await counts()).toEqual(before);
   });
 
   it("refuses a statement that reaches another tenant's schema with PostgreSQL's permission error", async () => {
-    const alpha = await flotilla.getTenant('alpha');
+    const alpha = await flotilla.tenants.get('alpha');
     await project.write({ '0004_reach.sql': `DO $$ BEGIN EXECUTE 'DELETE FROM ' || quote_ident('${alpha.schema}') || '.members'; END $$;` });
-    const report = await flotilla.migrate({ tenants: ['beta'] });
+    const report = await flotilla.upgrade.migrate({ tenants: ['beta'] });
     const outcome = report.outcomes[0]!;
     expect(outcome.status).toBe('failed');
     if (outcome.status === 'failed') expect(outcome.error.message).toMatch(/permission denied for schema/);

@@ -21,7 +21,7 @@ afterAll(async () => {
 
 describe('tenants', () => {
   it('creates a database tenant: its own database, every migration applied, registered active', async () => {
-    const tenant = await flotilla.createTenant({ slug: 'acme-paris', name: 'Acme Paris', plan: 'pro' });
+    const tenant = await flotilla.tenants.create({ slug: 'acme-paris', name: 'Acme Paris', plan: 'pro' });
     expect(tenant).toMatchObject({
       slug: 'acme-paris',
       name: 'Acme Paris',
@@ -49,7 +49,7 @@ describe('tenants', () => {
   });
 
   it('creates a schema tenant whose schemas are all its own, in the shared database', async () => {
-    const tenant = await flotilla.createTenant({ slug: 'globex', kind: 'schema' });
+    const tenant = await flotilla.tenants.create({ slug: 'globex', kind: 'schema' });
     expect(tenant).toMatchObject({ kind: 'schema', database: `${project.prefix}_schemas`, schema: `${project.prefix}_globex` });
     const tables = await project.query(
       tenant.database,
@@ -63,10 +63,10 @@ describe('tenants', () => {
   });
 
   it('lists, shows and reports status of every tenant', async () => {
-    expect((await flotilla.listTenants()).map((t) => t.slug)).toEqual(['acme-paris', 'globex']);
-    expect((await flotilla.getTenant('globex')).kind).toBe('schema');
-    await expect(flotilla.getTenant('nobody')).rejects.toMatchObject({ code: 'FLO_TENANT_NOT_FOUND' });
-    const status = await flotilla.status();
+    expect((await flotilla.tenants.list()).map((t) => t.slug)).toEqual(['acme-paris', 'globex']);
+    expect((await flotilla.tenants.get('globex')).kind).toBe('schema');
+    await expect(flotilla.tenants.get('nobody')).rejects.toMatchObject({ code: 'FLO_TENANT_NOT_FOUND' });
+    const status = await flotilla.status.fleet();
     expect(status.map((s) => [s.slug, s.version, s.applied, s.pending, s.problems])).toEqual([
       ['acme-paris', '0002', 2, 0, []],
       ['globex', '0002', 2, 0, []],
@@ -74,7 +74,7 @@ describe('tenants', () => {
   });
 
   it('migrates nothing when every tenant is up to date', async () => {
-    const report = await flotilla.migrate({ all: true });
+    const report = await flotilla.upgrade.migrate({ all: true });
     expect(report.outcomes.map((o) => o.status)).toEqual(['skipped', 'skipped']);
   });
 
@@ -82,10 +82,10 @@ describe('tenants', () => {
     await project.write({ '0003_broken.sql': 'CREATE TABLE ok (id int);\nSELECT 1/0;' });
     try {
       const slug = `broken-${kind}`;
-      const error = await flotilla.createTenant({ slug, kind }).catch((e: unknown) => e);
+      const error = await flotilla.tenants.create({ slug, kind }).catch((e: unknown) => e);
       expect(error).toMatchObject({ code: 'FLO_PROVISION_FAILED', meta: { cause: 'FLO_MIGRATION_FAILED', file: '0003_broken.sql', line: 2 } });
       expect((error as Error).message).toContain('division by zero');
-      await expect(flotilla.getTenant(slug)).rejects.toMatchObject({ code: 'FLO_TENANT_NOT_FOUND' });
+      await expect(flotilla.tenants.get(slug)).rejects.toMatchObject({ code: 'FLO_TENANT_NOT_FOUND' });
       expect(await databasesLike(`${project.prefix}_broken`)).toEqual([]);
       const schemas = await project.query(`${project.prefix}_schemas`, `SELECT nspname FROM pg_namespace WHERE nspname LIKE $1`, [`${project.prefix}_broken%`]);
       expect(schemas).toEqual([]);
@@ -95,21 +95,21 @@ describe('tenants', () => {
   });
 
   it.each(['Paris', 'a;drop', 'x', 'a'.repeat(60)])('refuses the slug %j before any SQL runs', async (slug) => {
-    await expect(flotilla.createTenant({ slug })).rejects.toMatchObject({ code: 'FLO_SLUG_INVALID' });
-    expect((await flotilla.listTenants()).length).toBe(2);
+    await expect(flotilla.tenants.create({ slug })).rejects.toMatchObject({ code: 'FLO_SLUG_INVALID' });
+    expect((await flotilla.tenants.list()).length).toBe(2);
   });
 
   it('refuses a slug already taken', async () => {
-    await expect(flotilla.createTenant({ slug: 'globex' })).rejects.toMatchObject({ code: 'FLO_TENANT_EXISTS' });
+    await expect(flotilla.tenants.create({ slug: 'globex' })).rejects.toMatchObject({ code: 'FLO_TENANT_EXISTS' });
   });
 
   it('registers another server after checking it answers, and refuses one that does not', async () => {
-    const server = await flotilla.addServer('second', project.env.FLOTILLA_DATABASE_URL!);
+    const server = await flotilla.servers.add('second', project.env.FLOTILLA_DATABASE_URL!);
     expect(server.name).toBe('second');
-    await expect(flotilla.addServer('dead', 'postgres://postgres@127.0.0.1:1/postgres')).rejects.toMatchObject({ code: 'FLO_CONNECTION_FAILED' });
-    await expect(flotilla.addServer('bad-url', 'not a url')).rejects.toMatchObject({ code: 'FLO_URL_INVALID' });
-    expect((await flotilla.listServers()).map((s) => s.name)).toEqual(['main', 'second']);
-    const placed = await flotilla.createTenant({ slug: 'on-second', server: 'second' });
+    await expect(flotilla.servers.add('dead', 'postgres://postgres@127.0.0.1:1/postgres')).rejects.toMatchObject({ code: 'FLO_CONNECTION_FAILED' });
+    await expect(flotilla.servers.add('bad-url', 'not a url')).rejects.toMatchObject({ code: 'FLO_URL_INVALID' });
+    expect((await flotilla.servers.list()).map((s) => s.name)).toEqual(['main', 'second']);
+    const placed = await flotilla.tenants.create({ slug: 'on-second', server: 'second' });
     expect(placed.server).toBe('second');
   });
 });
@@ -122,15 +122,15 @@ CREATE TABLE public.ledger (id integer NOT NULL, note text);
 ALTER TABLE ONLY public.ledger ALTER COLUMN id SET DEFAULT nextval('public.ledger_id_seq'::regclass);
 SELECT setval('public.ledger_id_seq', 100, false);`,
     });
-    const report = await flotilla.migrate({ tenants: ['globex'] });
+    const report = await flotilla.upgrade.migrate({ tenants: ['globex'] });
     expect(report.outcomes[0]!.status).toBe('succeeded');
-    await flotilla.createTenant({ slug: 'initech', kind: 'schema' });
+    await flotilla.tenants.create({ slug: 'initech', kind: 'schema' });
     for (const slug of ['globex', 'initech']) {
-      const ids = await flotilla.withTenantClient(slug, async (c) => (await c.query("INSERT INTO ledger (note) VALUES ('a'), ('b') RETURNING id")).rows.map((r) => r.id));
+      const ids = await flotilla.tenants.withClient(slug, async (c) => (await c.query("INSERT INTO ledger (note) VALUES ('a'), ('b') RETURNING id")).rows.map((r) => r.id));
       expect(ids).toEqual([100, 101]);
     }
     // Nothing landed in public of the shared database.
-    const tenant = await flotilla.getTenant('globex');
+    const tenant = await flotilla.tenants.get('globex');
     expect(await project.query(tenant.database, `SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'ledger%'`)).toEqual([]);
   });
 });

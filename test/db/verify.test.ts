@@ -2,9 +2,9 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
-import type { TenantOutcome } from '../../src/flotilla.js';
+import type { TenantOutcome } from '../../src/index.js';
 import { migrateTarget } from '../../src/engine/migrate-target.js';
-import { migrationTarget } from '../../src/tenancy/placement.js';
+import { tenancyModel } from '../../src/tenancy/models.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -22,7 +22,7 @@ async function write(files: Record<string, string>, options: { keep: boolean }):
 }
 
 async function migrateEach(): Promise<Map<string, TenantOutcome>> {
-  const report = await flotilla.migrate({ tenants: [...SLUGS] });
+  const report = await flotilla.upgrade.migrate({ tenants: [...SLUGS] });
   return new Map(report.outcomes.map((o) => [o.tenant, o]));
 }
 
@@ -32,17 +32,17 @@ function errorOf(outcome: TenantOutcome | undefined): { code: string; message: s
 
 /** The engine without the lint gate: what would reach a tenant if someone bypassed `flotilla migrate`. */
 async function forcePastLint(slug: string): Promise<{ code: string; message: string } | string> {
-  const tenant = await flotilla.getTenant(slug);
+  const tenant = await flotilla.tenants.get(slug);
   const server = await flotilla.registry.getServer(tenant.server);
-  const set = await flotilla.migrations();
-  return migrateTarget(migrationTarget(tenant, server, set), set, {}).then(
+  const set = await flotilla.lint.migrations();
+  return migrateTarget(tenancyModel(tenant.kind).target(tenant, server, set), set, {}).then(
     (result) => result.status,
     (error: { code: string; message: string }) => ({ code: error.code, message: error.message }),
   );
 }
 
 async function state(slug: string) {
-  return flotilla.withTenantClient(slug, async (c) => ({
+  return flotilla.tenants.withClient(slug, async (c) => ({
     columns: (await c.query(`SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1, 2`)).rows,
     members: (await c.query('SELECT * FROM members ORDER BY id')).rows,
     loans: (await c.query('SELECT * FROM loans ORDER BY id')).rows,
@@ -61,10 +61,10 @@ beforeAll(async () => {
     '0002_loans.sql': 'CREATE TABLE loans (id serial PRIMARY KEY, member_id int NOT NULL REFERENCES members (id) ON DELETE CASCADE, amount int NOT NULL);',
   });
   flotilla = await Flotilla.open({ config: project.config });
-  await flotilla.createTenant({ slug: 'alpha', kind: 'database' });
-  await flotilla.createTenant({ slug: 'beta', kind: 'schema' });
+  await flotilla.tenants.create({ slug: 'alpha', kind: 'database' });
+  await flotilla.tenants.create({ slug: 'beta', kind: 'schema' });
   for (const slug of SLUGS) {
-    await flotilla.withTenantClient(slug, async (c) => {
+    await flotilla.tenants.withClient(slug, async (c) => {
       await c.query("INSERT INTO members (name, phone) SELECT 'member ' || i, '555-' || i FROM generate_series(1, 20) i");
       await c.query('INSERT INTO loans (member_id, amount) SELECT 1 + (i % 20), 100 * i FROM generate_series(1, 50) i');
     });
@@ -99,7 +99,7 @@ ALTER TABLE loans ALTER COLUMN client_id SET NOT NULL;`,
       const outcome = outcomes.get(slug)!;
       expect(errorOf(outcome)).toBe('succeeded');
       if (outcome.status === 'succeeded') expect(outcome.verification).toMatchObject({ tables: 2, allowedLosses: [] });
-      const counts = await flotilla.withTenantClient(
+      const counts = await flotilla.tenants.withClient(
         slug,
         async (c) =>
           (

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
-import type { TenantOutcome } from '../../src/flotilla.js';
+import type { TenantOutcome } from '../../src/index.js';
 import { withClient } from '../../src/postgres/connect.js';
 import type { TestProject } from './project.js';
 import { serverUrl, testProject } from './project.js';
@@ -117,8 +117,8 @@ export function hostileSuite(title: string, id: string, cases: readonly HostileC
     await project.write({ '0001_base.sql': BASE });
     _baseDir = project.migrationsDir;
     base = await Flotilla.open({ config: project.config });
-    await base.createTenant({ slug: 'neighbour', kind: 'schema' });
-    await base.withTenantClient('neighbour', (c) => c.query(SEED));
+    await base.tenants.create({ slug: 'neighbour', kind: 'schema' });
+    await base.tenants.withClient('neighbour', (c) => c.query(SEED));
   });
   afterAll(async () => {
     const counts = new Map<string, number>();
@@ -134,17 +134,17 @@ export function hostileSuite(title: string, id: string, cases: readonly HostileC
     for (const [i, hostile] of cases.entries()) {
       it(`${hostile.class === 'legit' ? 'legitimate' : `class ${hostile.class}`}: ${hostile.name}`, async () => {
         const slug = (kind: string) => `${id}-c${i + 1}-${kind}`;
-        const database = await base.createTenant({ slug: slug('db'), kind: 'database' });
-        const schema = await base.createTenant({ slug: slug('sc'), kind: 'schema' });
-        for (const tenant of [database, schema]) await base.withTenantClient(tenant.slug, (c) => c.query(SEED));
-        const neighbour = (await base.getTenant('neighbour')).schema;
+        const database = await base.tenants.create({ slug: slug('db'), kind: 'database' });
+        const schema = await base.tenants.create({ slug: slug('sc'), kind: 'schema' });
+        for (const tenant of [database, schema]) await base.tenants.withClient(tenant.slug, (c) => c.query(SEED));
+        const neighbour = (await base.tenants.get('neighbour')).schema;
         const dir = await mkdtemp(join(tmpdir(), `${project.prefix}-case-`));
         await writeFile(join(dir, '0001_base.sql'), BASE);
         for (const [name, sql] of Object.entries(hostile.files({ neighbour }))) await writeFile(join(dir, name), sql);
         const flotilla = await Flotilla.open({ config: { ...project.config, migrationsDir: dir, verify: { ...project.config.verify, values: hostile.values ?? 'report' } } });
         try {
           const first = { database: await state(database.database), shared: await state(schema.database) };
-          const report = await flotilla.migrate({ tenants: [database.slug, schema.slug] });
+          const report = await flotilla.upgrade.migrate({ tenants: [database.slug, schema.slug] });
           const after = { database: (await state(database.database, first.database.shape)).data, shared: (await state(schema.database, first.shared.shape)).data };
           const before = { database: first.database.data, shared: first.shared.data };
           const outcomes = new Map(report.outcomes.map((o) => [o.tenant, o]));
@@ -188,7 +188,7 @@ async function classify(flotilla: Flotilla, outcome: TenantOutcome, changed: rea
     if (outcome.status === 'failed') return outcome.error.code === 'FLO_LINT_REFUSED' ? 'lint' : 'rollback';
     return 'clean';
   }
-  const backups = (await flotilla.listBackups(outcome.tenant)).filter((b) => b.reason?.startsWith('before migrate'));
+  const backups = (await flotilla.backups.list(outcome.tenant)).filter((b) => b.reason?.startsWith('before migrate'));
   const backup = backups[backups.length - 1];
   const kept = backup
     ? backup.strategy === 'snapshot' ||

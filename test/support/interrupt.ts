@@ -57,7 +57,7 @@ export function waitingOnLock(like: string, what: string): Promise<void> {
 export async function expectClean(project: TestProject, flotilla: Flotilla, command: string): Promise<void> {
   const alive = async () => (await processesMentioning(project.prefix)).filter((p) => !/^\d+: postgres:/.test(p));
   await until(async () => (await alive()).length === 0, 'no process of the killed command left').catch(async () => expect(await alive()).toEqual([]));
-  const tenants = await flotilla.listTenants();
+  const tenants = await flotilla.tenants.list();
   expect(tenants.filter((t) => ['provisioning', 'restoring', 'upgrading'].includes(t.status)).map((t) => `${t.slug}:${t.status}`)).toEqual([]);
   const control = `${project.prefix}_control`;
   const q = (sql: string) => project.query(control, sql);
@@ -71,7 +71,7 @@ export async function expectClean(project: TestProject, flotilla: Flotilla, comm
   expect(scratch).toEqual([]);
   const recorded = new Set((await q(`SELECT location FROM flotilla.backups WHERE strategy = 'dump'`)).map((r) => r.location as string));
   expect((await filesUnder(project.config.backup.dir)).filter((f) => !recorded.has(f))).toEqual([]);
-  const events = await flotilla.audit({ limit: 100_000 });
+  const events = await flotilla.audit.list({ limit: 100_000 });
   const interrupted = events.filter((e) => e.command === command && e.outcome === 'interrupted');
   expect(interrupted.length, `an interrupted ${command} on the audit trail`).toBeGreaterThan(0);
   const last = interrupted.at(-1)!;

@@ -18,7 +18,7 @@ export function registerAuditCommand(program: Command, globals: () => GlobalOpti
       const limit = parseFlag('--limit', options.limit, wholeNumber(1, 100_000), '500');
       if (options.tenant !== undefined) assertSlugReference(options.tenant);
       await withFlotilla(globals(), async (flotilla) => {
-        const events = await flotilla.audit({ tenant: options.tenant, since, limit });
+        const events = await flotilla.audit.list({ tenant: options.tenant, since, limit });
         if (options.json) return printJson(events);
         if (events.length === 0) return line('No events.');
         printTable(

@@ -32,18 +32,18 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
       const keep = optionalFlag('--keep', options.keep, wholeNumber(action === 'prune' ? 0 : 1, 100_000), '5');
       await withFlotilla(globals(), async (flotilla) => {
         if (action === 'list') {
-          const backups = await flotilla.listBackups(slug);
+          const backups = await flotilla.backups.list(slug);
           if (options.json) return printJson(backups);
           if (backups.length === 0) return line('No backups.');
           printTable(['id', 'tenant', 'strategy', 'version', 'size', 'rows', 'reason', 'taken'], backups.map(backupRow));
           return;
         }
         if (action === 'prune') {
-          const removed = await flotilla.pruneBackups(slug!, keep!);
+          const removed = await flotilla.backups.prune(slug!, keep!);
           if (options.json) return printJson(removed);
           return line(`Removed ${removed.length} backup${removed.length === 1 ? '' : 's'} of ${slug}.`);
         }
-        const backup = await flotilla.backup(slug!, { strategy: options.strategy, keep });
+        const backup = await flotilla.backups.create(slug!, { strategy: options.strategy, keep });
         if (options.json) return printJson(backup);
         line(
           `Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatSize(backup.sizeBytes)}, ${totalRows(backup)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`,
@@ -63,7 +63,7 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
       assertSlugReference(slug);
       if (options.as !== undefined) assertSlug(options.as);
       await withFlotilla(globals(), async (flotilla) => {
-        const result = await flotilla.restore(slug, options.backup, { as: options.as });
+        const result = await flotilla.backups.restore(slug, options.backup, { as: options.as });
         if (options.json) return printJson(result);
         line(
           `Restored backup ${result.backup.id.slice(0, 8)} into tenant ${result.tenant.slug} (version ${result.backup.schemaVersion ?? '-'}): ${totalRows(result.backup)} rows in ${Object.keys(result.backup.rowCounts).length} tables, counts checked.`,

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { FlotillaError } from '../../core/errors.js';
-import type { Flotilla, RolloutSelection, RolloutStartOptions, TenantOutcome } from '../../flotilla.js';
+import type { Flotilla } from '../../flotilla.js';
+import type { RolloutSelection, RolloutStartOptions, TenantOutcome } from '../../core/outcomes.js';
 import type { RolloutEvent } from '../../core/events.js';
 import type { Rollout } from '../../control/rollout-store.js';
 import type { Finding } from '../../core/lint/lint.js';
@@ -43,7 +44,7 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
       const problems = await withFlotilla(globals(), async (flotilla) => {
-        const states = await flotilla.status();
+        const states = await flotilla.status.fleet();
         if (options.json) printJson(states);
         else if (states.length === 0) line('No tenants yet: create one with `flotilla tenant create <slug>`.');
         else
@@ -92,16 +93,16 @@ export function registerMigrateCommands(program: Command, globals: () => GlobalO
         const output = eventOutput(live);
         let rollout: Rollout;
         try {
-          if (flags.resume) rollout = await flotilla.resumeRollout(flags.resume, { emit: output.emit, retry: flags.retryFailed ? 'all' : 'transient' });
+          if (flags.resume) rollout = await flotilla.rollouts.resume(flags.resume, { emit: output.emit, retry: flags.retryFailed ? 'all' : 'transient' });
           else if (flags.join) {
-            const joining = await flotilla.getRollout(flags.join);
-            output.emit({ event: 'rollout.joined', rollout: joining.id, runner: await flotilla.runnerName() });
-            rollout = await flotilla.runRollout(joining.id, { emit: output.emit });
+            const joining = await flotilla.rollouts.get(flags.join);
+            output.emit({ event: 'rollout.joined', rollout: joining.id, runner: await flotilla.rollouts.runnerName() });
+            rollout = await flotilla.rollouts.run(joining.id, { emit: output.emit });
           } else {
             const unfinished = await offerResume(flotilla, live, selection, flags.to);
-            if (unfinished) rollout = await flotilla.resumeRollout(unfinished.id, { emit: output.emit });
+            if (unfinished) rollout = await flotilla.rollouts.resume(unfinished.id, { emit: output.emit });
             else {
-              rollout = await flotilla.rollout(selection, { ...startOptions(flags), emit: output.emit, started: output.started });
+              rollout = await flotilla.rollouts.migrate(selection, { ...startOptions(flags), emit: output.emit, started: output.started });
             }
           }
         } finally {
@@ -175,7 +176,7 @@ function eventOutput(live: boolean): { emit: (e: RolloutEvent) => void; started:
  * refused otherwise.
  */
 async function offerResume(flotilla: Flotilla, live: boolean, selection: RolloutSelection, target: string | undefined): Promise<Rollout | undefined> {
-  const [unfinished] = await flotilla.unfinishedRollouts();
+  const [unfinished] = await flotilla.rollouts.unfinished();
   if (!unfinished) return undefined;
   if (unfinished.status === 'running' && sameSelection(unfinished.selection, selection) && (unfinished.target ?? undefined) === target) return unfinished;
   const what = `Rollout ${unfinished.id} is unfinished (${unfinished.status}${unfinished.haltReason ? `: ${unfinished.haltReason}` : ''}; ${unfinished.counts.pending + unfinished.counts.running} tenants left, ${unfinished.counts.failed} failed).`;
@@ -210,7 +211,7 @@ async function summary(flotilla: Flotilla, rollout: Rollout): Promise<void> {
     [[rollout.id, rollout.status, counts.succeeded, counts.failed, counts.skipped, counts.pending + counts.running]],
   );
   if (rollout.haltReason) line(`Halted: ${rollout.haltReason}`);
-  const failed = (await flotilla.rolloutTenants(rollout.id)).filter((t) => t.state === 'failed');
+  const failed = (await flotilla.rollouts.tenants(rollout.id)).filter((t) => t.state === 'failed');
   if (failed.length > 0)
     printTable(
       ['failed tenant', 'error'],
@@ -220,9 +221,9 @@ async function summary(flotilla: Flotilla, rollout: Rollout): Promise<void> {
 
 /** The plan per tenant, grouped: 2,000 identical tenants read as one line with a count. */
 async function dryRun(flotilla: Flotilla, selection: RolloutSelection, flags: MigrateFlags): Promise<void> {
-  const tenants = await flotilla.selectTenants(selection);
-  const report = await flotilla.migrate({ tenants: tenants.map((t) => t.slug), dryRun: true, allowOutOfOrder: flags.allowOutOfOrder, target: flags.to });
-  const lint = await flotilla.lint();
+  const tenants = await flotilla.rollouts.select(selection);
+  const report = await flotilla.upgrade.migrate({ tenants: tenants.map((t) => t.slug), dryRun: true, allowOutOfOrder: flags.allowOutOfOrder, target: flags.to });
+  const lint = await flotilla.lint.report();
   const summarize = (outcome: TenantOutcome) => summarizeOutcome(outcome, lint.findings);
   const groups = new Map<string, { outcome: TenantOutcome; tenants: string[] }>();
   for (const outcome of report.outcomes) {

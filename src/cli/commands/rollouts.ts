@@ -12,7 +12,7 @@ export function registerRolloutCommands(program: Command, globals: () => GlobalO
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
       await withFlotilla(globals(), async (flotilla) => {
-        const rollouts = await flotilla.listRollouts();
+        const rollouts = await flotilla.rollouts.list();
         if (options.json) return printJson(rollouts);
         if (rollouts.length === 0) return line('No rollouts yet.');
         printTable(
@@ -38,8 +38,8 @@ export function registerRolloutCommands(program: Command, globals: () => GlobalO
     .action(async (id: string, options: { json?: boolean }) => {
       parseFlag('rollout id', id, idPrefix, '3f2a9c1d');
       await withFlotilla(globals(), async (flotilla) => {
-        const found = await flotilla.getRollout(id);
-        const tenants = await flotilla.rolloutTenants(found.id);
+        const found = await flotilla.rollouts.get(id);
+        const tenants = await flotilla.rollouts.tenants(found.id);
         if (options.json) return printJson({ ...found, tenants });
         line(
           `Rollout ${found.id}: ${found.status}${found.haltReason ? ` (${found.haltReason})` : ''}, started ${found.createdAt} by ${found.startedBy}, target ${found.target ?? 'newest'}.`,
@@ -65,7 +65,7 @@ export function registerRolloutCommands(program: Command, globals: () => GlobalO
     .action(async (id: string) => {
       parseFlag('rollout id', id, idPrefix, '3f2a9c1d');
       await withFlotilla(globals(), async (flotilla) => {
-        const cancelled = await flotilla.cancelRollout(id);
+        const cancelled = await flotilla.rollouts.cancel(id);
         line(`Rollout ${cancelled.id} is ${cancelled.status}.`);
       });
     });

@@ -15,7 +15,7 @@ export function registerServerCommands(program: Command, globals: () => GlobalOp
       parseFlag('server name', name, serverName, 'eu-west');
       parseServerUrl(options.url);
       await withFlotilla(globals(), async (flotilla) => {
-        const added = await flotilla.addServer(name, options.url);
+        const added = await flotilla.servers.add(name, options.url);
         line(`Registered server ${added.name} (${redactUrl(added.url)}).`);
       });
     });
@@ -25,7 +25,7 @@ export function registerServerCommands(program: Command, globals: () => GlobalOp
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
       await withFlotilla(globals(), async (flotilla) => {
-        const servers = (await flotilla.listServers()).map((s) => ({ ...s, url: redactUrl(s.url) }));
+        const servers = (await flotilla.servers.list()).map((s) => ({ ...s, url: redactUrl(s.url) }));
         if (options.json) printJson(servers);
         else
           printTable(

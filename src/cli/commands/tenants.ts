@@ -26,7 +26,7 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
       optionalFlag('--name', options.name, text, '"Acme Corp"');
       optionalFlag('--plan', options.plan, text, 'pro');
       await withFlotilla(globals(), async (flotilla) => {
-        const created = await flotilla.createTenant({ slug, name: options.name, kind: options.kind, server: options.server, plan: options.plan, tags: options.tag });
+        const created = await flotilla.tenants.create({ slug, name: options.name, kind: options.kind, server: options.server, plan: options.plan, tags: options.tag });
         if (options.json) printJson(created);
         else line(`Created tenant ${created.slug} (${created.kind}: database ${created.database}, schema ${created.schema}), status ${created.status}.`);
       });
@@ -37,7 +37,7 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
       await withFlotilla(globals(), async (flotilla) => {
-        const tenants = await flotilla.listTenants();
+        const tenants = await flotilla.tenants.list();
         if (options.json) return printJson(tenants);
         if (tenants.length === 0) return line('No tenants yet: create one with `flotilla tenant create <slug>`.');
         printTable(
@@ -53,8 +53,8 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
     .action(async (slug: string, options: { json?: boolean }) => {
       assertSlugReference(slug);
       await withFlotilla(globals(), async (flotilla) => {
-        const found = await flotilla.getTenant(slug);
-        const storage = await flotilla.tenantStorage(slug);
+        const found = await flotilla.tenants.get(slug);
+        const storage = await flotilla.tenants.storage(slug);
         if (options.json) printJson({ ...found, storage });
         else showTenant(found, storage);
       });
