@@ -9,7 +9,7 @@ import { registerRolloutCommands } from './commands/rollouts.js';
 import { registerServerCommands } from './commands/servers.js';
 import { registerTenantCommands } from './commands/tenants.js';
 import type { GlobalOptions } from './context.js';
-import { reportError } from './output.js';
+import { EXIT_CODE_BY_FAMILY, reportError } from './output.js';
 
 export function buildProgram(): Command {
   const program = new Command('flotilla')
@@ -30,14 +30,15 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** The CLI's only exit point: maps errors to their exit codes. */
+/** The CLI's only exit point: maps errors to their exit codes, by family (`EXIT_CODE_BY_FAMILY`). */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    // Commander has printed its own message (an unknown option, a missing argument); --help and --version exit 0.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_CODE_BY_FAMILY.usage;
     return reportError(error, argv.includes('--json'));
   }
 }

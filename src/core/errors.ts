@@ -48,78 +48,290 @@ export type ErrorCode =
   | 'FLO_ROLLOUT_NOT_FOUND'
   | 'FLO_ROLLOUT_UNFINISHED';
 
-/** Exit code per error family; a Record over the union keeps it exhaustive. */
-const EXIT_CODES: Record<ErrorCode, number> = {
-  FLO_USAGE: 2,
-  FLO_CONFIG_NOT_FOUND: 3,
-  FLO_CONFIG_INVALID: 3,
-  FLO_CONFIG_EXISTS: 3,
-  FLO_URL_INVALID: 3,
-  FLO_SLUG_INVALID: 2,
-  FLO_MIGRATIONS_DIR_MISSING: 4,
-  FLO_MIGRATION_NAME_INVALID: 4,
-  FLO_MIGRATION_DUPLICATE_VERSION: 4,
-  FLO_SUM_MISMATCH: 4,
-  FLO_SQL_SYNTAX: 4,
-  FLO_TRANSACTION_CONTROL: 4,
-  FLO_DIRECTIVE_INVALID: 4,
-  FLO_MIGRATION_FILE_INVALID: 4,
-  FLO_VERSION_NOT_FOUND: 9,
-  FLO_STORAGE_TAKEN: 9,
-  FLO_STORAGE_NOT_OWNED: 5,
-  FLO_INTERNAL: 70,
-  FLO_CHECKSUM_CHANGED: 5,
-  FLO_MIGRATION_MISSING: 5,
-  FLO_OUT_OF_ORDER: 5,
-  FLO_SCHEMA_ESCAPE: 5,
-  FLO_MIGRATION_FAILED: 6,
-  FLO_TENANT_LOCKED: 7,
-  FLO_CONNECTION_FAILED: 8,
-  FLO_TENANT_NOT_FOUND: 9,
-  FLO_TENANT_EXISTS: 9,
-  FLO_SERVER_NOT_FOUND: 9,
-  FLO_SERVER_EXISTS: 9,
-  FLO_PROVISION_FAILED: 6,
-  FLO_EMBEDDED_FAILED: 8,
-  FLO_LINT_REFUSED: 5,
-  FLO_DATA_LOSS: 6,
-  FLO_VERIFY_FAILED: 6,
-  FLO_TOOL_MISSING: 10,
-  FLO_BACKUP_FAILED: 10,
-  FLO_BACKUP_NOT_FOUND: 9,
-  FLO_BACKUP_TAMPERED: 10,
-  FLO_SNAPSHOT_UNAVAILABLE: 10,
-  FLO_RESTORE_FAILED: 10,
-  FLO_ROLLOUT_NOT_FOUND: 9,
-  FLO_ROLLOUT_UNFINISHED: 11,
-};
+/**
+ * What kind of failure a code is. Whatever sits at an edge derives its answer
+ * from the family alone, never from the code: the CLI its exit code
+ * (`EXIT_CODE_BY_FAMILY` in src/cli/output.ts), an HTTP API its status
+ * (`HTTP_STATUS_BY_FAMILY` below). A new code needs only its family here.
+ *
+ * - `usage`: the command line or the call is wrong (a flag, a slug, a name).
+ * - `config`: the project's configuration is missing or invalid.
+ * - `definition`: the migrations directory is invalid (files, names, `flotilla.sum`, SQL).
+ * - `refused`: Flotilla will not do it in this state (changed or missing history, lint, storage it does not own).
+ * - `failed`: it was tried and failed, and was rolled back (a migration, provisioning, verification).
+ * - `locked`: another process holds the tenant; try again later.
+ * - `unavailable`: PostgreSQL cannot be reached or went away (including the embedded server).
+ * - `not-found`: the registry has no such tenant, server, backup, rollout or version, or already has the name
+ *   (`*_EXISTS`, `FLO_STORAGE_TAKEN`: they share the family, and so the exit code, with the lookups).
+ * - `tooling`: backups and restores: a missing or old pg_dump/pg_restore, a failed dump, a tampered backup.
+ * - `unfinished`: an earlier rollout is unfinished or halted.
+ * - `internal`: a bug in Flotilla (`FLO_INTERNAL`, and every error that is not a FlotillaError).
+ */
+export const ERROR_FAMILY_NAMES = ['usage', 'config', 'definition', 'refused', 'failed', 'locked', 'unavailable', 'not-found', 'tooling', 'unfinished', 'internal'] as const;
+
+export type ErrorFamily = (typeof ERROR_FAMILY_NAMES)[number];
+
+/** The family of every code; typed as a Record over the union, so a code without a family does not compile. */
+export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.freeze({
+  FLO_USAGE: 'usage',
+  FLO_SLUG_INVALID: 'usage',
+
+  FLO_CONFIG_NOT_FOUND: 'config',
+  FLO_CONFIG_INVALID: 'config',
+  FLO_CONFIG_EXISTS: 'config',
+  FLO_URL_INVALID: 'config',
+
+  FLO_MIGRATIONS_DIR_MISSING: 'definition',
+  FLO_MIGRATION_NAME_INVALID: 'definition',
+  FLO_MIGRATION_DUPLICATE_VERSION: 'definition',
+  FLO_MIGRATION_FILE_INVALID: 'definition',
+  FLO_SUM_MISMATCH: 'definition',
+  FLO_SQL_SYNTAX: 'definition',
+  FLO_TRANSACTION_CONTROL: 'definition',
+  FLO_DIRECTIVE_INVALID: 'definition',
+
+  FLO_CHECKSUM_CHANGED: 'refused',
+  FLO_MIGRATION_MISSING: 'refused',
+  FLO_OUT_OF_ORDER: 'refused',
+  FLO_SCHEMA_ESCAPE: 'refused',
+  FLO_LINT_REFUSED: 'refused',
+  FLO_STORAGE_NOT_OWNED: 'refused',
+
+  FLO_MIGRATION_FAILED: 'failed',
+  FLO_PROVISION_FAILED: 'failed',
+  FLO_DATA_LOSS: 'failed',
+  FLO_VERIFY_FAILED: 'failed',
+
+  FLO_TENANT_LOCKED: 'locked',
+
+  FLO_CONNECTION_FAILED: 'unavailable',
+  FLO_EMBEDDED_FAILED: 'unavailable',
+
+  FLO_TENANT_NOT_FOUND: 'not-found',
+  FLO_TENANT_EXISTS: 'not-found',
+  FLO_SERVER_NOT_FOUND: 'not-found',
+  FLO_SERVER_EXISTS: 'not-found',
+  FLO_BACKUP_NOT_FOUND: 'not-found',
+  FLO_ROLLOUT_NOT_FOUND: 'not-found',
+  FLO_VERSION_NOT_FOUND: 'not-found',
+  FLO_STORAGE_TAKEN: 'not-found',
+
+  FLO_TOOL_MISSING: 'tooling',
+  FLO_BACKUP_FAILED: 'tooling',
+  FLO_BACKUP_TAMPERED: 'tooling',
+  FLO_SNAPSHOT_UNAVAILABLE: 'tooling',
+  FLO_RESTORE_FAILED: 'tooling',
+
+  FLO_ROLLOUT_UNFINISHED: 'unfinished',
+
+  FLO_INTERNAL: 'internal',
+});
+
+export function errorFamily(code: ErrorCode): ErrorFamily {
+  return ERROR_FAMILIES[code];
+}
+
+/**
+ * The HTTP status for each family, for an HTTP API over the library:
+ *
+ * | family | status | why |
+ * | --- | --- | --- |
+ * | usage | 400 Bad Request | the request itself is wrong |
+ * | config | 500 Internal Server Error | the service's own configuration is broken; the caller cannot fix it |
+ * | definition | 422 Unprocessable Content | the request is well-formed, but the migrations it would apply are invalid |
+ * | refused | 409 Conflict | the state of the tenant or its storage forbids it (changed history, lint, ownership) |
+ * | failed | 422 Unprocessable Content | it was tried on the tenant and rolled back (a failing migration, data loss, a verify query) |
+ * | locked | 423 Locked | another process holds the tenant right now; retry later |
+ * | unavailable | 503 Service Unavailable | PostgreSQL cannot be reached; retry later |
+ * | not-found | 404 Not Found | no such tenant, server, backup, rollout or version (also the family's `*_EXISTS` and `FLO_STORAGE_TAKEN`, see `ErrorFamily`) |
+ * | tooling | 500 Internal Server Error | the backup tooling of the service failed or is missing |
+ * | unfinished | 409 Conflict | an unfinished rollout stands in the way |
+ * | internal | 500 Internal Server Error | a bug |
+ */
+export const HTTP_STATUS_BY_FAMILY: Readonly<Record<ErrorFamily, number>> = Object.freeze({
+  usage: 400,
+  config: 500,
+  definition: 422,
+  refused: 409,
+  failed: 422,
+  locked: 423,
+  unavailable: 503,
+  'not-found': 404,
+  tooling: 500,
+  unfinished: 409,
+  internal: 500,
+});
 
 export type ErrorMeta = Record<string, string | number | boolean | null | string[] | ErrorMetaItem[]>;
 export type ErrorMetaItem = Record<string, string | number | boolean | null>;
 
-export class FlotillaError extends Error {
-  readonly code: ErrorCode;
-  readonly hint: string | undefined;
-  readonly meta: ErrorMeta;
+/**
+ * The meta of the codes whose meta has a fixed shape: these keys are always
+ * there (or, when optional, there in some of the places that raise the code).
+ * A shape is open: more JSON-safe keys may come along. A code not listed has
+ * plain `ErrorMeta`. Shapes are object type literals (not interfaces), so each
+ * is assignable to `ErrorMeta`.
+ */
+export interface ErrorMetaByCode {
+  FLO_CONFIG_NOT_FOUND: { file: string };
+  FLO_CONFIG_INVALID: { source: string; problems?: string[] };
+  FLO_CONFIG_EXISTS: { file: string };
+  FLO_URL_INVALID: { url: string };
+  FLO_MIGRATIONS_DIR_MISSING: { dir: string };
+  FLO_MIGRATION_NAME_INVALID: { file: string };
+  FLO_MIGRATION_DUPLICATE_VERSION: { id: string; files: string[] };
+  FLO_MIGRATION_FILE_INVALID: { file: string; byte?: number; line?: number };
+  FLO_SQL_SYNTAX: { file: string; line: number; column: number; reason: string };
+  FLO_TRANSACTION_CONTROL: { file: string; line: number; statement: string };
+  FLO_DIRECTIVE_INVALID: { file: string; line: number; directive: string };
+  FLO_STORAGE_NOT_OWNED: { tenant: string; kind: string; name: string; server: string; database: string | null };
+  FLO_MIGRATION_FAILED: {
+    tenant?: string;
+    file?: string;
+    line?: number;
+    migration?: string;
+    sqlstate?: string | null;
+    postgresMessage?: string;
+    statement?: string;
+  };
+  FLO_VERIFY_FAILED: { tenant: string; where: string; result: string };
+  FLO_TENANT_LOCKED: { tenant: string; pid?: number | null; application?: string | null; status?: string };
+  /** `sqlstate` or `errno`: the code of the underlying error, when it had one. */
+  FLO_CONNECTION_FAILED: { server?: string; database?: string; tenant?: string; reason?: string; sqlstate?: string | null; errno?: string | null };
+  FLO_TENANT_NOT_FOUND: { tenant: string; schema?: string; database?: string };
+  FLO_TENANT_EXISTS: { tenant: string };
+  FLO_SERVER_NOT_FOUND: { server: string };
+  FLO_SERVER_EXISTS: { server: string };
+  FLO_BACKUP_NOT_FOUND: { backup: string; tenant?: string };
+  FLO_ROLLOUT_NOT_FOUND: { rollout: string };
+  FLO_VERSION_NOT_FOUND: { target: string; newest: string | null };
+  FLO_STORAGE_TAKEN: { kind: string; name: string; server: string; database: string | null; claimedFor?: string | null };
+  FLO_TOOL_MISSING: { tool: string; serverMajor: number; toolMajor?: number };
+  FLO_ROLLOUT_UNFINISHED: { rollout?: string };
+}
 
-  constructor(code: ErrorCode, message: string, options: { hint?: string; meta?: ErrorMeta; cause?: unknown } = {}) {
+/** The meta of an error with code `C`: its shape in `ErrorMetaByCode` (still open to more keys), else `ErrorMeta`. */
+export type ErrorMetaOf<C extends ErrorCode> = C extends keyof ErrorMetaByCode ? ErrorMetaByCode[C] & ErrorMeta : ErrorMeta;
+
+export interface FlotillaErrorOptions<C extends ErrorCode = ErrorCode> {
+  hint?: string;
+  meta?: ErrorMetaOf<C>;
+  cause?: unknown;
+}
+
+/** The options are optional unless the code's meta has keys it must have; then they and their meta are required. */
+type OptionsArgument<C extends ErrorCode> =
+  Record<never, never> extends ErrorMetaOf<C> ? [options?: FlotillaErrorOptions<C>] : [options: FlotillaErrorOptions<C> & { meta: ErrorMetaOf<C> }];
+
+export class FlotillaError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  readonly hint: string | undefined;
+  readonly meta: ErrorMetaOf<C>;
+
+  constructor(code: C, message: string, ...[options]: OptionsArgument<C>) {
+    const { hint, meta, cause } = (options ?? {}) as FlotillaErrorOptions<C>;
     // Redacted here, where every error is made: no message, hint or meta can carry a password out.
-    super(redactSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
+    super(redactSecrets(message), cause === undefined ? undefined : { cause });
     this.name = 'FlotillaError';
     this.code = code;
-    this.hint = options.hint === undefined ? undefined : redactSecrets(options.hint);
-    this.meta = redactValue(options.meta ?? {}) as ErrorMeta;
+    this.hint = hint === undefined ? undefined : redactSecrets(hint);
+    this.meta = redactValue(meta ?? {}) as ErrorMetaOf<C>;
   }
 
-  get exitCode(): number {
-    return EXIT_CODES[this.code];
+  /** What kind of failure this is: exit codes and HTTP statuses are derived from it. */
+  get family(): ErrorFamily {
+    return ERROR_FAMILIES[this.code];
   }
 
-  toJSON(): { code: ErrorCode; message: string; hint?: string; meta: ErrorMeta } {
+  toJSON(): { code: C; message: string; hint?: string; meta: ErrorMetaOf<C> } {
     return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}), meta: this.meta };
   }
 }
 
-export function isFlotillaError(value: unknown): value is FlotillaError {
-  return value instanceof FlotillaError;
+/**
+ * A FlotillaError of one of the codes `C`, as a union with one member per code,
+ * so that testing `error.code` narrows `error.meta` too. `AnyFlotillaError` is
+ * any FlotillaError that way.
+ */
+export type FlotillaErrorOf<C extends ErrorCode> = C extends ErrorCode ? FlotillaError<C> : never;
+export type AnyFlotillaError = FlotillaErrorOf<ErrorCode>;
+
+/**
+ * Whether `value` is a FlotillaError, or, given codes, a FlotillaError of one of them:
+ * `isFlotillaError(error, 'FLO_TENANT_NOT_FOUND') && error.meta.tenant`.
+ */
+export function isFlotillaError<C extends ErrorCode = ErrorCode>(value: unknown, ...codes: readonly C[]): value is FlotillaErrorOf<C> {
+  return value instanceof FlotillaError && (codes.length === 0 || codes.includes(value.code as C));
+}
+
+/** SQLSTATEs of a session that broke or could not start: class 08 (connection exception) and the server's shutdowns. */
+const CONNECTION_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123])$/;
+/** Node's errors for a network that failed under the connection. */
+const NETWORK_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** node-postgres's and pg-pool's errors for a broken or timed-out connection, which carry no code. */
+const CONNECTION_MESSAGE = /^(Connection terminated\b|Client has encountered a connection error|timeout exceeded when trying to connect)/;
+
+/**
+ * Whether an error means that PostgreSQL could not be reached or the session
+ * broke (as opposed to a statement that failed): SQLSTATE class 08, 57P01
+ * (admin shutdown), 57P02 (crash shutdown), 57P03 (cannot connect now); Node's
+ * network errors (ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, …); node-postgres's
+ * "Connection terminated unexpectedly" and "Client has encountered a connection
+ * error"; and FLO_CONNECTION_FAILED itself. Looks into `cause` and into the
+ * `errors` of an AggregateError (a refused connection to each address of a host).
+ */
+export function isConnectionError(error: unknown): boolean {
+  return connectionErrorIn(error, 0);
+}
+
+function connectionErrorIn(error: unknown, depth: number): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  if (error instanceof FlotillaError) return error.code === 'FLO_CONNECTION_FAILED';
+  const { code, message, cause, errors } = error as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof code === 'string' && (CONNECTION_SQLSTATE.test(code) || NETWORK_ERRNO.has(code))) return true;
+  if (typeof message === 'string' && CONNECTION_MESSAGE.test(message)) return true;
+  if (Array.isArray(errors) && errors.some((inner) => connectionErrorIn(inner, depth + 1))) return true;
+  return connectionErrorIn(cause, depth + 1);
+}
+
+/**
+ * Any thrown value as a FlotillaError: a FlotillaError as it is; a lost or
+ * refused connection (`isConnectionError`) as FLO_CONNECTION_FAILED; anything
+ * else as FLO_INTERNAL, a bug. The original is kept as `cause`.
+ */
+export function toFlotillaError(error: unknown): AnyFlotillaError {
+  if (isFlotillaError(error)) return error;
+  const reason = describe(error);
+  if (isConnectionError(error)) {
+    return new FlotillaError('FLO_CONNECTION_FAILED', `The connection to PostgreSQL failed: ${reason}`, {
+      hint: 'Check that the server is running and reachable, then run the command again: what was under way was rolled back or is finished by the next command.',
+      meta: { reason, ...codesOf(error) },
+      cause: error,
+    });
+  }
+  return new FlotillaError('FLO_INTERNAL', `Internal error (a bug in Flotilla): ${reason}`, {
+    hint: 'This is a bug in Flotilla: please report it with the command you ran and this message.',
+    cause: error,
+  });
+}
+
+/**
+ * The code an error carries, told apart: a PostgreSQL SQLSTATE (five characters,
+ * `23505`, `57P01`, `XX000`) or a Node errno (`ECONNREFUSED`, `EPIPE`: no SQLSTATE
+ * class starts with E).
+ */
+export function codesOf(error: unknown): { sqlstate: string | null; errno: string | null } {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  if (typeof code !== 'string') return { sqlstate: null, errno: null };
+  if (/^E[A-Z0-9_]+$/.test(code)) return { sqlstate: null, errno: code };
+  return /^[0-9A-Z]{5}$/.test(code) ? { sqlstate: code, errno: null } : { sqlstate: null, errno: null };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    const text = error.message || (typeof code === 'string' ? code : '');
+    return error.name && error.name !== 'Error' ? `${error.name}: ${text}` : text || String(error);
+  }
+  return String(error);
 }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { FlotillaError } from '../core/errors.js';
+import { FlotillaError, codesOf, isConnectionError } from '../core/errors.js';
 import { redactUrl, withDatabase } from './server-url.js';
 
 export type Client = pg.Client;
@@ -18,16 +18,26 @@ export async function connect(serverUrl: string, database: string, applicationNa
   return client;
 }
 
-export function connectionError(cause: unknown, serverUrl: string, database: string): FlotillaError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  const missingDb = (cause as { code?: string }).code === '3D000';
+/**
+ * Every failure to open a session is FLO_CONNECTION_FAILED (family `unavailable`);
+ * the hint says what to check: the network and server (`isConnectionError`: refused,
+ * reset, timed out, shutting down), the database, or the credentials.
+ */
+export function connectionError(cause: unknown, serverUrl: string, database: string): FlotillaError<'FLO_CONNECTION_FAILED'> {
+  const reason = cause instanceof Error ? cause.message || String((cause as { code?: unknown }).code ?? cause) : String(cause);
+  const { sqlstate, errno } = codesOf(cause);
   return new FlotillaError('FLO_CONNECTION_FAILED', `Cannot connect to database "${database}" on ${redactUrl(serverUrl)}: ${reason}`, {
-    hint: missingDb
-      ? 'The database does not exist: check the tenant registry (`flotilla tenant show <slug>`) or recreate the tenant.'
-      : 'Check that the server is running and the URL, user and password are right (FLOTILLA_DATABASE_URL or `flotilla server list`).',
-    meta: { server: redactUrl(serverUrl), database, reason },
+    hint: connectionHint(cause, sqlstate),
+    meta: { server: redactUrl(serverUrl), database, reason, sqlstate, errno },
     cause,
   });
+}
+
+function connectionHint(cause: unknown, sqlstate: string | null): string {
+  if (sqlstate === '3D000') return 'The database does not exist: check the tenant registry (`flotilla tenant show <slug>`) or recreate the tenant.';
+  if (sqlstate?.startsWith('28')) return 'The server refused the user or password: check them (FLOTILLA_DATABASE_URL or `flotilla server list`).';
+  if (isConnectionError(cause)) return 'The server cannot be reached: check that it is running and accepts connections at that host and port, then try again.';
+  return 'Check that the server is running and the URL, user and password are right (FLOTILLA_DATABASE_URL or `flotilla server list`).';
 }
 
 /** Runs `fn` on a short-lived session and always closes it. */
