@@ -248,7 +248,7 @@ export class Verifier {
       : 'would lose data, so it was rolled back and the tenant is as before';
     return new FlotillaError('FLO_DATA_LOSS', `Tenant ${tenant}: the upgrade ${what}:\n  ${refused.map(describeLoss).join('\n  ')}`, {
       hint: committed
-        ? 'Restore the tenant from the backup taken before the upgrade (flotilla backup list <slug>, then flotilla restore <slug> --backup <id>), then fix the migration.'
+        ? "Restore the tenant from the backup taken before the upgrade (among the tenant's backups), then fix the migration."
         : 'If this loss is intended, put -- flotilla:allow <CODE> reason="why" (the code shown) next to the statement that causes it; otherwise fix the migration.',
       meta: {
         tenant,

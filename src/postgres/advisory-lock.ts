@@ -54,7 +54,8 @@ async function waitForLock(client: pg.ClientBase, key: number, options: { schema
       },
     );
   } finally {
-    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [options.lockTimeout]);
+    // On a session that died meanwhile this fails too: the error that ended the wait is the one to report.
+    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [options.lockTimeout]).catch(() => undefined);
   }
 }
 

@@ -86,10 +86,28 @@ export async function renameSchema(client: pg.ClientBase, from: string, to: stri
 
 /** Moves the schemas that exist to their new names, all or none (one transaction). */
 export async function moveSchemasAside(client: pg.ClientBase, moves: readonly { from: string; to: string }[]): Promise<void> {
-  const present = new Set(await existingSchemas(client, moves.map((m) => m.from)));
+  const present = new Set(
+    await existingSchemas(
+      client,
+      moves.map((m) => m.from),
+    ),
+  );
   await client.query('BEGIN');
   try {
     for (const move of moves) if (present.has(move.from)) await renameSchema(client, move.from, move.to);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Drops the schemas standing under the original names and renames the ones put aside back, all or none. */
+export async function putSchemasBack(client: pg.ClientBase, drop: readonly string[], moves: readonly { from: string; to: string }[]): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await dropSchemas(client, drop);
+    for (const move of moves) await renameSchema(client, move.from, move.to);
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -24,13 +24,23 @@ export class SessionPools {
     const from = pool;
     return async () => {
       const client = await from.connect();
+      // Checked out, a session has no listener of the pool's: one its server ends (terminated, shut down)
+      // would emit 'error' with none, and crash the process. The query that runs on it fails instead.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on('error', onError);
       return {
         client,
         release: async () => {
           try {
+            if (broken) throw broken;
             await client.query('RESET ALL');
+            client.removeListener('error', onError);
             client.release();
           } catch (error) {
+            client.removeListener('error', onError);
             client.release(error as Error);
           }
         },

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { withClient } from './connect.js';
 import { adminDatabase } from './server-url.js';
 
@@ -19,4 +20,9 @@ export async function schemaSizes(serverUrl: string, database: string, schemas: 
     );
     return new Map(rows.map((r) => [r.schema, Number(r.size)]));
   });
+}
+
+/** Bytes of the session's database. */
+export async function currentDatabaseSize(client: pg.ClientBase): Promise<number> {
+  return Number((await client.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s')).rows[0]!.s);
 }

@@ -170,3 +170,8 @@ function dollarTag(sql: string): string {
   while (sql.includes(tag)) tag = `$flotilla_${randomBytes(4).toString('hex')}$`;
   return tag;
 }
+
+/** Makes the role the owner of the schema (an empty new one: nothing else to give). */
+export async function giveSchemaTo(client: pg.ClientBase, schema: string, role: string): Promise<void> {
+  await client.query(`ALTER SCHEMA ${quoteIdent(schema)} OWNER TO ${quoteIdent(role)}`);
+}

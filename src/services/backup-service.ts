@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { fileChecksum } from '../core/checksum.js';
+import { currentDatabaseSize } from '../postgres/sizes.js';
+import { endSnapshot, exportSnapshot, sessionsOn } from '../postgres/snapshot.js';
 import { access, mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -115,7 +117,7 @@ export class BackupService {
         'FLO_SNAPSHOT_UNAVAILABLE',
         `Tenant ${tenant.slug} is a schema tenant: a snapshot copies a whole database, so it can only back up database tenants.`,
         {
-          hint: 'Use --strategy dump (or backup.fallbackToDump: true, the default, to fall back automatically).',
+          hint: 'Use the dump strategy (or backup.fallbackToDump: true, the default, to fall back automatically).',
           meta: { tenant: tenant.slug },
         },
       );
@@ -144,7 +146,7 @@ export class BackupService {
       const { counts, version, size } = await withClient(server.url, name, async (client) => ({
         counts: await countRows(client, {}),
         version: await schemaVersion(client, 'public'),
-        size: Number((await client.query(`SELECT pg_database_size(current_database()) AS s`)).rows[0].s),
+        size: await currentDatabaseSize(client),
       }));
       const backup = {
         id,
@@ -191,8 +193,7 @@ export class BackupService {
       requireTool('pg_dump', await serverMajor(client));
       await mkdir(dir, { recursive: true });
       // Count rows in the very snapshot pg_dump will dump, so the two always agree.
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const snapshot = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]!.id;
+      const snapshot = await exportSnapshot(client);
       const schemas = scope.schemas ? await existingSchemas(client, scope.schemas) : undefined;
       const counts = await countRows(client, { schemas, tenantSchema: scope.tenantSchema });
       const version = await schemaVersion(client, tenant.schema);
@@ -204,7 +205,7 @@ export class BackupService {
           meta: { tenant: tenant.slug },
         });
       }
-      await client.query('COMMIT');
+      await endSnapshot(client);
       await rename(partial, file);
       const { size } = await stat(file);
       const backup = {
@@ -237,22 +238,12 @@ export async function schemaVersion(client: pg.Client, schema: string): Promise<
   return newestVersion(await readHistory(client, schema));
 }
 
-/** The sessions connected to a database (count and application names), or null when there are none. */
-async function sessionsOn(admin: pg.ClientBase, database: string): Promise<{ n: number | string; apps: string } | null> {
-  const { rows } = await admin.query<{ n: number; apps: string | null }>(
-    `SELECT count(*)::int AS n, string_agg(DISTINCT coalesce(nullif(application_name, ''), 'unnamed'), ', ') AS apps FROM pg_stat_activity WHERE datname = $1`,
-    [database],
-  );
-  const found = rows[0];
-  return found && found.n > 0 ? { n: found.n, apps: found.apps ?? 'unknown' } : null;
-}
-
 function snapshotUnavailable(tenant: Tenant, sessions: { n: number | string; apps: string }, cause?: unknown): FlotillaError {
   return new FlotillaError(
     'FLO_SNAPSHOT_UNAVAILABLE',
     `Cannot snapshot tenant ${tenant.slug}: ${sessions.n} session(s) are connected to its database (${sessions.apps}), and PostgreSQL copies a database only when nobody is connected.`,
     {
-      hint: 'Stop the application for this tenant (or take the tenant offline), or use --strategy dump, which works while the application runs.',
+      hint: 'Stop the application for this tenant (or take the tenant offline), or use the dump strategy, which works while the application runs.',
       meta: { tenant: tenant.slug },
       ...(cause ? { cause } : {}),
     },

@@ -28,7 +28,7 @@ export async function restoreBackup(
   const backup = await registry.backups.get(input.backupId);
   if (backup.tenant !== input.slug) {
     throw new FlotillaError('FLO_BACKUP_NOT_FOUND', `Backup ${backup.id.slice(0, 8)} belongs to tenant ${backup.tenant}, not ${input.slug}.`, {
-      hint: `Run \`flotilla backup list ${input.slug}\` for its backups, or restore it with --as <new-slug> to make a new tenant from it.`,
+      hint: `List the backups of ${input.slug} for its own, or restore this one as a new tenant (under a new slug).`,
       meta: { backup: backup.id, tenant: input.slug },
     });
   }
@@ -53,7 +53,7 @@ export async function restoreBackup(
   const { previous, changed } = await op.setTenantStatus(tenant.slug, 'restoring', ['provisioning', 'upgrading', 'restoring']);
   if (!changed) {
     throw new FlotillaError('FLO_TENANT_LOCKED', `Tenant ${tenant.slug} is ${previous} by another command right now: it cannot be restored meanwhile.`, {
-      hint: 'Wait for that command to finish (see `flotilla rollout list` and `flotilla audit --tenant <slug>`), then run the restore again.',
+      hint: "Wait for that command to finish (the rollouts and the tenant's audit trail show it), then run the restore again.",
       meta: { tenant: tenant.slug, status: previous },
     });
   }

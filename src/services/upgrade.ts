@@ -1,6 +1,6 @@
 import type { AuditEventInput } from '../control/audit-log.js';
 import { backupRisks } from '../core/backup-risk.js';
-import { FlotillaError, isFlotillaError } from '../core/errors.js';
+import { FlotillaError, toFlotillaError } from '../core/errors.js';
 import type { Finding, LintReport } from '../core/lint/lint.js';
 import { compareVersions } from '../core/migration-file.js';
 import type { MigrationSet } from '../core/migration-set.js';
@@ -116,8 +116,8 @@ export class UpgradeService {
         outcome = await this.migrateWithBackup(tenant, server, model.target(tenant, server, context.set), engine, context, run.op.id);
       }
     } catch (error) {
-      if (!isFlotillaError(error)) throw error;
-      outcome = { tenant: tenant.slug, status: 'failed', error, durationMs: performance.now() - started };
+      // Whatever failed (the server gone between lock and BEGIN, mid-transaction, between phases) is this tenant's outcome, never a throw.
+      outcome = { tenant: tenant.slug, status: 'failed', error: naming(tenant.slug, toFlotillaError(error)), durationMs: performance.now() - started };
     } finally {
       if (marked) await run.op.restoreTenantStatus(tenant.slug, 'upgrading', marked.previous).catch(() => undefined);
     }
@@ -162,6 +162,13 @@ export class UpgradeService {
     }
     return { ...result, backup: backup.reasons ? { reasons: backup.reasons, id: backup.id } : null };
   }
+}
+
+/** The error as the tenant's outcome: its message names the tenant (a connection lost before the engine began does not). */
+function naming(slug: string, error: FlotillaError): FlotillaError {
+  if (error.message.includes(slug)) return error;
+  const options = { hint: error.hint, meta: { ...error.meta, tenant: slug }, cause: error.cause ?? error };
+  return new FlotillaError(error.code, `Tenant ${slug}: ${error.message}`, options as never);
 }
 
 /**

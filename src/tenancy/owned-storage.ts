@@ -15,8 +15,7 @@ import {
   schemaExists,
 } from '../postgres/provision.js';
 import { adminDatabase } from '../postgres/server-url.js';
-import { quoteIdent } from '../core/sql/quote.js';
-import { createTenantRole, dropTenantRole, roleExists } from '../postgres/tenant-role.js';
+import { giveSchemaTo, createTenantRole, dropTenantRole, roleExists } from '../postgres/tenant-role.js';
 import { hostTag } from '../postgres/process-tag.js';
 import type { StorageClaim, StorageOwner, StorageRef, StorageRegistry } from '../control/storage.js';
 import { describeRef } from '../control/storage.js';
@@ -74,7 +73,7 @@ export class OwnedStorage {
       if (!claimed && exists) throw notFlotillas(ref);
       const claim = await this.claims.claim(ref, owner);
       if (!exists) await createTenantRole(client, ref.name);
-      if (options.giveSchema) await client.query(`ALTER SCHEMA ${quoteIdent(options.giveSchema)} OWNER TO ${quoteIdent(ref.name)}`);
+      if (options.giveSchema) await giveSchemaTo(client, options.giveSchema, ref.name);
       return claim;
     });
   }

@@ -1,5 +1,5 @@
 import { withClient } from '../postgres/connect.js';
-import { dropSchemas, existingSchemas, renameSchema } from '../postgres/provision.js';
+import { existingSchemas, putSchemasBack } from '../postgres/provision.js';
 import type { StorageClaim } from '../control/storage.js';
 import type { OwnedStorage } from './owned-storage.js';
 
@@ -51,18 +51,11 @@ async function undoSchemaSwap(storage: OwnedStorage, asides: readonly StorageCla
       ),
     );
     if (present.size === 0) return;
-    await client.query('BEGIN');
-    try {
-      await dropSchemas(
-        client,
-        asides.map((a) => a.asideOf!),
-      );
-      for (const aside of asides) if (present.has(aside.name)) await renameSchema(client, aside.name, aside.asideOf!);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
+    await putSchemasBack(
+      client,
+      asides.map((a) => a.asideOf!),
+      asides.filter((a) => present.has(a.name)).map((a) => ({ from: a.name, to: a.asideOf! })),
+    );
   });
   await storage.claims.release(asides.map((a) => a.id));
 }
