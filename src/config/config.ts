@@ -104,7 +104,7 @@ export async function loadConfig(options: { cwd?: string; file?: string; env?: N
   const file = options.file ? resolve(cwd, options.file) : CONFIG_FILES.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
   if (options.file && !existsSync(file!)) {
     throw new FlotillaError('FLO_CONFIG_NOT_FOUND', `Config file ${options.file} does not exist.`, {
-      hint: 'Run `flotilla init` to write one, or pass the right path with --config.',
+      hint: 'Write one (`flotilla init` does), or give the path of the right one.',
       meta: { file: options.file },
     });
   }

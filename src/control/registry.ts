@@ -166,7 +166,7 @@ export class Registry {
     const { rows } = await this.pool.query<ServerRow>(`SELECT ${SERVER_COLUMNS} FROM flotilla.servers WHERE name = $1`, [name]);
     if (!rows[0]) {
       throw new FlotillaError('FLO_SERVER_NOT_FOUND', `No server named ${name}.`, {
-        hint: 'Register it with `flotilla server add <name> --url <url>`, or see `flotilla server list`.',
+        hint: 'Register the server first, or place the tenant on one of the registered servers.',
         meta: { server: name },
       });
     }

@@ -97,7 +97,7 @@ export function plan<M extends AvailableMigration>(available: readonly M[], appl
         code: 'FLO_OUT_OF_ORDER',
         version: m.version,
         message: `Migration ${m.path} is pending but older than the newest applied migration (${newestApplied.version}_${newestApplied.name}).`,
-        hint: 'Give it a version newer than every applied migration (rename the file), or allow it with --allow-out-of-order if its order does not matter.',
+        hint: 'Give it a version newer than every applied migration (rename the file), or allow out-of-order migrations (engine.allowOutOfOrder) if its order does not matter.',
       });
     }
     steps.push({ migration: m, statements: m.statements.map((_, i) => i), resumed: false });

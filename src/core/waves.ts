@@ -24,7 +24,7 @@ export function assignWaves(ordered: readonly string[], options: { canary?: stri
 
 function canaryTenants(ordered: readonly string[], spec: string | undefined): string[] {
   if (spec === undefined || spec === '' || spec === '0') return [];
-  const percent = share('--canary', spec);
+  const percent = share('canary', spec);
   if (percent !== undefined) return ordered.slice(0, Math.max(1, Math.ceil((percent / 100) * ordered.length)));
   if (/^\d+$/.test(spec)) return ordered.slice(0, Number(spec));
   const slugs = spec
@@ -37,7 +37,7 @@ function canaryTenants(ordered: readonly string[], spec: string | undefined): st
       'FLO_USAGE',
       `Canary tenant${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not in this rollout's selection.`,
       {
-        hint: 'Give --canary as a count (3), a share (5%) or slugs of selected tenants (acme,globex).',
+        hint: 'Give the canary as a count (3), a share (5%) or slugs of selected tenants (acme,globex).',
         meta: { unknown },
       },
     );
@@ -48,10 +48,10 @@ function canaryTenants(ordered: readonly string[], spec: string | undefined): st
 /** `--max-failures 3` or `5%` (of the rollout's tenants) → how many failures are tolerated; undefined: no budget. */
 export function failureBudget(spec: string | undefined, total: number): number | undefined {
   if (spec === undefined) return undefined;
-  const percent = share('--max-failures', spec);
+  const percent = share('maxFailures', spec);
   if (percent !== undefined) return Math.floor((percent / 100) * total);
   if (/^\d+$/.test(spec)) return Number(spec);
-  throw new FlotillaError('FLO_USAGE', `--max-failures ${spec} is neither a count nor a percentage.`, { hint: 'For example --max-failures 2 or --max-failures 5%.' });
+  throw new FlotillaError('FLO_USAGE', `maxFailures ${spec} is neither a count nor a percentage.`, { hint: 'For example 2, or 5%.' });
 }
 
 /** `5%` → 5; undefined when `spec` is not a percentage; a share over 100 % is refused. */

@@ -18,7 +18,7 @@ describe('waves', () => {
 
   it('refuses canary slugs outside the selection and shares over 100 %', () => {
     expect(() => waves({ canary: 'a,zed' })).toThrow(expect.objectContaining({ code: 'FLO_USAGE', message: expect.stringContaining('zed') }));
-    expect(() => waves({ canary: '150%' })).toThrow(expect.objectContaining({ code: 'FLO_USAGE', message: '--canary 150% is more than all the tenants.' }));
+    expect(() => waves({ canary: '150%' })).toThrow(expect.objectContaining({ code: 'FLO_USAGE', message: 'canary 150% is more than all the tenants.' }));
   });
 
   it('turns --max-failures into a number of tenants', () => {
@@ -27,6 +27,6 @@ describe('waves', () => {
     expect(failureBudget('5%', 50)).toBe(2);
     expect(failureBudget('0%', 50)).toBe(0);
     expect(() => failureBudget('lots', 50)).toThrow(expect.objectContaining({ code: 'FLO_USAGE' }));
-    expect(() => failureBudget('101%', 50)).toThrow(expect.objectContaining({ code: 'FLO_USAGE', message: '--max-failures 101% is more than all the tenants.' }));
+    expect(() => failureBudget('101%', 50)).toThrow(expect.objectContaining({ code: 'FLO_USAGE', message: 'maxFailures 101% is more than all the tenants.' }));
   });
 });

@@ -152,7 +152,7 @@ export const RULES = {
     instead: "Remove it: a schema tenant's migrations run under the tenant's own role, which they may not leave (migrate refuses it whatever the allows).",
   },
   FX901: { severity: 'error', family: 'directives', title: 'allow without a reason', instead: 'Write -- flotilla:allow <CODE> reason="why this is safe".' },
-  FX902: { severity: 'error', family: 'directives', title: 'allow of an unknown code', instead: 'Use a code from `flotilla lint --codes` (README, "Lint codes").' },
+  FX902: { severity: 'error', family: 'directives', title: 'allow of an unknown code', instead: 'Use a code from the catalogue (README, "Lint codes").' },
   FX903: { severity: 'warning', family: 'directives', title: 'allow that matches nothing', instead: 'Remove it, or move it next to the statement it is meant for.' },
   FX904: {
     severity: 'warning',
