@@ -19,6 +19,7 @@ import { Flotilla } from '../src/flotilla.js';
 import { withClient } from '../src/postgres/connect.js';
 import { dropDatabase } from '../src/postgres/provision.js';
 import { databaseOf, withDatabase } from '../src/postgres/server-url.js';
+import { activateTenantRow, claimStorage, insertTenantRow } from '../test/support/control.js';
 import { benchServer, corpusDir, requireTool } from './support.js';
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 100);
@@ -68,7 +69,7 @@ try {
   await setup.tenants.create({ slug: 'template' });
   for (const n of names) {
     // Registered as Flotilla would have made them (the bench copies them from a template instead, for speed).
-    const tenant = await setup.registry.insertTenant({
+    const tenant = await insertTenantRow(setup, {
       slug: n.replace('bench_fleet_', '').replace('_', '-'),
       name: n,
       kind: 'database',
@@ -77,8 +78,8 @@ try {
       schema: 'public',
       operationId: null,
     });
-    await setup.registry.storage.claim({ server: 'main', kind: 'database', name: n }, { purpose: 'tenant', tenantId: tenant.id });
-    await setup.registry.activate(tenant.slug);
+    await claimStorage(setup, { server: 'main', kind: 'database', name: n }, { purpose: 'tenant', tenantId: tenant.id });
+    await activateTenantRow(setup, tenant.slug);
   }
   await setup.close();
   await sql(['CREATE DATABASE bench_fleet_pgtemplate']);

@@ -1,7 +1,6 @@
 import type { ResolvedConfig } from './config/config.js';
 import { loadConfig } from './config/config.js';
 import { currentActor } from './control/audit-log.js';
-import type { Registry } from './control/registry.js';
 import { MAIN_SERVER } from './core/tenant.js';
 import type { EmbeddedServer } from './postgres/embedded.js';
 import { startEmbedded } from './postgres/embedded.js';
@@ -51,12 +50,16 @@ export class Flotilla {
   readonly servers: ServerService;
   readonly lint: LintService;
 
+  /** The configuration in use, its database URL without a password. */
+  readonly config: ResolvedConfig;
+
   private constructor(
-    readonly config: ResolvedConfig,
+    config: ResolvedConfig,
     private readonly context: ServiceContext,
     private readonly serverUrl: string,
     private readonly embedded: EmbeddedServer | undefined,
   ) {
+    this.config = Object.freeze({ ...config, databaseUrl: config.databaseUrl === undefined ? undefined : redactUrl(config.databaseUrl) });
     this.tenants = new TenantService(context);
     this.upgrade = new UpgradeService(context);
     this.rollouts = new RolloutService(context, this.upgrade);
@@ -109,10 +112,5 @@ export class Flotilla {
   /** The URL of the server holding the control database, without its password. */
   get controlUrl(): string {
     return redactUrl(this.serverUrl);
-  }
-
-  /** @internal The control plane's stores, for the CLI's read-only views and tests' support code; not part of the public API. */
-  get registry(): Registry {
-    return this.context.registry;
   }
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backups.js';
@@ -14,6 +15,7 @@ import { EXIT_CODE_BY_FAMILY, reportError } from './output.js';
 export function buildProgram(): Command {
   const program = new Command('flotilla')
     .description('Upgrade every tenant database of a multi-tenant app, all-or-nothing per tenant.')
+    .version(packageVersion(), '-V, --version', "print Flotilla's version")
     .option('--config <file>', 'config file (default: flotilla.config.json or flotilla.config.ts here)')
     .showHelpAfterError()
     .exitOverride();
@@ -41,4 +43,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_CODE_BY_FAMILY.usage;
     return reportError(error, argv.includes('--json'));
   }
+}
+
+/** The version of the installed package, read from its package.json (two levels above the compiled CLI). */
+function packageVersion(): string {
+  const file = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }

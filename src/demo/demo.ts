@@ -9,6 +9,7 @@ import { readMigrationDir } from '../core/migration-file.js';
 import { renderSumFile, SUM_FILE } from '../core/sum-file.js';
 import type { MigrateReport, TenantState } from '../core/outcomes.js';
 import { Flotilla } from '../flotilla.js';
+import { openControlPlane } from '../services/control-plane.js';
 import { withClient } from '../postgres/connect.js';
 import { startEmbedded } from '../postgres/embedded.js';
 import { databaseExists, dropDatabase } from '../postgres/provision.js';
@@ -72,7 +73,7 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
       tenants: { ...base.tenants, databasePrefix: 'demo_', schemaPrefix: 'demo_', schemaDatabase: 'flotilla_demo_tenants' },
       backup: { ...base.backup, policy: canDump ? 'risky' : 'never', strategy: 'snapshot', dir: join(workDir, 'backups') },
     };
-    await resetDemo(serverUrl, workDir, config);
+    await resetDemo(serverUrl, workDir);
     await copyMigrations(join(EXAMPLE, 'migrations'), migrationsDir);
     let flotilla = await Flotilla.open({ config });
     try {
@@ -111,15 +112,16 @@ export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {
  * (tenant databases and schemas, snapshots, dump files), then that control
  * database. Nothing is removed by name alone.
  */
-async function resetDemo(serverUrl: string, workDir: string, config: ResolvedConfig): Promise<void> {
+async function resetDemo(serverUrl: string, workDir: string): Promise<void> {
   const exists = await withClient(serverUrl, adminDatabase(serverUrl), (admin) => databaseExists(admin, CONTROL_DATABASE));
   if (exists) {
-    const previous = await Flotilla.open({ config: { ...config, migrationsDir: join(workDir, 'migrations') } });
+    // Its control plane, brought up to date as Flotilla.open would, read for what it made.
+    const registry = await openControlPlane(withDatabase(serverUrl, CONTROL_DATABASE), CONTROL_DATABASE);
     try {
-      const storage = new OwnedStorage(previous.registry.storage, (name) => previous.registry.serverUrl(name));
-      for (const claim of (await previous.registry.storage.all()).reverse()) if (claim.purpose !== 'control') await storage.removeObject(claim);
+      const storage = new OwnedStorage(registry.storage, (name) => registry.serverUrl(name));
+      for (const claim of (await registry.storage.all()).reverse()) if (claim.purpose !== 'control') await storage.removeObject(claim);
     } finally {
-      await previous.close();
+      await registry.close();
     }
     await withClient(serverUrl, adminDatabase(serverUrl), (admin) => dropDatabase(admin, CONTROL_DATABASE));
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/postgres/connect.js';
 import { Flotilla } from '../../src/flotilla.js';
+import { recordAuditEvent, serverWithSecret } from '../support/control.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -99,7 +100,10 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
       await flotilla.tenants.withClient(slug, (c) => c.query("INSERT INTO members (name) VALUES ('after the backup')"));
       const before = await counts(slug);
       await appendFile(backup.location, 'x');
-      await expect(flotilla.backups.restore(slug, backup.id)).rejects.toMatchObject({ code: 'FLO_BACKUP_TAMPERED', message: expect.stringContaining('has changed since it was taken') });
+      await expect(flotilla.backups.restore(slug, backup.id)).rejects.toMatchObject({
+        code: 'FLO_BACKUP_TAMPERED',
+        message: expect.stringContaining('has changed since it was taken'),
+      });
       expect(await counts(slug)).toEqual(before);
       expect((await flotilla.tenants.get(slug)).status).toBe('active');
     }
@@ -115,7 +119,10 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
         `UPDATE flotilla.backups SET fingerprint = jsonb_set(fingerprint, $2, to_jsonb((fingerprint #>> $2)::int + 1)) WHERE id = $1`,
         [backup.id, [Object.keys(backup.rowCounts).find((k) => k.endsWith('.members'))!]],
       );
-      await expect(flotilla.backups.restore(slug, backup.id)).rejects.toMatchObject({ code: 'FLO_RESTORE_FAILED', message: expect.stringMatching(/members: 3\d recorded, 3\d restored/) });
+      await expect(flotilla.backups.restore(slug, backup.id)).rejects.toMatchObject({
+        code: 'FLO_RESTORE_FAILED',
+        message: expect.stringMatching(/members: 3\d recorded, 3\d restored/),
+      });
       expect(await counts(slug)).toEqual(before);
     }
   });
@@ -149,10 +156,13 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
     const snapshot = await flotilla.backups.create('gamma', { strategy: 'snapshot' });
     expect(snapshot).toMatchObject({ strategy: 'snapshot', location: expect.stringMatching(/^flotilla_snap_/) });
     const tenant = await flotilla.tenants.get('gamma');
-    const server = await flotilla.registry.getServer(tenant.server);
+    const server = await serverWithSecret(flotilla, tenant.server);
     const session = await connect(server.url, tenant.database, 'the app');
     try {
-      await expect(flotilla.backups.create('gamma', { strategy: 'snapshot' })).rejects.toMatchObject({ code: 'FLO_SNAPSHOT_UNAVAILABLE', message: expect.stringContaining('the app') });
+      await expect(flotilla.backups.create('gamma', { strategy: 'snapshot' })).rejects.toMatchObject({
+        code: 'FLO_SNAPSHOT_UNAVAILABLE',
+        message: expect.stringContaining('the app'),
+      });
       const fallback = await Flotilla.open({ config: { ...flotilla.config, backup: { ...flotilla.config.backup, strategy: 'snapshot', fallbackToDump: true } } });
       try {
         expect((await fallback.backups.create('gamma')).strategy).toBe('dump');
@@ -162,7 +172,10 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
     } finally {
       await session.end();
     }
-    await expect(flotilla.backups.create('delta', { strategy: 'snapshot' })).rejects.toMatchObject({ code: 'FLO_SNAPSHOT_UNAVAILABLE', message: expect.stringContaining('schema tenant') });
+    await expect(flotilla.backups.create('delta', { strategy: 'snapshot' })).rejects.toMatchObject({
+      code: 'FLO_SNAPSHOT_UNAVAILABLE',
+      message: expect.stringContaining('schema tenant'),
+    });
   });
 
   it('keeps only the newest N backups with --keep, removing their files and snapshot databases', async () => {
@@ -236,10 +249,10 @@ describe('the audit trail', () => {
 
   it('never records a password', async () => {
     const tenant = await flotilla.tenants.get('gamma');
-    const server = await flotilla.registry.getServer(tenant.server);
+    const server = await serverWithSecret(flotilla, tenant.server);
     const url = new URL(server.url);
     url.password = 'hunter2-secret';
-    await flotilla.registry.audit.record({ command: 'server add', arguments: { url: url.toString(), password: 'x' }, outcome: 'succeeded', durationMs: 1 });
+    await recordAuditEvent(flotilla, { command: 'server add', arguments: { url: url.toString(), password: 'x' }, outcome: 'succeeded', durationMs: 1 });
     const rows = await project.query(`${project.prefix}_control`, `SELECT arguments::text AS a FROM flotilla.audit_events WHERE command = 'server add'`);
     expect(rows[0]!.a).not.toContain('hunter2');
     expect(rows[0]!.a).toContain('***');

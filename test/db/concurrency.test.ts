@@ -44,7 +44,10 @@ describe('concurrent migrations', () => {
     await Promise.all([flotilla.upgrade.migrate({ tenants: ['other'] }), flotilla.upgrade.migrate({ tenants: ['third'] })]);
     const spans = await Promise.all(
       ['other', 'third'].map((slug) =>
-        flotilla.tenants.withClient(slug, async (c) => (await c.query(`SELECT min(at) AS start, max(at) FILTER (WHERE migration = '0002-end') AS finish FROM applied_log`)).rows[0]),
+        flotilla.tenants.withClient(
+          slug,
+          async (c) => (await c.query(`SELECT min(at) AS start, max(at) FILTER (WHERE migration = '0002-end') AS finish FROM applied_log`)).rows[0],
+        ),
       ),
     );
     const [x, y] = spans as { start: Date; finish: Date }[];

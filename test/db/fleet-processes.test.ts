@@ -8,6 +8,7 @@ import { Flotilla } from '../../src/flotilla.js';
 import type { EmbeddedServer } from '../../src/postgres/embedded.js';
 import { startEmbedded } from '../../src/postgres/embedded.js';
 import { events, runCli } from '../support/cli.js';
+import { setServerLimit } from '../support/control.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -158,7 +159,7 @@ describe('a rollout across two servers', () => {
     second = await startEmbedded(join(dir, 'pg'));
     port = Number(new URL(second.url).port);
     await flotilla.servers.add('second', second.url);
-    await flotilla.registry.setServerLimit('second', 1);
+    await setServerLimit(flotilla, 'second', 1);
     for (let i = 1; i <= 6; i++) await flotilla.tenants.create({ slug: `s2-${i}`, server: 'second' });
   }, 120_000);
   afterAll(async () => {

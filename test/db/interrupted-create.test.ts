@@ -126,7 +126,7 @@ describe('tenant create, killed and run again', () => {
     // It notices before it goes on, stops, and undoes what it made.
     expect(await victim.exited).toBe(6);
     expect(victim.output()).toContain('that shows this tenant create is alive broke');
-    expect(await flotilla.registry.findTenant('five')).toBeUndefined();
+    expect((await flotilla.tenants.list()).find((t) => t.slug === 'five')).toBeUndefined();
     expect(await project.query(control(), `SELECT command FROM flotilla.operations WHERE finished_at IS NULL`)).toEqual([]);
     expect(await project.query(control(), `SELECT name FROM flotilla.storage WHERE purpose IN ('scratch', 'aside') OR name LIKE '%_five'`)).toEqual([]);
   });
@@ -136,7 +136,7 @@ describe('tenant create, killed and run again', () => {
     const failed = await cli('tenant', 'create', 'six');
     expect(failed.code).toBe(6);
     expect(failed.stderr).toContain('FLO_PROVISION_FAILED');
-    expect(await flotilla.registry.findTenant('six')).toBeUndefined();
+    expect((await flotilla.tenants.list()).find((t) => t.slug === 'six')).toBeUndefined();
     expect(await project.query(control(), `SELECT name FROM flotilla.storage WHERE name LIKE '%_six'`)).toEqual([]);
     expect(await databasesWith(`${project.prefix}_six`)).toEqual([]);
     const events = (await flotilla.audit.list({ tenant: 'six' })).map((e) => e.outcome);

@@ -143,7 +143,7 @@ describe('restore --as, killed and run again', () => {
 
   it('killed just before the new tenant became active: run again, it is made', async () => {
     const victim = start('restore', 'big', '--backup', backup.id, '--as', 'copy-b');
-    await until(async () => (await flotilla.registry.findTenant('copy-b')) !== undefined, 'the new tenant registered');
+    await until(async () => (await flotilla.tenants.list()).find((t) => t.slug === 'copy-b') !== undefined, 'the new tenant registered');
     const row = await holdLock(control(), `SELECT 1 FROM flotilla.tenants WHERE slug = 'copy-b' FOR NO KEY UPDATE`);
     await waitingOnLock(`UPDATE flotilla.tenants SET status = 'active'%`, 'the new tenant about to become active');
     await victim.kill({ withSessions: true });
@@ -156,7 +156,7 @@ describe('restore --as, killed and run again', () => {
 
   it('killed after its work, before its end was recorded: run again, it is done', async () => {
     const victim = start('restore', 'big', '--backup', backup.id, '--as', 'copy-c');
-    await until(async () => (await flotilla.registry.findTenant('copy-c')) !== undefined, 'the new tenant registered');
+    await until(async () => (await flotilla.tenants.list()).find((t) => t.slug === 'copy-c') !== undefined, 'the new tenant registered');
     const row = await holdLock(control(), `SELECT 1 FROM flotilla.tenants WHERE slug = 'copy-c' FOR NO KEY UPDATE`);
     await waitingOnLock(`UPDATE flotilla.tenants SET status = 'active'%`, 'the new tenant about to become active');
     const end = await holdLock(control(), 'LOCK TABLE flotilla.audit_events IN EXCLUSIVE MODE');

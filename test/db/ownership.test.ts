@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
 import { runCli } from '../support/cli.js';
 import { contents, databasesWith } from '../support/contents.js';
+import { activateTenantRow, claimStorage, deleteBackupRow, deleteTenantRow, insertBackupRow, insertTenantRow } from '../support/control.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -59,7 +60,7 @@ describe('tenants ab and ab--cd: one name can never be the other extended', () =
     // As an older Flotilla allowed: tenant "xy--events" owns schema <prefix>_xy__events, the very name tenant xy's
     // migration `CREATE SCHEMA events` would give x's own copy.
     const legacySchema = `${project.prefix}_xy__events`;
-    const legacy = await flotilla.registry.insertTenant({
+    const legacy = await insertTenantRow(flotilla, {
       slug: 'xy--events',
       name: 'legacy',
       kind: 'schema',
@@ -68,8 +69,8 @@ describe('tenants ab and ab--cd: one name can never be the other extended', () =
       schema: legacySchema,
       operationId: null,
     });
-    await flotilla.registry.storage.claim({ server: 'main', kind: 'schema', database: shared(), name: legacySchema }, { purpose: 'tenant', tenantId: legacy.id });
-    await flotilla.registry.activate('xy--events');
+    await claimStorage(flotilla, { server: 'main', kind: 'schema', database: shared(), name: legacySchema }, { purpose: 'tenant', tenantId: legacy.id });
+    await activateTenantRow(flotilla, 'xy--events');
     await project.query(
       shared(),
       `CREATE SCHEMA "${legacySchema}"; CREATE TABLE "${legacySchema}".notes (n int); INSERT INTO "${legacySchema}".notes SELECT generate_series(1, 9)`,
@@ -81,7 +82,7 @@ describe('tenants ab and ab--cd: one name can never be the other extended', () =
     expect(created.code).not.toBe(0);
     expect(created.stderr).toContain('FLO_STORAGE_TAKEN');
     expect(created.stderr).toContain(legacySchema);
-    expect(await flotilla.registry.findTenant('xy')).toBeUndefined();
+    expect((await flotilla.tenants.list()).find((t) => t.slug === 'xy')).toBeUndefined();
     // The existing schema tenants cannot take that migration either: refused for each, nothing changed.
     const report = await flotilla.upgrade.migrate({ tenants: ['ab'] });
     expect(report.outcomes[0]).toMatchObject({ status: 'succeeded' });
@@ -109,7 +110,7 @@ describe('a database named like a tenant but registered to nobody', () => {
     expect(created.stderr).toContain('FLO_STORAGE_TAKEN');
 
     expect(await everythingBut()).toEqual(before);
-    expect(await flotilla.registry.findTenant('copy')).toBeUndefined();
+    expect((await flotilla.tenants.list()).find((t) => t.slug === 'copy')).toBeUndefined();
     expect(await project.query(stranger, 'SELECT count(*)::int AS n FROM precious')).toEqual([{ n: 9 }]);
   });
 
@@ -156,17 +157,17 @@ describe('what a tenant owns', () => {
     const database = `${project.prefix}_orphan`;
     await project.query('postgres', `CREATE DATABASE "${database}"`);
     await project.query(database, 'CREATE TABLE members (id int); INSERT INTO members SELECT generate_series(1, 9)');
-    const orphan = await flotilla.registry.insertTenant({ slug: 'orphan', name: 'orphan', kind: 'database', server: 'main', database, schema: 'public', operationId: null });
-    await flotilla.registry.activate('orphan');
+    const orphan = await insertTenantRow(flotilla, { slug: 'orphan', name: 'orphan', kind: 'database', server: 'main', database, schema: 'public', operationId: null });
+    await activateTenantRow(flotilla, 'orphan');
     const backup = await flotilla.backups.create('other');
-    const forged = await flotilla.registry.backups.insert({ ...backup, id: '00000000-0000-4000-8000-000000000001', tenant: 'orphan' });
+    const forged = await insertBackupRow(flotilla, { ...backup, id: '00000000-0000-4000-8000-000000000001', tenant: 'orphan' });
     const before = await everythingBut();
     const restored = await cli('restore', 'orphan', '--backup', forged.id);
     expect(restored.code).toBe(5);
     expect(restored.stderr).toContain('error FLO_STORAGE_NOT_OWNED');
     expect(await everythingBut()).toEqual(before);
     expect((await flotilla.tenants.get('orphan')).status).toBe('active');
-    await flotilla.registry.backups.delete(forged.id);
-    await flotilla.registry.deleteTenant(orphan.slug);
+    await deleteBackupRow(flotilla, forged.id);
+    await deleteTenantRow(flotilla, orphan.slug);
   });
 });

@@ -69,7 +69,7 @@ describe.each(['database', 'schema'] as const)('a %s tenant whose server dies du
     flotilla = await Flotilla.open({ config: project.config });
     await flotilla.tenants.create({ slug: victim, kind });
     await flotilla.tenants.create({ slug: bystander, kind });
-    tenant = await flotilla.registry.getTenant(victim);
+    tenant = await flotilla.tenants.get(victim);
     admin = await connect(serverUrl(), 'postgres', 'flotilla test admin');
   });
   afterAll(async () => {
@@ -169,7 +169,7 @@ describe.each(['database', 'schema'] as const)('a %s tenant whose server dies du
     expect(again.outcomes.map((o) => [o.tenant, o.status])).toEqual([[victim, 'succeeded']]);
     expect((await history()).every((row) => row.remaining.length === 0)).toBe(true);
     expect((await history()).map((r) => r.version)).toEqual((await history(bystander)).map((r) => r.version));
-    expect((await flotilla.registry.getTenant(victim)).status).toBe('active');
+    expect((await flotilla.tenants.get(victim)).status).toBe('active');
   }
 
   it('waiting for the tenant lock (before the lock, before BEGIN): failed with FLO_CONNECTION_FAILED, nothing kept', async () => {
@@ -196,7 +196,7 @@ describe.each(['database', 'schema'] as const)('a %s tenant whose server dies du
     expect(await history()).toEqual(before);
     expect(await relations()).not.toContain('while_locked');
     expect((await history(bystander)).at(-1)).toEqual({ version: migration.version, remaining: [] });
-    expect((await flotilla.registry.getTenant(victim)).status).toBe('active');
+    expect((await flotilla.tenants.get(victim)).status).toBe('active');
     await secondRunCompletes();
     expect(await relations()).toContain('while_locked');
   });
@@ -324,7 +324,7 @@ describe.each(['database', 'schema'] as const)('a %s tenant whose server dies du
     expect(rows.find((r) => r.tenant === bystander)).toMatchObject({ state: 'succeeded', errorCode: null });
     expect(await history()).toEqual(before);
     expect(await relations()).not.toContain('in_rollout');
-    expect((await flotilla.registry.getTenant(victim)).status).toBe('active');
+    expect((await flotilla.tenants.get(victim)).status).toBe('active');
     await secondRunCompletes();
     expect(await relations()).toContain('in_rollout');
   });

@@ -37,7 +37,7 @@ describe("a schema tenant's own role", () => {
   it('is made at provisioning, recorded as the tenant’s, and owns its schema and everything its migrations made', async () => {
     const tenant = await flotilla.tenants.create({ slug: 'alpha', kind: 'schema' });
     const role = tenantRole(tenant);
-    expect((await flotilla.registry.storage.ofTenant(tenant.id)).map((c) => `${c.kind}:${c.name}`)).toContain(`role:${role}`);
+    expect((await flotilla.tenants.storage(tenant.slug)).map((c) => `${c.kind}:${c.name}`)).toContain(`role:${role}`);
     expect(await owners(tenant.database, tenant.schema)).toEqual([role]);
   });
 
@@ -56,7 +56,7 @@ describe("a schema tenant's own role", () => {
     const report = await flotilla.upgrade.migrate({ tenants: ['beta'] });
     expect(report.outcomes[0]!.status).toBe('succeeded');
     expect(await owners(tenant.database, tenant.schema)).toEqual([role]);
-    expect((await flotilla.registry.storage.ofTenant(tenant.id)).some((c) => c.kind === 'role' && c.name === role)).toBe(true);
+    expect((await flotilla.tenants.storage(tenant.slug)).some((c) => c.kind === 'role' && c.name === role)).toBe(true);
   });
 
   it("cannot call another tenant's function left in a shared pooled session", async () => {

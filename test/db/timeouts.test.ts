@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Flotilla } from '../../src/flotilla.js';
 import { connect } from '../../src/postgres/connect.js';
+import { serverWithSecret } from '../support/control.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -31,7 +32,7 @@ describe('timeouts', () => {
 
   it('gives up on a table another session holds, instead of queueing behind it, and leaves the tenant unchanged', async () => {
     const tenant = await flotilla.tenants.get('shop');
-    const server = await flotilla.registry.getServer(tenant.server);
+    const server = await serverWithSecret(flotilla, tenant.server);
     const blocker = await connect(server.url, tenant.database);
     try {
       await blocker.query('BEGIN');

@@ -5,6 +5,7 @@ import { Flotilla } from '../../src/flotilla.js';
 import type { TenantOutcome } from '../../src/index.js';
 import { migrateTarget } from '../../src/engine/migrate-target.js';
 import { tenancyModel } from '../../src/tenancy/models.js';
+import { serverWithSecret } from '../support/control.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
 
@@ -33,7 +34,7 @@ function errorOf(outcome: TenantOutcome | undefined): { code: string; message: s
 /** The engine without the lint gate: what would reach a tenant if someone bypassed `flotilla migrate`. */
 async function forcePastLint(slug: string): Promise<{ code: string; message: string } | string> {
   const tenant = await flotilla.tenants.get(slug);
-  const server = await flotilla.registry.getServer(tenant.server);
+  const server = await serverWithSecret(flotilla, tenant.server);
   const set = await flotilla.lint.migrations();
   return migrateTarget(tenancyModel(tenant.kind).target(tenant, server, set), set, {}).then(
     (result) => result.status,

@@ -148,7 +148,7 @@ export function hostileSuite(title: string, id: string, cases: readonly HostileC
           const after = { database: (await state(database.database, first.database.shape)).data, shared: (await state(schema.database, first.shared.shape)).data };
           const before = { database: first.database.data, shared: first.shared.data };
           const outcomes = new Map(report.outcomes.map((o) => [o.tenant, o]));
-          const ownSchemas = new Set([schema.schema, ...[...(await flotilla.registry.storage.ofTenant(schema.id))].filter((c) => c.kind === 'schema').map((c) => c.name)]);
+          const ownSchemas = new Set([schema.schema, ...[...(await flotilla.tenants.storage(schema.slug))].filter((c) => c.kind === 'schema').map((c) => c.name)]);
           const sharedChanges = changedKeys(before.shared, after.shared);
           // Nothing outside the schema tenant's own schemas may change, whatever happened to it.
           const outside = sharedChanges.filter((key) => !ownSchemas.has(key.split(':')[1]?.split('.')[0] ?? ''));
