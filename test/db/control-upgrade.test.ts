@@ -15,6 +15,7 @@ const control = () => `${project.prefix}_control`;
 
 /** Takes the control database back to its schema before 0005_ownership.sql (and what came after it). */
 const BEFORE_OWNERSHIP = `
+  DELETE FROM flotilla.flotilla_migrations WHERE version = '0007';
   ALTER TABLE flotilla.audit_events DROP COLUMN details;
   DELETE FROM flotilla.flotilla_migrations WHERE version = '0006';
   DROP TABLE flotilla.storage;

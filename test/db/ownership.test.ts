@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { FlotillaError } from '../../src/core/errors.js';
 import { Flotilla } from '../../src/flotilla.js';
-import { runCli } from '../support/cli.js';
 import { contents, databasesWith } from '../support/contents.js';
 import { activateTenantRow, claimStorage, deleteBackupRow, deleteTenantRow, insertBackupRow, insertTenantRow } from '../support/control.js';
 import type { TestProject } from '../support/project.js';
@@ -15,13 +16,37 @@ import { testProject } from '../support/project.js';
  */
 let project: TestProject;
 let flotilla: Flotilla;
-const cli = (...args: string[]) => runCli(args, { cwd: project.dir, env: project.env });
 const shared = () => project.config.tenants.schemaDatabase;
 
 /** Everything on the server under this project's prefix except the control database, minus what `skip` names. */
 async function everythingBut(skip: (database: string, schema: string) => boolean = () => false) {
   const databases = (await databasesWith(project.prefix)).filter((d) => d !== `${project.prefix}_control`);
   return contents(databases, { skipSchemas: skip });
+}
+
+/** What a call threw, which must be a FlotillaError (a call that succeeds fails the test). */
+async function refusal(call: Promise<unknown>): Promise<FlotillaError> {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(FlotillaError);
+  return error as FlotillaError;
+}
+
+/** A second Flotilla on another config file of the project, with the project's environment (its server). */
+async function openWith(configFile: string): Promise<Flotilla> {
+  return Flotilla.open({ config: await loadConfig({ cwd: project.dir, file: configFile, env: project.env }) });
+}
+
+/** Runs `fn` on a second Flotilla opened on another config file, and closes it. */
+async function withOther<T>(configFile: string, fn: (other: Flotilla) => Promise<T>): Promise<T> {
+  const other = await openWith(configFile);
+  try {
+    return await fn(other);
+  } finally {
+    await other.close();
+  }
 }
 
 beforeAll(async () => {
@@ -42,10 +67,15 @@ afterAll(async () => {
 
 describe('tenants ab and ab--cd: one name can never be the other extended', () => {
   it('refuses the slug ab--cd before any SQL, and restores ab touching nothing of any other tenant', async () => {
-    const created = await cli('tenant', 'create', 'ab--cd', '--kind', 'schema');
-    expect(created.code).toBe(2);
-    expect(created.stderr).toContain('error FLO_SLUG_INVALID');
-    expect(created.stderr).toContain('"--"');
+    const before = await everythingBut();
+    const created = await refusal(flotilla.tenants.create({ slug: 'ab--cd', kind: 'schema' }));
+    expect(created.code).toBe('FLO_SLUG_INVALID');
+    expect(created.family).toBe('usage');
+    expect(created.message).toContain('"ab--cd"');
+    expect(created.message).toContain('"--"');
+    expect(created.hint).toContain('single "-"');
+    expect((await flotilla.tenants.list()).find((t) => t.slug === 'ab--cd')).toBeUndefined();
+    expect(await everythingBut()).toEqual(before);
 
     const backup = await flotilla.backups.create('ab');
     expect(backup.schemas).toEqual([`${project.prefix}_ab`]);
@@ -78,10 +108,11 @@ describe('tenants ab and ab--cd: one name can never be the other extended', () =
     const before = await everythingBut();
 
     await project.write({ '0002_events.sql': 'CREATE SCHEMA events;\nCREATE TABLE events.log (id int);' });
-    const created = await cli('tenant', 'create', 'xy', '--kind', 'schema');
-    expect(created.code).not.toBe(0);
-    expect(created.stderr).toContain('FLO_STORAGE_TAKEN');
-    expect(created.stderr).toContain(legacySchema);
+    const created = await refusal(flotilla.tenants.create({ slug: 'xy', kind: 'schema' }));
+    expect(created.code).toBe('FLO_STORAGE_TAKEN');
+    expect(created.family).toBe('not-found');
+    expect(created.message).toContain(`schema "${legacySchema}"`);
+    expect(created.meta).toMatchObject({ kind: 'schema', name: legacySchema, server: 'main', database: shared() });
     expect((await flotilla.tenants.list()).find((t) => t.slug === 'xy')).toBeUndefined();
     // The existing schema tenants cannot take that migration either: refused for each, nothing changed.
     const report = await flotilla.upgrade.migrate({ tenants: ['ab'] });
@@ -101,13 +132,16 @@ describe('a database named like a tenant but registered to nobody', () => {
     const backup = await flotilla.backups.create('other');
     const before = await everythingBut();
 
-    const restored = await cli('restore', 'other', '--backup', backup.id, '--as', 'copy');
-    expect(restored.code).toBe(9);
-    expect(restored.stderr).toContain('error FLO_STORAGE_TAKEN');
-    expect(restored.stderr).toContain(`database "${stranger}"`);
-    const created = await cli('tenant', 'create', 'copy');
-    expect(created.code).not.toBe(0);
-    expect(created.stderr).toContain('FLO_STORAGE_TAKEN');
+    const restored = await refusal(flotilla.backups.restore('other', backup.id, { as: 'copy' }));
+    expect(restored.code).toBe('FLO_STORAGE_TAKEN');
+    expect(restored.family).toBe('not-found');
+    expect(restored.message).toContain(`database "${stranger}"`);
+    expect(restored.meta).toMatchObject({ kind: 'database', name: stranger, server: 'main' });
+    const created = await refusal(flotilla.tenants.create({ slug: 'copy' }));
+    expect(created.code).toBe('FLO_STORAGE_TAKEN');
+    expect(created.family).toBe('not-found');
+    expect(created.message).toContain(`database "${stranger}"`);
+    expect(created.meta).toMatchObject({ kind: 'database', name: stranger, server: 'main' });
 
     expect(await everythingBut()).toEqual(before);
     expect((await flotilla.tenants.list()).find((t) => t.slug === 'copy')).toBeUndefined();
@@ -130,25 +164,32 @@ describe('a name prefix PostgreSQL would cut', () => {
     const config = join(project.dir, 'long.config.json');
     await writeFile(config, JSON.stringify({ migrationsDir: 'migrations', tenants: { databasePrefix: `${project.prefix}_${'x'.repeat(70)}` } }));
     const before = await databasesWith(project.prefix);
-    const created = await cli('--config', config, 'tenant', 'create', 'one');
-    expect(created.code).toBe(3);
-    expect(created.stderr).toContain('tenants.databasePrefix: at most 40 characters');
+    const opened = await refusal(withOther(config, (other) => other.tenants.create({ slug: 'one' })));
+    expect(opened.code).toBe('FLO_CONFIG_INVALID');
+    expect(opened.family).toBe('config');
+    expect(opened.message).toContain('tenants.databasePrefix: at most 40 characters');
+    expect(opened.meta.problems).toEqual([expect.stringContaining('tenants.databasePrefix: at most 40 characters')]);
     expect(await databasesWith(project.prefix)).toEqual(before);
   });
 
   it('refuses a slug too long for the prefix, naming the longest it may be', async () => {
     const config = join(project.dir, 'prefix40.config.json');
     await writeFile(config, JSON.stringify({ migrationsDir: 'migrations', tenants: { databasePrefix: `${project.prefix}_${'p'.repeat(40 - project.prefix.length - 1)}` } }));
-    const created = await cli('--config', config, 'tenant', 'create', 'a'.repeat(24));
-    expect(created.code).toBe(2);
-    expect(created.stderr).toContain('at most 23 characters');
+    const before = await databasesWith(project.prefix);
+    const created = await refusal(withOther(config, (other) => other.tenants.create({ slug: 'a'.repeat(24) })));
+    expect(created.code).toBe('FLO_SLUG_INVALID');
+    expect(created.family).toBe('usage');
+    expect(created.message).toContain('too long for the name prefix');
+    expect(created.hint).toContain('at most 23 characters');
+    expect(created.meta).toMatchObject({ slug: 'a'.repeat(24), maxSlugLength: 23 });
+    expect(await databasesWith(project.prefix)).toEqual(before);
+    expect((await flotilla.tenants.list()).find((t) => t.slug === 'a'.repeat(24))).toBeUndefined();
   });
 });
 
 describe('what a tenant owns', () => {
-  it('is shown by tenant show', async () => {
-    const shown = await cli('tenant', 'show', 'other', '--json');
-    expect(JSON.parse(shown.stdout).storage).toEqual([{ kind: 'database', server: 'main', database: '', name: `${project.prefix}_other` }]);
+  it('is listed by tenants.storage (what tenant show prints)', async () => {
+    expect(await flotilla.tenants.storage('other')).toEqual([{ kind: 'database', server: 'main', database: '', name: `${project.prefix}_other` }]);
   });
 
   it("nothing is restored over storage the registry does not record as the tenant's", async () => {
@@ -162,9 +203,12 @@ describe('what a tenant owns', () => {
     const backup = await flotilla.backups.create('other');
     const forged = await insertBackupRow(flotilla, { ...backup, id: '00000000-0000-4000-8000-000000000001', tenant: 'orphan' });
     const before = await everythingBut();
-    const restored = await cli('restore', 'orphan', '--backup', forged.id);
-    expect(restored.code).toBe(5);
-    expect(restored.stderr).toContain('error FLO_STORAGE_NOT_OWNED');
+    const restored = await refusal(flotilla.backups.restore('orphan', forged.id));
+    expect(restored.code).toBe('FLO_STORAGE_NOT_OWNED');
+    expect(restored.family).toBe('refused');
+    expect(restored.message).toContain(`database "${database}"`);
+    expect(restored.message).toContain("tenant orphan's");
+    expect(restored.meta).toMatchObject({ tenant: 'orphan', kind: 'database', name: database, server: 'main' });
     expect(await everythingBut()).toEqual(before);
     expect((await flotilla.tenants.get('orphan')).status).toBe('active');
     await deleteBackupRow(flotilla, forged.id);
