@@ -1,5 +1,6 @@
 import { FlotillaError } from '../core/errors.js';
 import { queryRows } from '../postgres/target-session.js';
+import { verifyAnswer } from '../postgres/tenant-role.js';
 import type { RunContext } from './run-context.js';
 
 /** Runs the plan's verify files in the transaction: each query must return no rows or a single `true`. */
@@ -11,12 +12,7 @@ export async function runVerifyFiles(context: RunContext): Promise<void> {
       if (context.runner) {
         const { runner } = context;
         const counted = await Promise.resolve()
-          .then(async () => ({
-            rows: await runner.count(`SELECT count(*) FROM (${query.sql}\n) v`),
-            fine: await runner.count(
-              `SELECT count(*) FROM (${query.sql}\n) v WHERE (SELECT count(*) FROM pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(v))) = 1 AND (SELECT e.value FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(v)) e) = 'true'::jsonb`,
-            ),
-          }))
+          .then(() => verifyAnswer(runner, query.sql))
           .catch((cause: Error) => {
             throw verifyError(context.target.tenant, `${path}:${query.line}`, cause.message, cause);
           });

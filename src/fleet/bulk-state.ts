@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { MigrationSet } from '../core/migration-set.js';
 import { compareVersions } from '../core/migration-file.js';
-import { queryEachHistory, schemasWithHistory } from '../postgres/bulk-history.js';
+import { historyDigests, schemasWithHistory } from '../postgres/bulk-history.js';
 import { connect } from '../postgres/connect.js';
 import type { Server, Tenant } from '../core/tenant.js';
 import { byDatabase } from '../tenancy/placement.js';
@@ -46,14 +46,7 @@ export async function tenantVersions(
           client,
           group.map((t) => t.schema),
         );
-        const rows = await queryEachHistory<{ schema: string; version: string | null; digest: string }>(
-          client,
-          present,
-          (table, param) => `SELECT ${param} AS schema, (SELECT version FROM ${table} ORDER BY version::numeric DESC LIMIT 1) AS version,
-            md5(coalesce(string_agg(version || ' ' || name || ' ' || checksum, ',' ORDER BY version::numeric, name COLLATE "C") FILTER (WHERE remaining = '{}'), '')
-                || CASE WHEN bool_or(remaining <> '{}') THEN ' unfinished' ELSE '' END) AS digest
-            FROM ${table}`,
-        );
+        const rows = await historyDigests(client, present);
         const digests = new Map(rows.map((r) => [r.schema, r]));
         for (const t of group) {
           const found = digests.get(t.schema);

@@ -48,3 +48,18 @@ export async function readHistories(client: pg.ClientBase, schemas: readonly str
   for (const row of rows) result.get(row.schema)!.push({ version: row.version, name: row.name, checksum: row.checksum, remaining: row.remaining });
   return result;
 }
+
+/**
+ * Each schema's newest version and the md5 of its finished history (version, name, checksum in order;
+ * ` unfinished` appended when a migration is partly applied): one query per chunk of schemas.
+ */
+export function historyDigests(client: pg.ClientBase, schemas: readonly string[]): Promise<{ schema: string; version: string | null; digest: string }[]> {
+  return queryEachHistory<{ schema: string; version: string | null; digest: string }>(
+    client,
+    schemas,
+    (table, param) => `SELECT ${param} AS schema, (SELECT version FROM ${table} ORDER BY version::numeric DESC LIMIT 1) AS version,
+            md5(coalesce(string_agg(version || ' ' || name || ' ' || checksum, ',' ORDER BY version::numeric, name COLLATE "C") FILTER (WHERE remaining = '{}'), '')
+                || CASE WHEN bool_or(remaining <> '{}') THEN ' unfinished' ELSE '' END) AS digest
+            FROM ${table}`,
+  );
+}

@@ -175,3 +175,16 @@ function dollarTag(sql: string): string {
 export async function giveSchemaTo(client: pg.ClientBase, schema: string, role: string): Promise<void> {
   await client.query(`ALTER SCHEMA ${quoteIdent(schema)} OWNER TO ${quoteIdent(role)}`);
 }
+
+/**
+ * A verify query's answer, counted by the tenant's role: its rows, and of them
+ * those that are a single `true` (the query runs as the tenant's own code).
+ */
+export async function verifyAnswer(runner: TenantRunner, sql: string): Promise<{ rows: number; fine: number }> {
+  return {
+    rows: await runner.count(`SELECT count(*) FROM (${sql}\n) v`),
+    fine: await runner.count(
+      `SELECT count(*) FROM (${sql}\n) v WHERE (SELECT count(*) FROM pg_catalog.jsonb_object_keys(pg_catalog.to_jsonb(v))) = 1 AND (SELECT e.value FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(v)) e) = 'true'::jsonb`,
+    ),
+  };
+}

@@ -107,5 +107,13 @@ describe('the import graph of src/', () => {
     const outside = files.filter((f) => !['postgres', 'control', 'demo'].includes(relative(SRC, f).split('/')[0]!));
     const sending = outside.filter((f) => /\.query(<[^>]*>)?\(/.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
     expect(sending).toEqual([]);
+    // Nor is SQL written there: a string that starts as a statement does (comments aside).
+    const layers = ['engine', 'fleet', 'services', 'tenancy', 'flotilla.ts', 'cli'];
+    const statement = /[`'"]\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|ALTER|DROP|BEGIN|COMMIT|SET|RESET|LOCK)\b/;
+    const writing = files
+      .filter((f) => layers.includes(relative(SRC, f).split('/')[0]!))
+      .filter((f) => readFileSync(f, 'utf8').split('\n').some((line) => !/^\s*(\*|\/\/)/.test(line) && statement.test(line)))
+      .map((f) => relative(SRC, f));
+    expect(writing).toEqual([]);
   });
 });
