@@ -163,7 +163,9 @@ describe('backups and restore (a database tenant and a schema tenant)', () => {
         code: 'FLO_SNAPSHOT_UNAVAILABLE',
         message: expect.stringContaining('the app'),
       });
-      const fallback = await Flotilla.open({ config: { ...flotilla.config, backup: { ...flotilla.config.backup, strategy: 'snapshot', fallbackToDump: true } } });
+      const fallback = await Flotilla.open({
+        config: { ...flotilla.config, databaseUrl: project.config.databaseUrl, backup: { ...flotilla.config.backup, strategy: 'snapshot', fallbackToDump: true } },
+      });
       try {
         expect((await fallback.backups.create('gamma')).strategy).toBe('dump');
       } finally {
@@ -275,7 +277,9 @@ describe('the backup decision (policy risky), made on the plan under the tenant 
 
   it('backs up a back-fill first: a snapshot of a database tenant (taken with the session closed), a dump of a schema tenant', async () => {
     await project.write({ '0004_backfill.sql': "UPDATE members SET phone = 'unknown' WHERE phone IS NULL;" });
-    const snapshots = await Flotilla.open({ config: { ...flotilla.config, backup: { ...flotilla.config.backup, strategy: 'snapshot', fallbackToDump: true } } });
+    const snapshots = await Flotilla.open({
+      config: { ...flotilla.config, databaseUrl: project.config.databaseUrl, backup: { ...flotilla.config.backup, strategy: 'snapshot', fallbackToDump: true } },
+    });
     try {
       const dryRun = await snapshots.upgrade.migrate({ tenants: [...SLUGS], dryRun: true });
       expect(dryRun.outcomes.map((o) => o.status === 'planned' && o.backup)).toEqual([

@@ -98,7 +98,7 @@ describe.skipIf(!hasCorpus)('the real trigger.dev corpus (820 migrations)', () =
     const first800 = join(project.dir, 'first-800');
     const set = await flotilla.lint.migrations();
     for (const m of set.migrations.slice(0, 800)) await cp(join(corpusDir(), m.path), join(first800, m.path));
-    const older = await Flotilla.open({ config: { ...flotilla.config, migrationsDir: first800 } });
+    const older = await Flotilla.open({ config: { ...flotilla.config, databaseUrl: project.config.databaseUrl, migrationsDir: first800 } });
     try {
       await older.tenants.create({ slug: 'trigger-800', kind: 'schema' });
     } finally {
