@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import type { ResolvedConfig } from '../config/config.js';
 import { loadConfig } from '../config/config.js';
-import { Flotilla } from '../flotilla.js';
+import type { Flotilla } from '../flotilla.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -26,6 +26,8 @@ export function cliConfig(options: GlobalOptions): Promise<ResolvedConfig> {
 
 /** Opens Flotilla for one command and always closes it (stopping an embedded server it started). */
 export async function withFlotilla<T>(options: GlobalOptions, fn: (flotilla: Flotilla) => Promise<T>): Promise<T> {
+  // Loaded when a command needs it: `--help` and `--version` start without the engine.
+  const { Flotilla } = await import('../flotilla.js');
   const flotilla = await Flotilla.open({ config: await cliConfig(options) });
   try {
     return await fn(flotilla);

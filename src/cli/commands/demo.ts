@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runDemo } from '../../demo/demo.js';
 import { describeOutcome } from '../describe-outcome.js';
 import { line, printJson, printTable } from '../output.js';
 
@@ -9,6 +8,7 @@ export function registerDemoCommand(program: Command): void {
     .description('try Flotilla: three tenants of a sample app, an upgrade that back-fills a column, rows checked before and after')
     .option('--json', 'print the result as JSON')
     .action(async (options: { json?: boolean }) => {
+      const { runDemo } = await import('../../demo/demo.js');
       const result = await runDemo({ events: options.json ? undefined : { step: (text) => line(`• ${text}`) } });
       if (options.json) return printJson(result);
       line();

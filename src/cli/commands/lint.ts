@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { loadMigrationSet } from '../../core/migration-set.js';
 import { RULES } from '../../core/lint/codes.js';
 import type { Finding } from '../../core/lint/lint.js';
-import { lintOptions, lintSet } from '../../services/lint-options.js';
 import type { GlobalOptions } from '../context.js';
 import { cliConfig } from '../context.js';
 import { line, printJson, printTable } from '../output.js';
@@ -24,6 +22,7 @@ export function registerLintCommand(program: Command, globals: () => GlobalOptio
         );
       }
       const config = await cliConfig(globals());
+      const [{ loadMigrationSet }, { lintOptions, lintSet }] = await Promise.all([import('../../core/migration-set.js'), import('../../services/lint-options.js')]);
       const set = await loadMigrationSet(config.migrationsDir);
       const report = lintSet(set, lintOptions(config, options.schemaTenants || undefined));
       if (options.json) printJson(report);
