@@ -57,9 +57,10 @@ export class Flotilla {
     config: ResolvedConfig,
     private readonly context: ServiceContext,
     private readonly serverUrl: string,
-    private readonly embedded: EmbeddedServer | undefined,
+    /** Undefined for a view made by as(): it shares its opener's sessions and leaves closing them to it. */
+    private readonly embedded: EmbeddedServer | undefined | 'view',
   ) {
-    this.config = Object.freeze({ ...config, databaseUrl: config.databaseUrl === undefined ? undefined : redactUrl(config.databaseUrl) });
+    this.config = Object.isFrozen(config) ? config : Object.freeze({ ...config, databaseUrl: config.databaseUrl === undefined ? undefined : redactUrl(config.databaseUrl) });
     this.tenants = new TenantService(context);
     this.upgrade = new UpgradeService(context);
     this.rollouts = new RolloutService(context, this.upgrade);
@@ -101,8 +102,18 @@ export class Flotilla {
     }
   }
 
+  /**
+   * The same Flotilla acting for someone else: every call through it is
+   * recorded under `actor` (an API token's name, say), on the audit trail and in
+   * tenants' histories. It shares this one's sessions; closing it does nothing.
+   */
+  as(actor: string): Flotilla {
+    return new Flotilla(this.config, { ...this.context, actor, operations: this.context.operations.as(actor) }, this.serverUrl, 'view');
+  }
+
   /** Ends every session this process holds (its runner's liveness too) and stops the embedded server if it started one. */
   async close(): Promise<void> {
+    if (this.embedded === 'view') return;
     await this.context.sessions.close();
     await this.context.runner.close();
     await this.context.registry.close();

@@ -30,6 +30,11 @@ export interface OperationsDeps {
 export class Operations {
   constructor(private readonly deps: OperationsDeps) {}
 
+  /** The same wrapper, recording another actor (a request's, for the HTTP API). */
+  as(actor: string): Operations {
+    return new Operations({ ...this.deps, actor });
+  }
+
   async run<T>(spec: OperationSpec, fn: (op: OperationContext) => Promise<{ result: T; record?: Partial<AuditEventInput> }>): Promise<T> {
     const started = performance.now();
     const liveness = await this.deps.liveness();

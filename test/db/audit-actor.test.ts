@@ -214,6 +214,15 @@ describe('the actor of a Flotilla opened with one', () => {
     ]);
   });
 
+  it('as(actor): the same Flotilla acting for another caller records that one, and closing it closes nothing', async () => {
+    const request = flotilla.as(OTHER);
+    const { result } = await recorded('backup', () => request.backups.create('globex'), { actor: OTHER });
+    expect(result.tenant).toBe('globex');
+    await request.close();
+    // The opener's sessions are still there, and its own calls still its own actor.
+    await recorded('backup', () => flotilla.backups.create('globex'));
+  });
+
   it('no event on the trail names anyone but the two actors', async () => {
     const actors = new Set((await flotilla.audit.list({ limit: 100_000 })).map((e) => e.actor));
     expect([...actors].sort()).toEqual([OTHER, ACTOR].sort());
