@@ -10,7 +10,7 @@ import { OperationStore } from './operations.js';
 import { StorageRegistry } from './storage.js';
 import { inTransaction } from './transaction.js';
 import { FlotillaError } from '../core/errors.js';
-import type { Server, Tenant, TenantKind, TenantStatus } from '../core/tenant.js';
+import type { Server, Tenant, TenantKind, TenantPlacement, TenantStatus } from '../core/tenant.js';
 import { MAIN_SERVER } from '../core/tenant.js';
 
 export const CONTROL_SCHEMA = 'flotilla';
@@ -267,6 +267,14 @@ export class Registry {
       });
     }
     return tenant;
+  }
+
+  /** Where every tenant lives, and its status, without the rest of its row: what `status` reads for thousands. */
+  async tenantPlacements(): Promise<TenantPlacement[]> {
+    const { rows } = await this.pool.query<{ slug: string; kind: Tenant['kind']; status: Tenant['status']; server: string; database: string; schema: string }>(
+      'SELECT slug, kind, status, server, database_name AS database, schema_name AS schema FROM flotilla.tenants ORDER BY slug',
+    );
+    return rows;
   }
 
   async listTenants(): Promise<Tenant[]> {

@@ -32,3 +32,6 @@ export interface Tenant {
   readonly createdAt: string;
   readonly updatedAt: string;
 }
+
+/** Where a tenant lives, and its status: the part of it that status and placement need. */
+export type TenantPlacement = Pick<Tenant, 'slug' | 'kind' | 'status' | 'server' | 'database' | 'schema'>;

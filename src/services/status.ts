@@ -1,7 +1,7 @@
 import { newestVersion } from '../core/migration-file.js';
 import type { StatusProblem, TenantState } from '../core/outcomes.js';
 import { plan } from '../core/plan.js';
-import type { Tenant } from '../core/tenant.js';
+import type { TenantPlacement } from '../core/tenant.js';
 import { lockHolders } from '../postgres/advisory-lock.js';
 import { readHistories } from '../postgres/bulk-history.js';
 import { connect } from '../postgres/connect.js';
@@ -16,7 +16,7 @@ export class StatusService {
   async fleet(): Promise<TenantState[]> {
     const { registry, config } = this.ctx;
     const set = await this.ctx.migrations.current();
-    const tenants = await registry.listTenants();
+    const tenants = await registry.tenantPlacements();
     const servers = new Map((await registry.listServers()).map((s) => [s.name, s]));
     const states = new Map<string, TenantState>();
     const work = byDatabase(tenants);
@@ -59,7 +59,7 @@ export class StatusService {
   }
 }
 
-function baseState(tenant: Tenant, extra: Partial<TenantState>): TenantState {
+function baseState(tenant: TenantPlacement, extra: Partial<TenantState>): TenantState {
   const { slug, kind, status, server, database, schema } = tenant;
   return { slug, kind, status, server, database, schema, version: null, applied: 0, pending: 0, problems: [], ...extra };
 }

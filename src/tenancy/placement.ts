@@ -14,8 +14,8 @@ export function ownedSchemas(tenant: Tenant, set: MigrationSet): string[] {
 }
 
 /** Tenants grouped by the database they live in (server and database): what one connection can read at once. */
-export function byDatabase(tenants: readonly Tenant[]): Tenant[][] {
-  const groups = new Map<string, Tenant[]>();
+export function byDatabase<T extends Pick<Tenant, 'server' | 'database'>>(tenants: readonly T[]): T[][] {
+  const groups = new Map<string, T[]>();
   for (const tenant of tenants) {
     const key = `${tenant.server}\u0000${tenant.database}`;
     const group = groups.get(key);
