@@ -112,7 +112,11 @@ describe('the import graph of src/', () => {
     const statement = /[`'"]\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|ALTER|DROP|BEGIN|COMMIT|SET|RESET|LOCK)\b/;
     const writing = files
       .filter((f) => layers.includes(relative(SRC, f).split('/')[0]!))
-      .filter((f) => readFileSync(f, 'utf8').split('\n').some((line) => !/^\s*(\*|\/\/)/.test(line) && statement.test(line)))
+      .filter((f) =>
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .some((line) => !/^\s*(\*|\/\/)/.test(line) && statement.test(line)),
+      )
       .map((f) => relative(SRC, f));
     expect(writing).toEqual([]);
   });
