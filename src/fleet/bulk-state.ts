@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { MigrationSet } from '../core/migration-set.js';
+import { forEachConcurrently } from '../core/concurrently.js';
 import { compareVersions } from '../core/migration-file.js';
 import { historyDigests, schemasWithHistory } from '../postgres/bulk-history.js';
 import { connect } from '../postgres/connect.js';
@@ -33,30 +34,27 @@ export async function tenantVersions(
   const expected = targetDigest(set, target);
   const result = new Map<string, TenantVersion>();
   const work = byDatabase(tenants);
-  const worker = async () => {
-    for (let group = work.shift(); group; group = work.shift()) {
-      const first = group[0]!;
-      const client = await connect(servers.get(first.server)!.url, first.database, 'flotilla rollout').catch(() => undefined);
-      if (!client) {
-        for (const t of group) result.set(t.slug, { version: null, atTarget: false });
-        continue;
-      }
-      try {
-        const present = await schemasWithHistory(
-          client,
-          group.map((t) => t.schema),
-        );
-        const rows = await historyDigests(client, present);
-        const digests = new Map(rows.map((r) => [r.schema, r]));
-        for (const t of group) {
-          const found = digests.get(t.schema);
-          result.set(t.slug, { version: found?.version ?? null, atTarget: found?.digest === expected });
-        }
-      } finally {
-        await client.end().catch(() => undefined);
-      }
+  await forEachConcurrently(work, 8, async (group) => {
+    const first = group[0]!;
+    const client = await connect(servers.get(first.server)!.url, first.database, 'flotilla rollout').catch(() => undefined);
+    if (!client) {
+      for (const t of group) result.set(t.slug, { version: null, atTarget: false });
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
+    try {
+      const present = await schemasWithHistory(
+        client,
+        group.map((t) => t.schema),
+      );
+      const rows = await historyDigests(client, present);
+      const digests = new Map(rows.map((r) => [r.schema, r]));
+      for (const t of group) {
+        const found = digests.get(t.schema);
+        result.set(t.slug, { version: found?.version ?? null, atTarget: found?.digest === expected });
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  });
   return result;
 }

@@ -1,8 +1,8 @@
 import { sha256 } from '../core/checksum.js';
 import type { LintOptions, LintReport } from '../core/lint/lint.js';
-import { lintMigrations } from '../core/lint/lint.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import { buildMigrationSet, readMigrationFiles } from '../core/migration-set.js';
+import { lintSet } from './lint-options.js';
 
 /**
  * Where the services get the tenants' migrations: a directory, read again by
@@ -34,7 +34,7 @@ export class DirectorySource implements MigrationSource {
     const cache = this.parsed?.set === set ? this.parsed.lint : new Map<string, LintReport>();
     let report = cache.get(key);
     if (!report) {
-      report = lintMigrations(set.migrations, options);
+      report = lintSet(set, options);
       cache.set(key, report);
     }
     return report;

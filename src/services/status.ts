@@ -1,3 +1,4 @@
+import { forEachConcurrently } from '../core/concurrently.js';
 import { newestVersion } from '../core/migration-file.js';
 import type { StatusProblem, TenantState } from '../core/outcomes.js';
 import { plan } from '../core/plan.js';
@@ -21,40 +22,37 @@ export class StatusService {
     const states = new Map<string, TenantState>();
     const work = byDatabase(tenants);
     // Databases are read side by side (a few sessions at once): thousands of tenants over several databases in one pass.
-    const worker = async () => {
-      for (let group = work.shift(); group; group = work.shift()) {
-        const first = group[0]!;
-        const client = await connect(servers.get(first.server)!.url, first.database, 'flotilla status').catch((error: Error) => error);
-        if (client instanceof Error) {
-          const problem = { code: 'FLO_CONNECTION_FAILED' as const, message: client.message };
-          for (const tenant of group) states.set(tenant.slug, baseState(tenant, { problems: [problem] }));
-          continue;
-        }
-        try {
-          // Bulk: every schema's history and every lock holder of this database in a few queries.
-          const schemas = group.map((t) => t.schema);
-          const histories = await readHistories(client, schemas);
-          const holders = await lockHolders(client, schemas);
-          for (const tenant of group) {
-            const applied = histories.get(tenant.schema) ?? [];
-            const result = plan(set.migrations, applied, { allowOutOfOrder: config.engine.allowOutOfOrder });
-            const problems: StatusProblem[] = result.ok ? [] : result.problems.map((p) => ({ code: p.code, message: p.message }));
-            const holder = holders.get(tenant.schema);
-            if (holder) problems.push({ code: 'FLO_TENANT_LOCKED', message: `locked by session ${holder.pid} (${holder.application})` });
-            let pending = result.ok ? result.plan.steps.length : 0;
-            if (!result.ok) {
-              // The plan is refused, but the count still says what is not applied (or only partly).
-              const complete = new Set(applied.filter((a) => a.remaining.length === 0).map((a) => `${a.version}_${a.name}`));
-              pending = set.migrations.filter((m) => !complete.has(m.id)).length;
-            }
-            states.set(tenant.slug, baseState(tenant, { version: newestVersion(applied), applied: applied.length, pending, problems }));
-          }
-        } finally {
-          await client.end().catch(() => undefined);
-        }
+    await forEachConcurrently(work, 4, async (group) => {
+      const first = group[0]!;
+      const client = await connect(servers.get(first.server)!.url, first.database, 'flotilla status').catch((error: Error) => error);
+      if (client instanceof Error) {
+        const problem = { code: 'FLO_CONNECTION_FAILED' as const, message: client.message };
+        for (const tenant of group) states.set(tenant.slug, baseState(tenant, { problems: [problem] }));
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(4, work.length) }, worker));
+      try {
+        // Bulk: every schema's history and every lock holder of this database in a few queries.
+        const schemas = group.map((t) => t.schema);
+        const histories = await readHistories(client, schemas);
+        const holders = await lockHolders(client, schemas);
+        for (const tenant of group) {
+          const applied = histories.get(tenant.schema) ?? [];
+          const result = plan(set.migrations, applied, { allowOutOfOrder: config.engine.allowOutOfOrder });
+          const problems: StatusProblem[] = result.ok ? [] : result.problems.map((p) => ({ code: p.code, message: p.message }));
+          const holder = holders.get(tenant.schema);
+          if (holder) problems.push({ code: 'FLO_TENANT_LOCKED', message: `locked by session ${holder.pid} (${holder.application})` });
+          let pending = result.ok ? result.plan.steps.length : 0;
+          if (!result.ok) {
+            // The plan is refused, but the count still says what is not applied (or only partly).
+            const complete = new Set(applied.filter((a) => a.remaining.length === 0).map((a) => `${a.version}_${a.name}`));
+            pending = set.migrations.filter((m) => !complete.has(m.id)).length;
+          }
+          states.set(tenant.slug, baseState(tenant, { version: newestVersion(applied), applied: applied.length, pending, problems }));
+        }
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    });
     return tenants.map((t) => states.get(t.slug)!);
   }
 }

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
+import type { CliResult } from '../support/cli.js';
+import { runProcess } from '../support/cli.js';
 
 /**
  * The published package as a user gets it: `npm pack`, then `npm install` of
@@ -64,26 +65,10 @@ async function readmeExample(name: string): Promise<string> {
   return match[1]!;
 }
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(command: string, args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = runProcess;
 
 /** Runs and fails with the command's output unless it exits 0. */
-async function succeed(command: string, args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
+async function succeed(command: string, args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<CliResult> {
   const result = await run(command, args, options);
   if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
   return result;
@@ -116,7 +101,7 @@ describe('the published package, installed from its tarball', { timeout: 120_000
    * declaration file the package ships (one program: the libraries' types are
    * read once), started when the install is there; it emits the example's JavaScript.
    */
-  let compiled: Promise<Run>;
+  let compiled: Promise<CliResult>;
 
   async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
     const started = performance.now();
