@@ -61,6 +61,8 @@ export const EXIT_CODE_BY_FAMILY: Readonly<Record<ErrorFamily, number>> = Object
   'not-found': 9,
   tooling: 10,
   unfinished: 11,
+  forbidden: 12,
+  gone: 13,
   internal: 70,
 });
 

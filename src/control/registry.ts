@@ -7,6 +7,7 @@ import { adminDatabase, splitPassword, withDatabase, withPassword } from '../pos
 import { LOCK_NAMESPACES } from '../postgres/lock-namespaces.js';
 import { processTag } from '../postgres/process-tag.js';
 import { OperationStore } from './operations.js';
+import { RuntimeSettings } from './runtime-settings.js';
 import { StorageRegistry } from './storage.js';
 import { inTransaction } from './transaction.js';
 import { FlotillaError } from '../core/errors.js';
@@ -46,6 +47,8 @@ export class Registry {
   readonly storage: StorageRegistry;
   /** Mutating commands while they run. */
   readonly operations: OperationStore;
+  /** Maintenance and custom domains, which running apps follow. */
+  readonly runtime: RuntimeSettings;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -57,6 +60,7 @@ export class Registry {
     this.rollouts = new RolloutStore(pool);
     this.storage = new StorageRegistry(pool);
     this.operations = new OperationStore(pool);
+    this.runtime = new RuntimeSettings(pool);
   }
 
   /** Runs `fn` in one transaction of the control database (claims and catalog rows changed together). */

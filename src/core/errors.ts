@@ -46,7 +46,15 @@ export type ErrorCode =
   | 'FLO_SNAPSHOT_UNAVAILABLE'
   | 'FLO_RESTORE_FAILED'
   | 'FLO_ROLLOUT_NOT_FOUND'
-  | 'FLO_ROLLOUT_UNFINISHED';
+  | 'FLO_ROLLOUT_UNFINISHED'
+  | 'FLO_TENANT_UNRESOLVED'
+  | 'FLO_TENANT_AMBIGUOUS'
+  | 'FLO_TENANT_UNAVAILABLE'
+  | 'FLO_TENANT_SUSPENDED'
+  | 'FLO_TENANT_ARCHIVED'
+  | 'FLO_RUNTIME_BUSY'
+  | 'FLO_NO_TENANT_SCOPE'
+  | 'FLO_PATH_ESCAPE';
 
 /**
  * What kind of failure a code is. Whatever sits at an edge derives its answer
@@ -65,9 +73,11 @@ export type ErrorCode =
  *   (`*_EXISTS`, `FLO_STORAGE_TAKEN`: they share the family, and so the exit code, with the lookups).
  * - `tooling`: backups and restores: a missing or old pg_dump/pg_restore, a failed dump, a tampered backup.
  * - `unfinished`: an earlier rollout is unfinished or halted.
+ * - `forbidden`: the tenant exists but is suspended: its app answers 403.
+ * - `gone`: the tenant is archived: its app answers 410.
  * - `internal`: a bug in Flotilla (`FLO_INTERNAL`, and every error that is not a FlotillaError).
  */
-export const ERROR_FAMILY_NAMES = ['usage', 'config', 'definition', 'refused', 'failed', 'locked', 'unavailable', 'not-found', 'tooling', 'unfinished', 'internal'] as const;
+export const ERROR_FAMILY_NAMES = ['usage', 'config', 'definition', 'refused', 'failed', 'locked', 'unavailable', 'not-found', 'tooling', 'unfinished', 'forbidden', 'gone', 'internal'] as const;
 
 export type ErrorFamily = (typeof ERROR_FAMILY_NAMES)[number];
 
@@ -75,6 +85,9 @@ export type ErrorFamily = (typeof ERROR_FAMILY_NAMES)[number];
 export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.freeze({
   FLO_USAGE: 'usage',
   FLO_SLUG_INVALID: 'usage',
+  FLO_TENANT_UNRESOLVED: 'usage',
+  FLO_TENANT_AMBIGUOUS: 'usage',
+  FLO_PATH_ESCAPE: 'usage',
 
   FLO_CONFIG_NOT_FOUND: 'config',
   FLO_CONFIG_INVALID: 'config',
@@ -106,6 +119,8 @@ export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.f
 
   FLO_CONNECTION_FAILED: 'unavailable',
   FLO_EMBEDDED_FAILED: 'unavailable',
+  FLO_TENANT_UNAVAILABLE: 'unavailable',
+  FLO_RUNTIME_BUSY: 'unavailable',
 
   FLO_TENANT_NOT_FOUND: 'not-found',
   FLO_TENANT_EXISTS: 'not-found',
@@ -124,7 +139,11 @@ export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.f
 
   FLO_ROLLOUT_UNFINISHED: 'unfinished',
 
+  FLO_TENANT_SUSPENDED: 'forbidden',
+  FLO_TENANT_ARCHIVED: 'gone',
+
   FLO_INTERNAL: 'internal',
+  FLO_NO_TENANT_SCOPE: 'internal',
 });
 
 export function errorFamily(code: ErrorCode): ErrorFamily {
@@ -159,6 +178,8 @@ export const HTTP_STATUS_BY_FAMILY: Readonly<Record<ErrorFamily, number>> = Obje
   'not-found': 404,
   tooling: 500,
   unfinished: 409,
+  forbidden: 403,
+  gone: 410,
   internal: 500,
 });
 
@@ -208,6 +229,11 @@ export interface ErrorMetaByCode {
   FLO_STORAGE_TAKEN: { kind: string; name: string; server: string; database: string | null; claimedFor?: string | null };
   FLO_TOOL_MISSING: { tool: string; serverMajor: number; toolMajor?: number };
   FLO_ROLLOUT_UNFINISHED: { rollout?: string };
+  FLO_TENANT_UNAVAILABLE: { tenant: string; reason: 'provisioning' | 'upgrading' | 'restoring' | 'maintenance'; retryAfter: number };
+  FLO_TENANT_SUSPENDED: { tenant: string };
+  FLO_TENANT_ARCHIVED: { tenant: string };
+  FLO_RUNTIME_BUSY: { retryAfter: number; waitedMs: number };
+  FLO_TENANT_AMBIGUOUS: { sources: string[] };
 }
 
 /** The meta of an error with code `C`: its shape in `ErrorMetaByCode` (still open to more keys), else `ErrorMeta`. */

@@ -96,6 +96,8 @@ describe('exit codes', () => {
       'not-found': 9,
       tooling: 10,
       unfinished: 11,
+      forbidden: 12,
+      gone: 13,
       internal: 70,
     });
     const codes = Object.values(EXIT_CODE_BY_FAMILY);

@@ -1,0 +1,347 @@
+import pg from 'pg';
+import { FlotillaError, toFlotillaError } from '../core/errors.js';
+import { bindSession } from '../postgres/app-session.js';
+
+export interface BudgetOptions {
+  /** Connections open at once across every database and server, at most: the ceiling never crossed (default 20). */
+  readonly maxConnections?: number;
+  /** Connections one tenant holds at once, at most, so that a busy tenant cannot starve the rest (default: a quarter of the ceiling). */
+  readonly maxPerTenant?: number;
+  /** A connection idle this long is closed, and a database with none left is forgotten (default 30 s). */
+  readonly idleTimeoutMs?: number;
+  /** How long a query waits for a connection before it fails with FLO_RUNTIME_BUSY, answered 503 (default 5 s). */
+  readonly queueTimeoutMs?: number;
+  /** How long opening one connection may take (default 10 s). */
+  readonly connectTimeoutMs?: number;
+}
+
+/** Where a checkout goes: the tenant, the database holding it, and its schema. */
+export interface CheckoutTarget {
+  readonly slug: string;
+  /** The pool: one per database of a server; schema tenants of one database share it. */
+  readonly poolKey: string;
+  /** The database's connection URL, with its password. */
+  readonly url: string;
+  readonly schema: string;
+}
+
+/** A checked-out session, bound to its tenant: give it back with release() (an error destroys it). */
+export interface Lease {
+  readonly client: pg.Client;
+  release(error?: unknown): void;
+}
+
+export interface BudgetStats {
+  /** Connections open now, opening or closing included. */
+  readonly open: number;
+  readonly idle: number;
+  readonly inUse: number;
+  readonly waiting: number;
+  readonly pools: number;
+  /** The most connections ever open at once. */
+  readonly peak: number;
+  readonly opened: number;
+  readonly evicted: number;
+  readonly timedOut: number;
+}
+
+interface Session {
+  readonly client: pg.Client;
+  readonly pool: DatabasePool;
+  /** The tenant this session was last bound to: another tenant's checkout resets it first. */
+  boundTo: string | null;
+  idleSince: number;
+  broken: boolean;
+}
+
+interface DatabasePool {
+  readonly key: string;
+  /** Idle sessions, the most recently used last. */
+  readonly idle: Session[];
+  /** Sessions of this pool open, opening or in use. */
+  size: number;
+}
+
+interface Waiter {
+  readonly target: CheckoutTarget;
+  readonly resolve: (lease: Lease) => void;
+  readonly reject: (error: unknown) => void;
+  readonly since: number;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * Every database connection an app opens, under one ceiling. A pool per
+ * database, but the ceiling counts connections, not pools: when it is reached, the
+ * session idle longest anywhere is closed to open one where it is needed; when
+ * none is idle, requests wait in one queue, first come first served, each tenant
+ * held to its own cap, until their timeout.
+ */
+export class ConnectionBudget {
+  private readonly max: number;
+  private readonly perTenant: number;
+  private readonly idleTimeoutMs: number;
+  private readonly queueTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly pools = new Map<string, DatabasePool>();
+  private readonly inUse = new Map<string, number>();
+  private waiters: Waiter[] = [];
+  private open = 0;
+  private peak = 0;
+  private opened = 0;
+  private evicted = 0;
+  private timedOut = 0;
+  private closed = false;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    options: BudgetOptions = {},
+    private readonly applicationName = 'flotilla runtime',
+  ) {
+    this.max = positive('maxConnections', options.maxConnections ?? 20);
+    this.perTenant = positive('maxPerTenant', options.maxPerTenant ?? Math.max(1, Math.floor(this.max / 4)));
+    this.idleTimeoutMs = positive('idleTimeoutMs', options.idleTimeoutMs ?? 30_000);
+    this.queueTimeoutMs = positive('queueTimeoutMs', options.queueTimeoutMs ?? 5_000);
+    this.connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs ?? 10_000);
+    this.sweeper = setInterval(() => this.closeIdle(), Math.max(100, Math.min(this.idleTimeoutMs / 2, 5_000)));
+    this.sweeper.unref();
+  }
+
+  /** A session of the target's database, bound to its tenant; waits its turn within the budget. */
+  acquire(target: CheckoutTarget): Promise<Lease> {
+    if (this.closed) return Promise.reject(new FlotillaError('FLO_RUNTIME_BUSY', 'The tenant runtime is closed.', { meta: { retryAfter: 1, waitedMs: 0 } }));
+    return new Promise<Lease>((resolve, reject) => {
+      const waiter: Waiter = { target, resolve, reject, since: Date.now() };
+      if (this.waiters.length === 0 && this.grant(waiter)) return;
+      waiter.timer = setTimeout(() => this.expire(waiter), this.queueTimeoutMs);
+      this.waiters.push(waiter);
+      this.pump();
+    });
+  }
+
+  stats(): BudgetStats {
+    let idle = 0;
+    for (const pool of this.pools.values()) idle += pool.idle.length;
+    let inUse = 0;
+    for (const n of this.inUse.values()) inUse += n;
+    return {
+      open: this.open,
+      idle,
+      inUse,
+      waiting: this.waiters.length,
+      pools: this.pools.size,
+      peak: this.peak,
+      opened: this.opened,
+      evicted: this.evicted,
+      timedOut: this.timedOut,
+    };
+  }
+
+  /** Closes the idle sessions of every database whose pool key starts with `prefix` (a server moved): those in use close when given back. */
+  forgetServer(prefix: string): void {
+    for (const [key, pool] of [...this.pools]) {
+      if (!key.startsWith(prefix)) continue;
+      this.pools.delete(key);
+      for (const session of pool.idle.splice(0)) void this.destroy(session).then(() => this.pump());
+    }
+  }
+
+  /** Refuses new checkouts, fails the waiting ones, and closes every session once given back. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new FlotillaError('FLO_RUNTIME_BUSY', 'The tenant runtime closed while this query waited for a connection.', { meta: { retryAfter: 1, waitedMs: Date.now() - waiter.since } }));
+    }
+    await Promise.all([...this.pools.values()].flatMap((pool) => pool.idle.splice(0).map((s) => this.destroy(s))));
+  }
+
+  /** Decides, at once, whether the waiter can have a session now; if so, starts giving it one. */
+  private grant(waiter: Waiter): boolean {
+    const { slug, poolKey } = waiter.target;
+    if ((this.inUse.get(slug) ?? 0) >= this.perTenant) return false;
+    const pool = this.poolOf(poolKey);
+    const idle = takeIdle(pool, slug);
+    if (idle) {
+      this.hold(slug, 1);
+      void this.deliver(waiter, idle);
+      return true;
+    }
+    if (this.open < this.max) {
+      this.open++;
+      this.peak = Math.max(this.peak, this.open);
+      pool.size++;
+      this.hold(slug, 1);
+      void this.connect(waiter, pool, undefined);
+      return true;
+    }
+    const victim = this.longestIdle();
+    if (!victim) return false;
+    // The victim's place under the ceiling passes to the new session, which opens once the victim has closed.
+    victim.pool.idle.splice(victim.pool.idle.indexOf(victim), 1);
+    this.evicted++;
+    pool.size++;
+    this.hold(slug, 1);
+    void this.connect(waiter, pool, victim);
+    return true;
+  }
+
+  private async connect(waiter: Waiter, pool: DatabasePool, victim: Session | undefined): Promise<void> {
+    if (victim) {
+      await this.end(victim);
+      this.forgetIfEmpty(victim.pool);
+    }
+    const client = new pg.Client({ connectionString: waiter.target.url, application_name: this.applicationName, connectionTimeoutMillis: this.connectTimeoutMs });
+    const session: Session = { client, pool, boundTo: null, idleSince: 0, broken: false };
+    client.on('error', () => this.onSessionError(session));
+    try {
+      await client.connect();
+      this.opened++;
+    } catch (error) {
+      this.open--;
+      pool.size--;
+      this.forgetIfEmpty(pool);
+      this.hold(waiter.target.slug, -1);
+      clearTimeout(waiter.timer);
+      waiter.reject(toFlotillaError(error));
+      this.pump();
+      return;
+    }
+    await this.deliver(waiter, session);
+  }
+
+  /** Binds the session to the waiter's tenant (reset first when it served another) and hands it over. */
+  private async deliver(waiter: Waiter, session: Session): Promise<void> {
+    const { slug, schema } = waiter.target;
+    clearTimeout(waiter.timer);
+    if (session.boundTo !== slug) {
+      try {
+        await bindSession(session.client, schema);
+        session.boundTo = slug;
+      } catch (error) {
+        this.hold(slug, -1);
+        await this.destroy(session);
+        waiter.reject(toFlotillaError(error));
+        this.pump();
+        return;
+      }
+    }
+    let released = false;
+    waiter.resolve({
+      client: session.client,
+      release: (error?: unknown) => {
+        if (released) return;
+        released = true;
+        this.release(session, slug, error);
+      },
+    });
+  }
+
+  private release(session: Session, slug: string, error: unknown): void {
+    this.hold(slug, -1);
+    // A session in a transaction, broken, or given back with an error is not trusted with the next query.
+    if (error !== undefined || session.broken || session.client.getTransactionStatus() !== 'I' || this.closed || this.pools.get(session.pool.key) !== session.pool) {
+      void this.destroy(session).then(() => this.pump());
+      return;
+    }
+    session.idleSince = Date.now();
+    session.pool.idle.push(session);
+    this.pump();
+  }
+
+  /** Serves waiters in order, skipping those held back by their tenant's cap. */
+  private pump(): void {
+    if (this.waiters.length === 0) return;
+    const still: Waiter[] = [];
+    for (const waiter of this.waiters) if (!this.grant(waiter)) still.push(waiter);
+    this.waiters = still;
+  }
+
+  private expire(waiter: Waiter): void {
+    const index = this.waiters.indexOf(waiter);
+    if (index < 0) return;
+    this.waiters.splice(index, 1);
+    this.timedOut++;
+    const waitedMs = Date.now() - waiter.since;
+    waiter.reject(
+      new FlotillaError('FLO_RUNTIME_BUSY', `No database connection came free for tenant ${waiter.target.slug} within ${waitedMs} ms (at most ${this.max} open).`, {
+        hint: 'Retry shortly; if this happens under normal load, raise budget.maxConnections or budget.queueTimeoutMs.',
+        meta: { retryAfter: 1, waitedMs },
+      }),
+    );
+  }
+
+  private onSessionError(session: Session): void {
+    session.broken = true;
+    const index = session.pool.idle.indexOf(session);
+    if (index >= 0) {
+      session.pool.idle.splice(index, 1);
+      void this.destroy(session).then(() => this.pump());
+    }
+  }
+
+  /** Closes a session and frees its place under the ceiling once it has closed. */
+  private async destroy(session: Session): Promise<void> {
+    await this.end(session);
+    this.open--;
+    this.forgetIfEmpty(session.pool);
+  }
+
+  /** Ends a session; resolves once its server process has gone (the socket closed). */
+  private async end(session: Session): Promise<void> {
+    session.pool.size--;
+    await session.client.end().catch(() => undefined);
+  }
+
+  private closeIdle(): void {
+    const cutoff = Date.now() - this.idleTimeoutMs;
+    for (const pool of [...this.pools.values()]) {
+      const stale = pool.idle.filter((s) => s.idleSince <= cutoff);
+      if (stale.length === 0) continue;
+      pool.idle.splice(0, pool.idle.length, ...pool.idle.filter((s) => s.idleSince > cutoff));
+      for (const session of stale) void this.destroy(session).then(() => this.pump());
+    }
+  }
+
+  private longestIdle(): Session | undefined {
+    let oldest: Session | undefined;
+    for (const pool of this.pools.values()) {
+      const first = pool.idle[0];
+      if (first && (!oldest || first.idleSince < oldest.idleSince)) oldest = first;
+    }
+    return oldest;
+  }
+
+  private poolOf(key: string): DatabasePool {
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = { key, idle: [], size: 0 };
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  private forgetIfEmpty(pool: DatabasePool): void {
+    if (pool.size === 0 && pool.idle.length === 0 && this.pools.get(pool.key) === pool) this.pools.delete(pool.key);
+  }
+
+  private hold(slug: string, delta: number): void {
+    const n = (this.inUse.get(slug) ?? 0) + delta;
+    if (n <= 0) this.inUse.delete(slug);
+    else this.inUse.set(slug, n);
+  }
+}
+
+/** An idle session of the pool, preferably one already bound to the tenant (no reset needed). */
+function takeIdle(pool: DatabasePool, slug: string): Session | undefined {
+  for (let i = pool.idle.length - 1; i >= 0; i--) {
+    if (pool.idle[i]!.boundTo === slug) return pool.idle.splice(i, 1)[0];
+  }
+  return pool.idle.pop();
+}
+
+function positive(name: string, value: number): number {
+  if (Number.isFinite(value) && value > 0) return value;
+  throw new FlotillaError('FLO_USAGE', `budget.${name} must be a positive number, not ${value}.`, { hint: `Set budget.${name} to a number above 0.` });
+}
