@@ -11,7 +11,9 @@ import { BackupService } from './services/backup-service.js';
 import { BackupsService } from './services/backups.js';
 import type { ServiceContext } from './services/context.js';
 import { openControlPlane } from './services/control-plane.js';
+import { DomainService } from './services/domains.js';
 import { LintService } from './services/lint.js';
+import { MaintenanceService } from './services/maintenance.js';
 import { DirectorySource } from './services/migration-source.js';
 import { Operations } from './services/operations.js';
 import { RolloutService } from './services/rollouts.js';
@@ -49,6 +51,10 @@ export class Flotilla {
   readonly audit: AuditService;
   readonly servers: ServerService;
   readonly lint: LintService;
+  /** Maintenance for one tenant or the fleet: running apps answer 503 for it. */
+  readonly maintenance: MaintenanceService;
+  /** Custom domains that name tenants to running apps. */
+  readonly domains: DomainService;
 
   /** The configuration in use, its database URL without a password. */
   readonly config: ResolvedConfig;
@@ -69,6 +75,8 @@ export class Flotilla {
     this.audit = new AuditService(context);
     this.servers = new ServerService(context);
     this.lint = new LintService(context);
+    this.maintenance = new MaintenanceService(context);
+    this.domains = new DomainService(context);
   }
 
   /** Opens the control plane (creating and migrating it on first use), on the configured server or the embedded one. */

@@ -24,7 +24,8 @@ let dataDir: string | undefined;
  */
 export async function setup(project: TestProject): Promise<void> {
   // The CLI the tests run is the compiled one (bin/flotilla.js imports dist/): built from these sources first.
-  execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
+  // FLOTILLA_TEST_SKIP_BUILD=1 reuses dist/ as it is (several test runs at once during development).
+  if (!process.env.FLOTILLA_TEST_SKIP_BUILD) execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
   let url = process.env.FLOTILLA_TEST_DATABASE_URL;
   if (url) {
     // Fails loudly: a configured server that cannot be reached is an error, not a reason to skip.

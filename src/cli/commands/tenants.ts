@@ -7,6 +7,8 @@ import { repeatable, withFlotilla } from '../context.js';
 import { optionalFlag, parseFlag, serverName, tag, text } from '../flags.js';
 import { assertSlug, assertSlugReference } from '../../core/slug.js';
 import { line, printJson, printTable } from '../output.js';
+import { registerDomainCommands } from './domains.js';
+import { registerMaintenanceCommands } from './maintenance.js';
 
 export function registerTenantCommands(program: Command, globals: () => GlobalOptions): void {
   const tenant = program.command('tenant').description('create and inspect tenants');
@@ -59,6 +61,8 @@ export function registerTenantCommands(program: Command, globals: () => GlobalOp
         else showTenant(found, storage);
       });
     });
+  registerMaintenanceCommands(tenant, globals);
+  registerDomainCommands(tenant, globals);
 }
 
 function showTenant(t: Tenant, storage: readonly { kind: string; database: string; name: string }[]): void {
