@@ -71,10 +71,7 @@ export class RuntimeSettings {
       await client.query('BEGIN');
       const { rows } = await client.query<{ id: string }>('SELECT id FROM flotilla.tenants WHERE slug = $1', [slug]);
       if (!rows[0]) throw new FlotillaError('FLO_TENANT_NOT_FOUND', `No tenant ${slug}.`, { hint: 'List tenants with `flotilla tenant list`.', meta: { tenant: slug } });
-      const { rows: taken } = await client.query<{ slug: string }>(
-        'SELECT t.slug FROM flotilla.domains d JOIN flotilla.tenants t ON t.id = d.tenant_id WHERE d.host = $1',
-        [host],
-      );
+      const { rows: taken } = await client.query<{ slug: string }>('SELECT t.slug FROM flotilla.domains d JOIN flotilla.tenants t ON t.id = d.tenant_id WHERE d.host = $1', [host]);
       if (taken[0]) {
         throw new FlotillaError('FLO_TENANT_EXISTS', `Domain ${host} already belongs to tenant ${taken[0].slug}.`, {
           hint: taken[0].slug === slug ? 'Nothing to do.' : `Remove it from ${taken[0].slug} first (flotilla tenant domain remove ${taken[0].slug} ${host}).`,

@@ -77,7 +77,21 @@ export type ErrorCode =
  * - `gone`: the tenant is archived: its app answers 410.
  * - `internal`: a bug in Flotilla (`FLO_INTERNAL`, and every error that is not a FlotillaError).
  */
-export const ERROR_FAMILY_NAMES = ['usage', 'config', 'definition', 'refused', 'failed', 'locked', 'unavailable', 'not-found', 'tooling', 'unfinished', 'forbidden', 'gone', 'internal'] as const;
+export const ERROR_FAMILY_NAMES = [
+  'usage',
+  'config',
+  'definition',
+  'refused',
+  'failed',
+  'locked',
+  'unavailable',
+  'not-found',
+  'tooling',
+  'unfinished',
+  'forbidden',
+  'gone',
+  'internal',
+] as const;
 
 export type ErrorFamily = (typeof ERROR_FAMILY_NAMES)[number];
 

@@ -47,63 +47,97 @@ export interface DemoEvents {
   step(text: string): void;
 }
 
+export interface DemoOptions {
+  readonly cwd?: string;
+  readonly events?: DemoEvents;
+}
+
+/** A demo run whose PostgreSQL server is kept for its tenants to be served, until released. */
+export interface OpenDemo {
+  readonly result: DemoResult;
+  /** The demo's control database (with its credentials): a tenant runtime's `databaseUrl`. */
+  readonly controlUrl: string;
+  /** Lets go of the server: the embedded one stops when no other process uses it. */
+  release(): Promise<void>;
+}
+
 /**
  * The main job on a fresh machine: registers three tenants of the sample app,
  * fills them with rows, adds an S1-style migration (a column back-filled, then
  * NOT NULL), migrates all three, and checks every row is still there.
  * Everything lives in its own control database (`flotilla_demo`), reset on each run.
  */
-export async function runDemo(options: { cwd?: string; events?: DemoEvents } = {}): Promise<DemoResult> {
+export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
+  const demo = await openDemo(options);
+  try {
+    return demo.result;
+  } finally {
+    await demo.release();
+  }
+}
+
+/** Runs the demo and keeps its server (the embedded one it started or joined) until `release()`. */
+export async function openDemo(options: DemoOptions = {}): Promise<OpenDemo> {
   const cwd = options.cwd ?? process.cwd();
   const say = options.events?.step ?? (() => undefined);
   const base = await loadConfig({ cwd });
   const embedded = base.databaseUrl ? undefined : await startEmbedded(base.embedded.dataDir);
+  const release = async () => {
+    await embedded?.release();
+  };
   try {
     const serverUrl = base.databaseUrl ?? embedded!.url;
     say(base.databaseUrl ? `PostgreSQL: ${databaseOf(serverUrl) ? 'the configured server' : serverUrl}` : `PostgreSQL: embedded, data in ${base.embedded.dataDir}`);
-    const workDir = join(base.embedded.dataDir, '..', 'demo');
-    const migrationsDir = join(workDir, 'migrations');
-    // Backups need pg_dump for the schema tenant; a bare machine may lack it, and the demo must still run.
-    const canDump = spawnSync('pg_dump', ['--version']).status === 0;
-    if (!canDump) say('pg_dump is not installed: this demo runs without backups (apt-get install postgresql-client-15 to see them)');
-    const config: ResolvedConfig = {
-      ...base,
-      databaseUrl: withDatabase(serverUrl, CONTROL_DATABASE),
-      migrationsDir,
-      tenants: { ...base.tenants, databasePrefix: 'demo_', schemaPrefix: 'demo_', schemaDatabase: 'flotilla_demo_tenants' },
-      backup: { ...base.backup, policy: canDump ? 'risky' : 'never', strategy: 'snapshot', dir: join(workDir, 'backups') },
-    };
-    await resetDemo(serverUrl, workDir);
-    await copyMigrations(join(EXAMPLE, 'migrations'), migrationsDir);
-    let flotilla = await Flotilla.open({ config });
-    try {
-      for (const t of DEMO_TENANTS) {
-        await flotilla.tenants.create({ slug: t.slug, name: t.name, kind: t.kind });
-        await seed(flotilla, t);
-        say(`Created tenant ${t.slug} (${t.kind}) with ${t.members} members, ${t.members * t.loansPerMember} loans, ${t.members * t.loansPerMember * t.paymentsPerLoan} payments`);
-      }
-      const before = await countRows(flotilla);
-      await copyFile(join(EXAMPLE, 'upgrade', '0004_client_id.sql'), join(migrationsDir, '0004_client_id.sql'));
-      await writeSum(migrationsDir);
-      say('Added migration 0004_client_id.sql: client_id added, back-filled, then NOT NULL');
-      await flotilla.close();
-      flotilla = await Flotilla.open({ config });
-      const report = await flotilla.upgrade.migrate({ all: true });
-      const after = await countRows(flotilla);
-      const status = await flotilla.status.fleet();
-      const counts = before.map((b, i) => ({ ...b, after: after[i]!.before, missingClient: after[i]!.missingClient }));
-      const lost = counts.filter((c) => c.after !== c.before || c.missingClient !== 0);
-      if (report.failed > 0 || lost.length > 0) {
-        throw new FlotillaError('FLO_MIGRATION_FAILED', `The demo upgrade did not keep every row: ${JSON.stringify(lost)}`, {
-          hint: 'This is a bug in Flotilla: please report it with this output.',
-        });
-      }
-      return { report, status, counts };
-    } finally {
-      await flotilla.close();
+    const controlUrl = withDatabase(serverUrl, CONTROL_DATABASE);
+    const result = await demo(base, serverUrl, say);
+    return { result, controlUrl, release };
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}
+
+async function demo(base: ResolvedConfig, serverUrl: string, say: (text: string) => void): Promise<DemoResult> {
+  const workDir = join(base.embedded.dataDir, '..', 'demo');
+  const migrationsDir = join(workDir, 'migrations');
+  // Backups need pg_dump for the schema tenant; a bare machine may lack it, and the demo must still run.
+  const canDump = spawnSync('pg_dump', ['--version']).status === 0;
+  if (!canDump) say('pg_dump is not installed: this demo runs without backups (apt-get install postgresql-client-15 to see them)');
+  const config: ResolvedConfig = {
+    ...base,
+    databaseUrl: withDatabase(serverUrl, CONTROL_DATABASE),
+    migrationsDir,
+    tenants: { ...base.tenants, databasePrefix: 'demo_', schemaPrefix: 'demo_', schemaDatabase: 'flotilla_demo_tenants' },
+    backup: { ...base.backup, policy: canDump ? 'risky' : 'never', strategy: 'snapshot', dir: join(workDir, 'backups') },
+  };
+  await resetDemo(serverUrl, workDir);
+  await copyMigrations(join(EXAMPLE, 'migrations'), migrationsDir);
+  let flotilla = await Flotilla.open({ config });
+  try {
+    for (const t of DEMO_TENANTS) {
+      await flotilla.tenants.create({ slug: t.slug, name: t.name, kind: t.kind });
+      await seed(flotilla, t);
+      say(`Created tenant ${t.slug} (${t.kind}) with ${t.members} members, ${t.members * t.loansPerMember} loans, ${t.members * t.loansPerMember * t.paymentsPerLoan} payments`);
     }
+    const before = await countRows(flotilla);
+    await copyFile(join(EXAMPLE, 'upgrade', '0004_client_id.sql'), join(migrationsDir, '0004_client_id.sql'));
+    await writeSum(migrationsDir);
+    say('Added migration 0004_client_id.sql: client_id added, back-filled, then NOT NULL');
+    await flotilla.close();
+    flotilla = await Flotilla.open({ config });
+    const report = await flotilla.upgrade.migrate({ all: true });
+    const after = await countRows(flotilla);
+    const status = await flotilla.status.fleet();
+    const counts = before.map((b, i) => ({ ...b, after: after[i]!.before, missingClient: after[i]!.missingClient }));
+    const lost = counts.filter((c) => c.after !== c.before || c.missingClient !== 0);
+    if (report.failed > 0 || lost.length > 0) {
+      throw new FlotillaError('FLO_MIGRATION_FAILED', `The demo upgrade did not keep every row: ${JSON.stringify(lost)}`, {
+        hint: 'This is a bug in Flotilla: please report it with this output.',
+      });
+    }
+    return { report, status, counts };
   } finally {
-    await embedded?.release();
+    await flotilla.close();
   }
 }
 

@@ -24,7 +24,10 @@ export function admit(tenant: DirectoryTenant, fleet: Maintenance | null, bypass
     case 'active':
       break;
     case 'suspended':
-      throw new FlotillaError('FLO_TENANT_SUSPENDED', `Tenant ${slug} is suspended.`, { hint: 'Its operator suspended it; it answers again once reactivated.', meta: { tenant: slug } });
+      throw new FlotillaError('FLO_TENANT_SUSPENDED', `Tenant ${slug} is suspended.`, {
+        hint: 'Its operator suspended it; it answers again once reactivated.',
+        meta: { tenant: slug },
+      });
     case 'archived':
       throw new FlotillaError('FLO_TENANT_ARCHIVED', `Tenant ${slug} is archived.`, { hint: 'Its data is no longer served.', meta: { tenant: slug } });
     default:

@@ -43,6 +43,10 @@ export interface BudgetStats {
   readonly opened: number;
   readonly evicted: number;
   readonly timedOut: number;
+  /** Sessions handed out to queries. */
+  readonly checkouts: number;
+  /** Checkouts that first reset a session another tenant had used. */
+  readonly rebinds: number;
 }
 
 interface Session {
@@ -91,6 +95,8 @@ export class ConnectionBudget {
   private opened = 0;
   private evicted = 0;
   private timedOut = 0;
+  private checkouts = 0;
+  private rebinds = 0;
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -134,6 +140,8 @@ export class ConnectionBudget {
       opened: this.opened,
       evicted: this.evicted,
       timedOut: this.timedOut,
+      checkouts: this.checkouts,
+      rebinds: this.rebinds,
     };
   }
 
@@ -152,7 +160,11 @@ export class ConnectionBudget {
     clearInterval(this.sweeper);
     for (const waiter of this.waiters.splice(0)) {
       clearTimeout(waiter.timer);
-      waiter.reject(new FlotillaError('FLO_RUNTIME_BUSY', 'The tenant runtime closed while this query waited for a connection.', { meta: { retryAfter: 1, waitedMs: Date.now() - waiter.since } }));
+      waiter.reject(
+        new FlotillaError('FLO_RUNTIME_BUSY', 'The tenant runtime closed while this query waited for a connection.', {
+          meta: { retryAfter: 1, waitedMs: Date.now() - waiter.since },
+        }),
+      );
     }
     await Promise.all([...this.pools.values()].flatMap((pool) => pool.idle.splice(0).map((s) => this.destroy(s))));
   }
@@ -216,6 +228,7 @@ export class ConnectionBudget {
     const { slug, schema } = waiter.target;
     clearTimeout(waiter.timer);
     if (session.boundTo !== slug) {
+      if (session.boundTo !== null) this.rebinds++;
       try {
         await bindSession(session.client, schema);
         session.boundTo = slug;
@@ -228,6 +241,7 @@ export class ConnectionBudget {
       }
     }
     let released = false;
+    this.checkouts++;
     waiter.resolve({
       client: session.client,
       release: (error?: unknown) => {

@@ -72,7 +72,9 @@ export class Resolver {
   ) {
     this.order = options.order ?? ['subdomain', 'domain', 'path', 'header', 'query', ...(options.custom ? (['custom'] as const) : [])];
     if (this.order.includes('custom') && !options.custom) {
-      throw new FlotillaError('FLO_USAGE', 'resolve.order lists "custom" but no resolve.custom function is given.', { hint: 'Give resolve.custom, or remove "custom" from resolve.order.' });
+      throw new FlotillaError('FLO_USAGE', 'resolve.order lists "custom" but no resolve.custom function is given.', {
+        hint: 'Give resolve.custom, or remove "custom" from resolve.order.',
+      });
     }
     this.baseDomains = (options.baseDomains ?? ['localhost']).map((d) => d.toLowerCase().replace(/^\.+|\.+$/g, ''));
     this.header = (options.header ?? 'x-tenant-id').toLowerCase();

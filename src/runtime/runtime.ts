@@ -134,7 +134,8 @@ export class TenantRuntime {
 
   /** A pg.Pool-like object for query builders and ORM driver adapters: each checkout is the current tenant's. */
   pool(): TenantPool {
-    const connect = (): Promise<TenantClient> => this.lease(currentTenant()).then(asPoolClient);
+    // Async, so that a checkout outside a tenant's scope rejects (or reaches the callback) instead of throwing.
+    const connect = async (): Promise<TenantClient> => asPoolClient(await this.lease(currentTenant()));
     const pool: TenantPool = {
       connect: ((callback?: (error: Error | undefined, client: TenantClient | undefined, release: (error?: unknown) => void) => void) => {
         if (!callback) return connect();

@@ -40,7 +40,7 @@ export class TenantDb implements Queryable {
   async client<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
     const lease = await this.lease();
     try {
-      const result = await fn(lease.client);
+      const result = await fn(inCallerContext(lease.client));
       lease.release();
       return result;
     } catch (error) {
@@ -51,15 +51,27 @@ export class TenantDb implements Queryable {
 }
 
 /**
- * A lease as a pool's client: `release()` gives it back; a callback given to
- * `query` runs in the caller's async context, not the one that opened the
- * connection (node-postgres #2533), so the current tenant stays right inside it.
+ * A lease as a pool's client: `release()` gives it back; callbacks run in the
+ * caller's async context (see inCallerContext).
  */
 export function asPoolClient(lease: Lease): TenantClient {
-  const client = lease.client;
+  const client = inCallerContext(lease.client);
   return new Proxy(client, {
     get(target, property, receiver) {
       if (property === 'release') return (error?: unknown) => lease.release(error === true ? new Error('released as broken') : error || undefined);
+      return Reflect.get(target, property, receiver);
+    },
+  }) as TenantClient;
+}
+
+/**
+ * The session as the tenant's code gets it: a callback given to `query` runs
+ * in the caller's async context, not in that of whoever opened the connection
+ * (node-postgres #2533), so the current tenant stays right inside it.
+ */
+function inCallerContext(client: pg.Client): pg.Client {
+  return new Proxy(client, {
+    get(target, property, receiver) {
       if (property === 'query') {
         return (...args: unknown[]) => {
           const last = args.length - 1;
@@ -70,5 +82,5 @@ export function asPoolClient(lease: Lease): TenantClient {
       const value = Reflect.get(target, property, receiver);
       return typeof value === 'function' ? value.bind(target) : value;
     },
-  }) as TenantClient;
+  });
 }

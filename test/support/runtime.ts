@@ -20,7 +20,8 @@ export interface RuntimeFixture {
 }
 
 export const WHO_MIGRATION = {
-  '0001_who.sql': "CREATE TABLE who (id int PRIMARY KEY, slug text NOT NULL);\nCREATE TABLE items (id serial PRIMARY KEY, who_id int NOT NULL, label text NOT NULL);\nCREATE INDEX items_who_idx ON items (who_id);",
+  '0001_who.sql':
+    'CREATE TABLE who (id int PRIMARY KEY, slug text NOT NULL);\nCREATE TABLE items (id serial PRIMARY KEY, who_id int NOT NULL, label text NOT NULL);\nCREATE INDEX items_who_idx ON items (who_id);',
 };
 
 export async function runtimeFixture(tenants: readonly { slug: string; kind: TenantKind }[], options: { concurrency?: number } = {}): Promise<RuntimeFixture> {

@@ -1,25 +1,26 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { answerFor } from '../answer.js';
 import type { RequestInfo } from '../resolution.js';
-import type { TenantRuntime } from '../runtime.js';
+import type { Admitted, TenantRuntime } from '../runtime.js';
 
 /**
  * Express 5 middleware: resolves the request's tenant and runs the rest of
  * the chain in its scope; answers 400/403/404/410/503 as JSON itself when the
- * tenant cannot be served. A `/t/<slug>` path prefix is removed before routing.
+ * tenant cannot be served. A `/t/<slug>` path prefix is removed from `req.url`
+ * before the routes after it match (`req.originalUrl` keeps it).
  */
 export function tenantMiddleware(runtime: TenantRuntime): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    runtime.admit(requestInfo(req)).then(
-      ({ tenant, url }) => {
-        if (url !== undefined) req.url = url;
-        runtime.within(tenant, () => next());
-      },
-      (error: unknown) => {
-        const answer = answerFor(error);
-        res.status(answer.status).set(answer.headers).send(JSON.stringify(answer.body));
-      },
-    );
+  return async function tenant(req: Request, res: Response, next: NextFunction): Promise<void> {
+    let admitted: Admitted;
+    try {
+      admitted = await runtime.admit(requestInfo(req));
+    } catch (error) {
+      const answer = answerFor(error);
+      res.status(answer.status).set(answer.headers).send(JSON.stringify(answer.body));
+      return;
+    }
+    if (admitted.url !== undefined) req.url = admitted.url;
+    runtime.within(admitted.tenant, () => next());
   };
 }
 
@@ -28,7 +29,7 @@ function requestInfo(req: Request): RequestInfo {
     host: req.headers.host,
     url: req.url,
     header: (name) => {
-      const value = req.headers[name];
+      const value = req.headers[name.toLowerCase()];
       return Array.isArray(value) ? value.join(',') : value;
     },
   };
