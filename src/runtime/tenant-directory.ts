@@ -12,6 +12,11 @@ export interface DirectoryOptions {
   /** The first wait before reconnecting the channel; it doubles up to maxBackoffMs (default 100 ms). */
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
+  /**
+   * Lookups kept by slug and by host, each, at most: the oldest goes first, so
+   * that requests naming random tenants or hosts cannot grow the cache without end (default 10,000).
+   */
+  readonly maxEntries?: number;
 }
 
 interface Entry<T> {
@@ -27,6 +32,8 @@ export interface DirectoryStats {
   readonly listening: boolean;
   readonly notifications: number;
   readonly reconnects: number;
+  /** Lookups held in the cache now (tenants, hosts and servers). */
+  readonly cached: number;
 }
 
 /**
@@ -55,6 +62,7 @@ export class TenantDirectory {
   private readonly fallbackTtlMs: number;
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
+  private readonly maxEntries: number;
 
   constructor(
     /** The control database's URL, with its password: also the main server's. */
@@ -68,6 +76,7 @@ export class TenantDirectory {
     this.fallbackTtlMs = options.fallbackTtlMs ?? 1_000;
     this.backoffMs = options.backoffMs ?? 100;
     this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
+    this.maxEntries = options.maxEntries ?? 10_000;
     this.backoff = this.backoffMs;
     this.pool = new pg.Pool({ connectionString: controlUrl, max: 4, application_name: `${applicationName} (registry)`, allowExitOnIdle: true });
     this.pool.on('error', () => undefined);
@@ -82,7 +91,8 @@ export class TenantDirectory {
   }
 
   stats(): DirectoryStats {
-    return { queries: this.queries, listening: this.listening, notifications: this.notifications, reconnects: this.reconnects };
+    const cached = this.tenants.size + this.hosts.size + this.servers.size;
+    return { queries: this.queries, listening: this.listening, notifications: this.notifications, reconnects: this.reconnects, cached };
   }
 
   tenant(slug: string): Promise<DirectoryTenant | undefined> {
@@ -143,7 +153,10 @@ export class TenantDirectory {
     if (entry && this.fresh(entry.at)) return Promise.resolve(entry.value as T);
     const pending = load();
     const placeholder: Entry<T> = { at: 0, pending };
+    // Re-inserted, so that the first key is always the one looked up longest ago.
+    map.delete(key);
     map.set(key, placeholder);
+    if (map.size > this.maxEntries) map.delete(map.keys().next().value!);
     // A notification that arrives while the lookup runs removes the placeholder: the stale answer is then not kept.
     return pending.then(
       (value) => {

@@ -38,22 +38,27 @@ async function footprint() {
   // query_start moves whenever a session runs anything: the registry's, the listener's and the tenants'.
   const sessions = await fixture.project.query<{ pid: number; name: string; query_start: Date | null }>(
     'postgres',
-    'SELECT pid, application_name AS name, query_start FROM pg_stat_activity WHERE left(application_name, length($1)) = $1 ORDER BY pid',
+    'SELECT pid, application_name AS name, query_start FROM pg_stat_activity WHERE left(application_name, length($1)) = $1',
     [appName],
   );
   return {
-    registryQueries: registry.queries,
-    opened: connections.opened,
-    checkouts: connections.checkouts,
-    sessions: sessions.map((s) => `${s.pid} ${s.name} ${s.query_start?.toISOString()}`),
+    counters: { registryQueries: registry.queries, opened: connections.opened, checkouts: connections.checkouts },
+    sessions: new Map(sessions.map((s) => [s.pid, `${s.name} ${s.query_start?.toISOString()}`])),
   };
+}
+
+/** Sessions that ran something between two footprints, or are new: an idle session closing meanwhile is no query. */
+function busySessions(before: Awaited<ReturnType<typeof footprint>>, after: Awaited<ReturnType<typeof footprint>>): string[] {
+  return [...after.sessions].filter(([pid, seen]) => before.sessions.get(pid) !== seen).map(([pid, seen]) => `${pid} ${seen}`);
 }
 
 /** Sends `request` and checks it changed nothing the runtime does with PostgreSQL. */
 async function sendQuietly(request: Buffer): Promise<Reply> {
   const before = await footprint();
   const reply = await raw(port, request);
-  expect(await footprint()).toEqual(before);
+  const after = await footprint();
+  expect(after.counters).toEqual(before.counters);
+  expect(busySessions(before, after)).toEqual([]);
   return reply;
 }
 
@@ -81,6 +86,7 @@ describe('hostile requests', () => {
     ['a Host with port 0', () => host('paris.localhost:0'), 400, 'FLO_SLUG_INVALID'],
     ['a Host with an empty port', () => host('paris.localhost:'), 400, 'FLO_SLUG_INVALID'],
     ['a Host with two ports', () => host('paris.localhost:80:80'), 400, 'FLO_SLUG_INVALID'],
+    ['a bad port even when the header names a tenant', () => host('paris.localhost:abc', '/who', { 'X-Tenant-ID': 'paris' }), 400, 'FLO_SLUG_INVALID'],
     ['an uppercase Host', () => host('PARIS.localhost'), 400, 'FLO_SLUG_INVALID'],
     ['a Host with one uppercase letter', () => host('Paris.localhost:3000'), 400, 'FLO_SLUG_INVALID'],
     ['a Host with a trailing dot', () => host('paris.localhost.'), 400, 'FLO_SLUG_INVALID'],
@@ -127,13 +133,29 @@ describe('hostile requests', () => {
     expect(first.status).toBe(404);
     expect(first.body.error).toMatchObject({ code: 'FLO_TENANT_NOT_FOUND', tenant: 'nowhere' });
     const after = await footprint();
-    expect(after.registryQueries - before.registryQueries).toBe(1);
-    expect([after.opened, after.checkouts]).toEqual([before.opened, before.checkouts]);
-    // The probe does see a query when there is one: the registry session's query_start moved.
-    expect(after.sessions).not.toEqual(before.sessions);
+    expect(after.counters).toEqual({ ...before.counters, registryQueries: before.counters.registryQueries + 1 });
+    // The probe does see a query when there is one: a registry session's query_start moved.
+    expect(busySessions(before, after)).toEqual([expect.stringContaining('(registry)')]);
     // Asked again, it is known not to exist: not even the registry is asked.
     const again = await sendQuietly(plain('/t/nowhere/who'));
     expect(again.status).toBe(404);
     expect(again.body.error.code).toBe('FLO_TENANT_NOT_FOUND');
+  });
+
+  it('keeps its registry cache bounded when requests name one random tenant or host after another', async () => {
+    const bounded = await fixture.runtime({ applicationName: `${appName} bounded`, registry: { maxEntries: 20 } });
+    const admit = (header: string | undefined, host = '127.0.0.1') =>
+      bounded.admit({ host, url: '/', header: (name) => (name === 'x-tenant-id' ? header : undefined) }).then(
+        (admitted) => admitted.tenant.slug,
+        (error: { code?: string }) => error.code,
+      );
+    const ghosts = await Promise.all(Array.from({ length: 200 }, (_, i) => admit(`ghost-${i}`)));
+    const hosts = await Promise.all(Array.from({ length: 200 }, (_, i) => admit(undefined, `ghost-${i}.example.com`)));
+    expect(new Set(ghosts)).toEqual(new Set(['FLO_TENANT_NOT_FOUND']));
+    expect(new Set(hosts)).toEqual(new Set(['FLO_TENANT_UNRESOLVED']));
+    // 20 slugs and 20 hosts at most, whatever was asked.
+    expect(bounded.stats().registry.cached).toBeLessThanOrEqual(40);
+    expect(await admit('paris')).toBe('paris');
+    expect(await admit('ghost-199')).toBe('FLO_TENANT_NOT_FOUND');
   });
 });

@@ -24,8 +24,10 @@ beforeAll(async () => {
     { slug: 'nice', kind: 'schema' },
   ]);
   // Fewer connections than requests in flight: requests wait, and sessions pass from tenant to tenant.
-  app = await startApp(fixture.databaseUrl, { budget: { maxConnections: 4, maxPerTenant: 2, queueTimeoutMs: 30_000 }, applicationName: `${fixture.project.prefix} app` });
-  shared = await startApp(fixture.databaseUrl, { budget: { maxConnections: 2, maxPerTenant: 2, queueTimeoutMs: 30_000 }, applicationName: `${fixture.project.prefix} shared` });
+  [app, shared] = await Promise.all([
+    startApp(fixture.databaseUrl, { budget: { maxConnections: 4, maxPerTenant: 2, queueTimeoutMs: 30_000 }, applicationName: `${fixture.project.prefix} app` }),
+    startApp(fixture.databaseUrl, { budget: { maxConnections: 2, maxPerTenant: 2, queueTimeoutMs: 30_000 }, applicationName: `${fixture.project.prefix} shared` }),
+  ]);
   agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
 }, 120_000);
 afterAll(async () => {

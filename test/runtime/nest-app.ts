@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DynamicModule, INestApplication } from '@nestjs/common';
-import { Controller, Get, Inject, Module } from '@nestjs/common';
+import type { DynamicModule, INestApplication, Provider } from '@nestjs/common';
+import { Controller, Get, Inject, Module, Query } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FLOTILLA_RUNTIME, Tenant, TenantDatabase } from '../../src/runtime/adapters/nest.js';
 import type { TenantContext, TenantRuntime } from '../../src/runtime/index.js';
@@ -31,6 +31,11 @@ class WhoController {
     });
   }
 
+  /** Work for another tenant, which the runtime may refuse. */
+  async elsewhere(slug: string) {
+    return this.runtime.runAs(slug, async () => (await this.db.query<{ slug: string }>('SELECT slug FROM who')).rows[0]);
+  }
+
   health() {
     return { ok: true, tenant: findTenant()?.slug ?? null };
   }
@@ -40,18 +45,20 @@ Inject(FLOTILLA_RUNTIME)(WhoController, undefined, 1);
 for (const [method, path] of [
   ['whoami', 'whoami'],
   ['slow', 'slow'],
+  ['elsewhere', 'elsewhere'],
   ['health', 'health'],
 ] as const) {
   Get(path)(WhoController.prototype, method, Object.getOwnPropertyDescriptor(WhoController.prototype, method)!);
 }
 Tenant()(WhoController.prototype, 'whoami', 0);
 Tenant()(WhoController.prototype, 'slow', 0);
+Query('slug')(WhoController.prototype, 'elsewhere', 0);
 Controller()(WhoController);
 
 /** A Nest app on platform-express with the Flotilla module given, listening on 127.0.0.1 on a free port. */
-export async function whoApp(flotilla: DynamicModule): Promise<INestApplication> {
+export async function whoApp(flotilla: DynamicModule, providers: Provider[] = []): Promise<INestApplication> {
   class AppModule {}
-  Module({ imports: [flotilla], controllers: [WhoController] })(AppModule);
+  Module({ imports: [flotilla], controllers: [WhoController], providers })(AppModule);
   const app = await NestFactory.create(AppModule, { logger: false });
   await app.listen(0, '127.0.0.1');
   return app;

@@ -4,8 +4,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { INestApplication } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLOTILLA_RUNTIME, FlotillaModule } from '../../src/runtime/adapters/nest.js';
+import { FLOTILLA_RUNTIME, FlotillaExceptionFilter, FlotillaModule } from '../../src/runtime/adapters/nest.js';
 import type { RuntimeOptions, TenantRuntime } from '../../src/runtime/index.js';
 import type { RuntimeFixture } from '../support/runtime.js';
 import { runtimeFixture } from '../support/runtime.js';
@@ -25,7 +26,7 @@ beforeAll(async () => {
     { slug: 'lyon', kind: 'schema' },
   ]);
   runtime = await fixture.runtime();
-  app = await whoApp(FlotillaModule.forRoot({ runtime, exclude: ['health'] }));
+  app = await whoApp(FlotillaModule.forRoot({ runtime, exclude: ['health'] }), [{ provide: APP_FILTER, useClass: FlotillaExceptionFilter }]);
   port = portOf(app);
 });
 
@@ -69,6 +70,14 @@ describe('the Nest module', () => {
     expect(unknown.body.error).toMatchObject({ code: 'FLO_TENANT_NOT_FOUND', tenant: 'nantes' });
   });
 
+  it('answers a FlotillaError thrown in a controller with its status, given FlotillaExceptionFilter', async () => {
+    expect((await get(port, '/elsewhere?slug=lyon', { 'x-tenant-id': 'paris' })).body).toEqual({ slug: 'lyon' });
+    const unknown = await get(port, '/elsewhere?slug=nantes', { 'x-tenant-id': 'paris' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers['content-type']).toMatch(/^application\/json/);
+    expect(unknown.body.error).toMatchObject({ code: 'FLO_TENANT_NOT_FOUND', tenant: 'nantes' });
+  });
+
   it('leaves excluded routes alone', async () => {
     const health = await get(port, '/health');
     expect(health).toMatchObject({ status: 200, body: { ok: true, tenant: null } });
@@ -87,6 +96,9 @@ describe('the Nest module', () => {
       expect(last.headers['retry-after']).toBe('5');
       expect(last.body.error).toMatchObject({ code: 'FLO_TENANT_UNAVAILABLE', tenant: 'lyon' });
       expect((await get(port, '/whoami', { 'x-tenant-id': 'paris' })).status).toBe(200);
+      // Refused inside a controller: FlotillaExceptionFilter answers as the middleware does.
+      const inside = await get(port, '/elsewhere?slug=lyon', { 'x-tenant-id': 'paris' });
+      expect([inside.status, inside.headers['retry-after'], inside.body.error.code]).toEqual([503, '5', 'FLO_TENANT_UNAVAILABLE']);
     } finally {
       await fixture.project.query(control, "UPDATE flotilla.tenants SET status = 'active' WHERE slug = 'lyon'");
     }

@@ -1,10 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DynamicModule, ExecutionContext, InjectionToken, MiddlewareConsumer, NestMiddleware, NestModule, OnApplicationShutdown, RouteInfo } from '@nestjs/common';
-import { createParamDecorator, Inject, Injectable, Module, RequestMethod } from '@nestjs/common';
+import type {
+  ArgumentsHost,
+  DynamicModule,
+  ExceptionFilter,
+  ExecutionContext,
+  InjectionToken,
+  MiddlewareConsumer,
+  NestMiddleware,
+  NestModule,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { Catch, createParamDecorator, Inject, Injectable, Module } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import type pg from 'pg';
+import { FlotillaError } from '../../core/errors.js';
 import { answerFor } from '../answer.js';
 import type { TenantContext } from '../context.js';
-import { currentTenant, findTenant } from '../context.js';
+import { currentTenant } from '../context.js';
 import type { RequestInfo } from '../resolution.js';
 import type { RuntimeOptions, TenantPool, TenantRuntime } from '../runtime.js';
 import { createRuntime } from '../runtime.js';
@@ -20,8 +32,11 @@ const MODULE_OPTIONS = 'FLOTILLA_MODULE_OPTIONS';
 
 /** Where the middleware applies: every route, less the ones excluded (a health check, say). */
 interface Routes {
-  readonly exclude?: readonly (string | RouteInfo)[];
+  readonly exclude?: readonly Excluded[];
 }
+
+/** A path or `{ path, method }`, as MiddlewareConsumer's exclude() takes them. */
+type Excluded = Parameters<ReturnType<MiddlewareConsumer['apply']>['exclude']>[number];
 
 /** A runtime the app opened and closes itself, or the options to open one that the module closes on shutdown. */
 export type FlotillaModuleOptions = ({ readonly runtime: TenantRuntime } | RuntimeOptions) & Routes;
@@ -43,14 +58,11 @@ const admitted = new WeakMap<object, TenantContext>();
 export class TenantMiddleware implements NestMiddleware {
   constructor(private readonly runtime: TenantRuntime) {}
 
-  use(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse, next: (error?: unknown) => void): void {
+  use(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void {
     this.runtime.admit(requestInfo(req)).then(
       ({ tenant, url }) => {
         admitted.set(req, tenant);
-        if (url !== undefined) {
-          req.url = url;
-          req.originalUrl = url;
-        }
+        if (url !== undefined) req.url = url;
         this.runtime.within(tenant, () => next());
       },
       (error: unknown) => {
@@ -95,8 +107,28 @@ export const Tenant: () => ParameterDecorator = createParamDecorator((_data: unk
   const request = context.switchToHttp().getRequest<{ raw?: object } | undefined>();
   const found = request && (admitted.get(request) ?? (request.raw && admitted.get(request.raw)));
   // Outside an HTTP request (a microservice handler, say), the scope of runAs() may hold it.
-  return found ?? findTenant() ?? currentTenant();
+  return found ?? currentTenant();
 });
+
+/**
+ * Answers a FlotillaError a controller or guard let through as the middleware
+ * would (a tenant runAs() refused, the connection budget exhausted: 503 with
+ * Retry-After) instead of Nest's 500. Opt in: `{ provide: APP_FILTER, useClass: FlotillaExceptionFilter }`.
+ */
+export class FlotillaExceptionFilter implements ExceptionFilter<FlotillaError> {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(error: FlotillaError, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw error;
+    const { httpAdapter } = this.adapterHost;
+    const response: unknown = host.switchToHttp().getResponse();
+    const answer = answerFor(error);
+    for (const [name, value] of Object.entries(answer.headers)) httpAdapter.setHeader(response, name, value);
+    httpAdapter.reply(response, answer.body, answer.status);
+  }
+}
+Catch(FlotillaError)(FlotillaExceptionFilter);
+Inject(HttpAdapterHost)(FlotillaExceptionFilter, undefined, 0);
 
 /**
  * The tenant runtime as a Nest module, global: provides FLOTILLA_RUNTIME and
@@ -121,7 +153,10 @@ export class FlotillaModule implements NestModule, OnApplicationShutdown {
     consumer
       .apply(TenantMiddleware)
       .exclude(...(this.options.exclude ?? []))
-      .forRoutes({ path: '*', method: RequestMethod.ALL });
+      // A path given as a string is mounted with Express's use(), as a prefix:
+      // '/' runs for every route and leaves req.url whole, where a wildcard
+      // ('{*path}') would strip it, and `{ path, method: ALL }` match '/' alone.
+      .forRoutes('/');
   }
 
   /** After the server stopped taking requests: closes the runtime the module opened, not one it was given. */
@@ -151,11 +186,11 @@ function dynamicModule(options: NonNullable<DynamicModule['providers']>, imports
   };
 }
 
-function requestInfo(req: IncomingMessage & { originalUrl?: string }): RequestInfo {
+function requestInfo(req: IncomingMessage): RequestInfo {
   return {
     host: req.headers.host,
-    // Express strips the path a middleware is mounted on from req.url; originalUrl keeps it.
-    url: req.originalUrl ?? req.url ?? '/',
+    // Below the app's global prefix, if it has one: the router strips the path the middleware is mounted on.
+    url: req.url ?? '/',
     header: (name) => {
       const value = req.headers[name];
       return Array.isArray(value) ? value.join(',') : value;
