@@ -27,7 +27,6 @@ export function parseHost(raw: string): string | undefined {
 export function assertHostName(host: string): void {
   if (host.length === 0) refuse(host, 'it is empty');
   if (host.length > HOST_MAX) refuse(host, `it is ${host.length} characters long (at most ${HOST_MAX})`);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: non-ASCII and control characters are what is refused here
   if (/[^\x21-\x7e]/.test(host)) refuse(host, 'it holds characters other than ASCII letters, digits, "-" and "." (write an international name in its xn-- form)');
   if (host !== host.toLowerCase()) refuse(host, `it holds uppercase letters (write ${JSON.stringify(host.toLowerCase())})`);
   if (host.endsWith('.')) refuse(host, `it ends with "." (write ${JSON.stringify(host.replace(/\.+$/, ''))})`);

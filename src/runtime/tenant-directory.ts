@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { DirectoryTenant, Maintenance } from '../control/runtime-directory.js';
-import { ControlDirectory, RUNTIME_CHANNEL } from '../control/runtime-directory.js';
+import { ControlDirectory } from '../control/runtime-directory.js';
 import { MAIN_SERVER } from '../core/tenant.js';
 import { withDatabase, withPassword } from '../postgres/server-url.js';
 
