@@ -80,6 +80,11 @@ export class ControlDirectory {
     return rows[0];
   }
 
+  /** A round trip, to learn whether the session still answers. */
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
   /** Subscribes this session to the runtime channel. */
   async listen(): Promise<void> {
     await this.db.query(`LISTEN ${RUNTIME_CHANNEL}`);

@@ -79,7 +79,14 @@ export class RuntimeSettings {
         });
       }
       if (primary) await client.query('UPDATE flotilla.domains SET is_primary = false WHERE tenant_id = $1 AND is_primary', [rows[0].id]);
-      await client.query('INSERT INTO flotilla.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)', [host, rows[0].id, primary]);
+      await client.query('INSERT INTO flotilla.domains (host, tenant_id, is_primary) VALUES ($1, $2, $3)', [host, rows[0].id, primary]).catch((error: { code?: string }) => {
+        // Added by someone else meanwhile.
+        if (error.code !== '23505') throw error;
+        throw new FlotillaError('FLO_TENANT_EXISTS', `Domain ${host} was just added to a tenant.`, {
+          hint: 'See whose it is with `flotilla tenant domain list`.',
+          meta: { tenant: slug, host },
+        });
+      });
       await client.query('COMMIT');
       return { host, tenant: slug, primary };
     } catch (error) {

@@ -304,8 +304,8 @@ export function isFlotillaError<C extends ErrorCode = ErrorCode>(value: unknown,
   return value instanceof FlotillaError && (codes.length === 0 || codes.includes(value.code as C));
 }
 
-/** SQLSTATEs of a session that broke or could not start: class 08 (connection exception) and the server's shutdowns. */
-const CONNECTION_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123])$/;
+/** SQLSTATEs of a session that broke or could not start: class 08 (connection exception), the server's shutdowns, and too many clients. */
+const CONNECTION_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123]|53300)$/;
 /** Node's errors for a network that failed under the connection. */
 const NETWORK_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** node-postgres's and pg-pool's errors for a broken or timed-out connection, which carry no code. */

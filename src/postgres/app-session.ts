@@ -4,12 +4,12 @@ import { quoteIdent } from '../core/sql/quote.js';
 /**
  * Makes an app's pooled session fit for another tenant: everything a previous
  * tenant's code could have left on it is undone (role, settings, temporary
- * tables, cursors, notifications listened to, advisory locks), then the
+ * tables, sequence values read, cursors, notifications listened to, advisory locks), then the
  * search_path is the tenant's schema alone. One round trip.
  */
 export async function bindSession(client: pg.Client, schema: string): Promise<void> {
   await client.query(
-    `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); SET search_path TO ${quoteIdent(schema)}`,
+    `SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); SET search_path TO ${quoteIdent(schema)}`,
   );
 }
 

@@ -12,9 +12,12 @@ export function answerFor(thrown: unknown): ErrorAnswer {
   const status = HTTP_STATUS_BY_FAMILY[error.family];
   const meta = error.meta as Record<string, unknown>;
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
-  if (typeof meta.retryAfter === 'number') headers['retry-after'] = String(Math.max(1, Math.ceil(meta.retryAfter)));
+  // A database that cannot be reached is retried shortly; its address and the driver's words stay in the server's logs.
+  const unreachable = error.code === 'FLO_CONNECTION_FAILED';
+  const retryAfter = typeof meta.retryAfter === 'number' ? meta.retryAfter : unreachable ? 1 : undefined;
+  if (retryAfter !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfter)));
   // A bug's own message stays in the server's logs: the client gets the code.
-  const internal = error.family === 'internal' || error.family === 'config';
+  const internal = error.family === 'internal' || error.family === 'config' || unreachable;
   const message = internal ? 'The server failed to answer this request.' : error.message;
   const tenant = typeof meta.tenant === 'string' ? meta.tenant : undefined;
   return {

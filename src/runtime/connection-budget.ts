@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { FlotillaError, toFlotillaError } from '../core/errors.js';
 import { bindSession } from '../postgres/app-session.js';
+import { outsideScope } from './context.js';
 
 export interface BudgetOptions {
   /** Connections open at once across every database and server, at most: the ceiling never crossed (default 20). */
@@ -99,6 +100,7 @@ export class ConnectionBudget {
   private rebinds = 0;
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
+  private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     options: BudgetOptions = {},
@@ -158,6 +160,7 @@ export class ConnectionBudget {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
+    clearTimeout(this.graceTimer);
     for (const waiter of this.waiters.splice(0)) {
       clearTimeout(waiter.timer);
       waiter.reject(
@@ -188,6 +191,13 @@ export class ConnectionBudget {
       void this.connect(waiter, pool, undefined);
       return true;
     }
+    // At the ceiling, a database whose sessions are all busy waits a moment for one of them (back within a query's
+    // time) rather than closing another database's session to open its own: a new server process, with cold caches,
+    // costs far more. A database holding none, or a waiter kept past the grace, takes the session idle longest.
+    if (pool.size > 0 && Date.now() - waiter.since < EVICTION_GRACE_MS) {
+      this.pumpAfterGrace();
+      return false;
+    }
     const victim = this.longestIdle();
     if (!victim) return false;
     // The victim's place under the ceiling passes to the new session, which opens once the victim has closed.
@@ -204,13 +214,26 @@ export class ConnectionBudget {
       await this.end(victim);
       this.forgetIfEmpty(victim.pool);
     }
-    const client = new pg.Client({ connectionString: waiter.target.url, application_name: this.applicationName, connectionTimeoutMillis: this.connectTimeoutMs });
-    const session: Session = { client, pool, boundTo: null, idleSince: 0, broken: false };
-    client.on('error', () => this.onSessionError(session));
+    let session: Session | undefined;
     try {
-      await client.connect();
+      // Opened outside any tenant's scope: what its socket later calls back without a binding of its own
+      // sees no tenant (and fails), never the tenant whose request happened to open it.
+      session = await outsideScope(async () => {
+        const client = new pg.Client({
+          connectionString: waiter.target.url,
+          application_name: this.applicationName,
+          connectionTimeoutMillis: this.connectTimeoutMs,
+          keepAlive: true,
+        });
+        const opened: Session = { client, pool, boundTo: null, idleSince: 0, broken: false };
+        client.on('error', () => this.onSessionError(opened));
+        client.on('end', () => this.onSessionError(opened));
+        await client.connect();
+        return opened;
+      });
       this.opened++;
     } catch (error) {
+      if (session) await session.client.end().catch(() => undefined);
       this.open--;
       pool.size--;
       this.forgetIfEmpty(pool);
@@ -254,14 +277,25 @@ export class ConnectionBudget {
 
   private release(session: Session, slug: string, error: unknown): void {
     this.hold(slug, -1);
-    // A session in a transaction, broken, or given back with an error is not trusted with the next query.
-    if (error !== undefined || session.broken || session.client.getTransactionStatus() !== 'I' || this.closed || this.pools.get(session.pool.key) !== session.pool) {
+    // A session in a transaction, still running or holding queries, ended, broken, or given back with an
+    // error is not trusted with the next query.
+    if (error !== undefined || session.broken || !quiet(session.client) || this.closed || this.pools.get(session.pool.key) !== session.pool) {
       void this.destroy(session).then(() => this.pump());
       return;
     }
     session.idleSince = Date.now();
     session.pool.idle.push(session);
     this.pump();
+  }
+
+  /** Serves the waiters again once a grace has passed, for those whose database gave no session back meanwhile. */
+  private pumpAfterGrace(): void {
+    if (this.graceTimer || this.closed) return;
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined;
+      this.pump();
+    }, EVICTION_GRACE_MS);
+    this.graceTimer.unref();
   }
 
   /** Serves waiters in order, skipping those held back by their tenant's cap. */
@@ -302,10 +336,23 @@ export class ConnectionBudget {
     this.forgetIfEmpty(session.pool);
   }
 
-  /** Ends a session; resolves once its server process has gone (the socket closed). */
+  /**
+   * Ends a session; resolves once its server process has gone (the socket
+   * closed), or after a second, with the socket destroyed, when its server
+   * does not answer (a dead peer would otherwise hold a place for minutes).
+   */
   private async end(session: Session): Promise<void> {
     session.pool.size--;
-    await session.client.end().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const ended = session.client.end().catch(() => undefined);
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        (session.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+        resolve();
+      }, 1_000);
+    });
+    await Promise.race([ended, late]);
+    clearTimeout(timer);
   }
 
   private closeIdle(): void {
@@ -345,6 +392,15 @@ export class ConnectionBudget {
     if (n <= 0) this.inUse.delete(slug);
     else this.inUse.set(slug, n);
   }
+}
+
+/** How long a checkout at the ceiling waits for its own database's busy sessions before it closes another database's idle one. */
+const EVICTION_GRACE_MS = 50;
+
+/** No transaction open, no query running or queued, not ending: the session can serve another query. */
+function quiet(client: pg.Client): boolean {
+  const internal = client as unknown as { _ending?: boolean; _queryable?: boolean; _activeQuery?: unknown; _queryQueue?: unknown[] };
+  return client.getTransactionStatus() === 'I' && internal._ending !== true && internal._queryable !== false && !internal._activeQuery && (internal._queryQueue?.length ?? 0) === 0;
 }
 
 /** An idle session of the pool, preferably one already bound to the tenant (no reset needed). */

@@ -29,6 +29,11 @@ export function runInScope<T>(tenant: TenantContext, owner: object, fn: () => T)
   return storage.run({ tenant: Object.freeze({ ...tenant }), owner }, fn);
 }
 
+/** Runs `fn` outside any tenant's scope: what it starts (a connection's socket) inherits none. */
+export function outsideScope<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
 /** The current tenant, or undefined outside a tenant's scope. */
 export function findTenant(): TenantContext | undefined {
   return storage.getStore()?.tenant;

@@ -84,6 +84,8 @@ export class Resolver {
 
   async resolve(request: RequestInfo): Promise<Resolved> {
     if (request.url.length > URL_MAX) throw invalid(`The request target is ${request.url.length} characters long (at most ${URL_MAX}).`);
+    // An absolute-form target (`GET http://lyon.example.com/`) names a host of its own, which proxies would follow: refused.
+    if (!request.url.startsWith('/')) throw invalid('The request target must be a path (origin-form), not an absolute URL.');
     const found: Resolved[] = [];
     for (const name of this.order) {
       const hit = await this.read(name, request);
@@ -104,10 +106,29 @@ export class Resolver {
     });
   }
 
+  /**
+   * The request's host, checked. A malformed one under a base domain is refused
+   * (400); any other malformed one (an internal name such as `app_backend`)
+   * names no tenant, and is never looked up.
+   */
+  private host(request: RequestInfo): string | undefined {
+    if (request.host === undefined || request.host === '') return undefined;
+    try {
+      return parseHost(request.host);
+    } catch (error) {
+      const loose = request.host
+        .toLowerCase()
+        .replace(/^([^[][^:]*):.*$/, '$1')
+        .replace(/\.+$/, '');
+      if (this.baseDomains.some((base) => loose === base || loose.endsWith(`.${base}`))) throw error;
+      return undefined;
+    }
+  }
+
   private async read(name: ResolverName, request: RequestInfo): Promise<Resolved | undefined> {
     switch (name) {
       case 'subdomain': {
-        const host = request.host === undefined || request.host === '' ? undefined : parseHost(request.host);
+        const host = this.host(request);
         if (!host) return undefined;
         for (const base of this.baseDomains) {
           if (!host.endsWith(`.${base}`)) continue;
@@ -119,7 +140,7 @@ export class Resolver {
         return undefined;
       }
       case 'domain': {
-        const host = request.host === undefined || request.host === '' ? undefined : parseHost(request.host);
+        const host = this.host(request);
         if (!host || this.baseDomains.some((base) => host === base || host.endsWith(`.${base}`))) return undefined;
         const slug = await this.domainSlug(host);
         return slug ? { slug, source: 'domain' } : undefined;
@@ -142,29 +163,41 @@ export class Resolver {
         return { slug, source: 'path', url: tail.startsWith('/') ? tail : `/${tail}` };
       }
       case 'custom': {
-        const value = await this.options.custom!(request);
-        return value === undefined ? undefined : { slug: checkSlug(value, 'custom'), source: 'custom' };
+        const value: unknown = await this.options.custom!(request);
+        if (value === undefined || value === null || value === '') return undefined;
+        if (typeof value !== 'string')
+          throw new FlotillaError('FLO_USAGE', `resolve.custom returned ${typeof value}, not a slug.`, { hint: 'Return a slug, or undefined when the request names no tenant.' });
+        return { slug: checkSlug(value, 'custom'), source: 'custom' };
       }
     }
   }
 }
 
-/** One query parameter, decoded; refused when it is not valid percent-encoding or given twice differently. */
+/** One query parameter, decoded; refused when its value is not valid percent-encoding or it is given twice differently. */
 function queryParam(url: string, name: string): string | undefined {
   const q = url.indexOf('?');
   if (q < 0) return undefined;
-  const query = url.slice(q + 1).split('#')[0]!;
-  let params: URLSearchParams;
-  try {
-    // URLSearchParams decodes %XX leniently; a malformed sequence is still caught by decodeURIComponent.
-    decodeURIComponent(query.replaceAll('+', ' '));
-    params = new URLSearchParams(query);
-  } catch {
-    throw invalid('The query string is not valid percent-encoding.');
+  const values = new Set<string>();
+  // Only this parameter's own pairs are decoded: a malformed escape elsewhere (`?q=50%`) is the app's business.
+  for (const pair of url
+    .slice(q + 1)
+    .split('#')[0]!
+    .split('&')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (decodeQuery(key) !== name) continue;
+    values.add(decodeQuery(eq < 0 ? '' : pair.slice(eq + 1)));
   }
-  const values = [...new Set(params.getAll(name))];
-  if (values.length > 1) throw invalid(`The query string names ${values.length} tenants in ${name}.`);
-  return values[0];
+  if (values.size > 1) throw invalid(`The query string names ${values.size} tenants in ${name}.`);
+  return [...values][0];
+}
+
+function decodeQuery(text: string): string {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    throw invalid('The tenant query parameter is not valid percent-encoding.');
+  }
 }
 
 function invalid(message: string): FlotillaError<'FLO_SLUG_INVALID'> {

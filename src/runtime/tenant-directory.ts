@@ -78,7 +78,16 @@ export class TenantDirectory {
     this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
     this.maxEntries = options.maxEntries ?? 10_000;
     this.backoff = this.backoffMs;
-    this.pool = new pg.Pool({ connectionString: controlUrl, max: 4, application_name: `${applicationName} (registry)`, allowExitOnIdle: true });
+    // Bounded waits: a control database out of reach fails a lookup in seconds, never holds requests for minutes.
+    this.pool = new pg.Pool({
+      connectionString: controlUrl,
+      max: 4,
+      application_name: `${applicationName} (registry)`,
+      allowExitOnIdle: true,
+      keepAlive: true,
+      connectionTimeoutMillis: CONTROL_TIMEOUT_MS,
+      query_timeout: CONTROL_TIMEOUT_MS,
+    });
     this.pool.on('error', () => undefined);
     this.reader = new ControlDirectory({ query: (text, values) => this.count(() => this.pool.query(text, values)) });
   }
@@ -153,6 +162,8 @@ export class TenantDirectory {
     if (entry && this.fresh(entry.at)) return Promise.resolve(entry.value as T);
     const pending = load();
     const placeholder: Entry<T> = { at: 0, pending };
+    // What was known before: served again if the control database cannot answer now, while not older than ttlMs.
+    const previous = entry && !entry.pending && Date.now() - entry.at < this.ttlMs ? entry : undefined;
     // Re-inserted, so that the first key is always the one looked up longest ago.
     map.delete(key);
     map.set(key, placeholder);
@@ -164,7 +175,12 @@ export class TenantDirectory {
         return value;
       },
       (error) => {
-        if (map.get(key) === placeholder) map.delete(key);
+        if (map.get(key) !== placeholder) throw error;
+        if (previous) {
+          map.set(key, previous);
+          return previous.value as T;
+        }
+        map.delete(key);
         throw error;
       },
     );
@@ -176,7 +192,13 @@ export class TenantDirectory {
   }
 
   private async connectListener(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.controlUrl, application_name: `${this.applicationName} (listener)` });
+    const client = new pg.Client({
+      connectionString: this.controlUrl,
+      application_name: `${this.applicationName} (listener)`,
+      keepAlive: true,
+      connectionTimeoutMillis: CONTROL_TIMEOUT_MS,
+      query_timeout: CONTROL_TIMEOUT_MS,
+    });
     const lost = () => {
       if (this.listener !== client) return;
       this.listener = undefined;
@@ -203,11 +225,29 @@ export class TenantDirectory {
     this.fleet = { at: 0 };
     this.listening = true;
     this.backoff = this.backoffMs;
+    this.heartbeat(client);
+  }
+
+  /**
+   * A channel whose connection died silently (a NAT or load balancer dropped
+   * it) delivers nothing and reports no error: it is asked for an answer every
+   * few seconds, and counted lost when none comes.
+   */
+  private heartbeat(client: pg.Client): void {
+    const timer = setInterval(() => {
+      if (this.listener !== client) return clearInterval(timer);
+      new ControlDirectory(client).ping().catch(() => {
+        if (this.listener !== client) return;
+        client.emit('error', new Error('the notification channel stopped answering'));
+      });
+    }, HEARTBEAT_MS);
+    timer.unref();
   }
 
   private scheduleReconnect(): void {
     if (this.closed || this.reconnectTimer) return;
-    const wait = this.backoff;
+    // Jittered, so that many apps that lost the control database together do not come back at the same instant.
+    const wait = this.backoff * (0.5 + Math.random() / 2);
     this.backoff = Math.min(this.backoff * 2, this.maxBackoffMs);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -231,3 +271,8 @@ export class TenantDirectory {
     } else this.fleet = { at: 0 };
   }
 }
+
+/** How long a lookup or the channel's connection may take before it counts as failed. */
+const CONTROL_TIMEOUT_MS = 5_000;
+/** How often the notification channel is asked whether it still answers. */
+const HEARTBEAT_MS = 5_000;

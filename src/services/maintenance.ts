@@ -23,16 +23,20 @@ export interface MaintenanceState {
 export class MaintenanceService {
   constructor(private readonly ctx: ServiceContext) {}
 
-  /** Takes tenants down; `'all'` takes the whole fleet down, tenants created meanwhile included. */
-  async down(target: string | 'all', options: DownOptions = {}): Promise<string[] | 'all'> {
+  /** Takes the whole fleet down, tenants created meanwhile included. */
+  async downAll(options: DownOptions = {}): Promise<void> {
     const input = { message: options.message ?? null, retryAfter: checkRetryAfter(options.retryAfter ?? 60) };
     const { registry, operations } = this.ctx;
-    if (target === 'all') {
-      return operations.run({ command: 'tenant down', arguments: { all: true, ...input } }, async () => {
-        await registry.runtime.fleetDown(input);
-        return { result: 'all' as const };
-      });
-    }
+    await operations.run({ command: 'tenant down', arguments: { all: true, ...input } }, async () => {
+      await registry.runtime.fleetDown(input);
+      return { result: undefined };
+    });
+  }
+
+  /** Takes one tenant down. */
+  async down(target: string, options: DownOptions = {}): Promise<string[]> {
+    const input = { message: options.message ?? null, retryAfter: checkRetryAfter(options.retryAfter ?? 60) };
+    const { registry, operations } = this.ctx;
     assertSlugReference(target);
     return operations.run({ command: 'tenant down', tenant: target, arguments: input }, async () => {
       const changed = await registry.runtime.tenantsDown([target], input);
@@ -41,16 +45,19 @@ export class MaintenanceService {
     });
   }
 
-  /** Brings tenants back up; `'all'` lifts the fleet's maintenance and every tenant's own. */
-  async up(target: string | 'all'): Promise<string[] | 'all'> {
+  /** Lifts the fleet's maintenance and every tenant's own. */
+  async upAll(): Promise<void> {
     const { registry, operations } = this.ctx;
-    if (target === 'all') {
-      return operations.run({ command: 'tenant up', arguments: { all: true } }, async () => {
-        await registry.runtime.fleetUp();
-        await registry.runtime.tenantsUp('all');
-        return { result: 'all' as const };
-      });
-    }
+    await operations.run({ command: 'tenant up', arguments: { all: true } }, async () => {
+      await registry.runtime.fleetUp();
+      await registry.runtime.tenantsUp('all');
+      return { result: undefined };
+    });
+  }
+
+  /** Brings one tenant back up (the fleet's maintenance, if any, still holds it). */
+  async up(target: string): Promise<string[]> {
+    const { registry, operations } = this.ctx;
     assertSlugReference(target);
     return operations.run({ command: 'tenant up', tenant: target, arguments: {} }, async () => {
       await registry.getTenant(target);

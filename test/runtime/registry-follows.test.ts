@@ -65,9 +65,9 @@ describe('the runtime follows the registry', () => {
     await control("UPDATE flotilla.tenants SET status = 'active' WHERE slug = 'lyon'");
     timings.reactivated = await until('lyon', 'ok');
 
-    await fixture.flotilla.maintenance.down('all', { retryAfter: 10 });
+    await fixture.flotilla.maintenance.downAll({ retryAfter: 10 });
     timings.fleetDown = await until('lyon', 'FLO_TENANT_UNAVAILABLE');
-    await fixture.flotilla.maintenance.up('all');
+    await fixture.flotilla.maintenance.upAll();
     timings.fleetUp = await until('lyon', 'ok');
 
     // "nantes" was looked up and found missing: that answer was cached too, and is dropped when it is created.

@@ -147,6 +147,7 @@ describe('toFlotillaError', () => {
     ['57P02', 'terminating connection due to crash of another server process'],
     ['57P03', 'the database system is starting up'],
     ['08006', 'connection failure'],
+    ['53300', 'sorry, too many clients already'],
     ['08001', 'could not connect'],
   ])('makes a PostgreSQL error %s a connection failure', (code, message) => {
     const cause = pgError(code, message);

@@ -20,10 +20,11 @@ export function registerMaintenanceCommands(tenant: Command, globals: () => Glob
       const message = optionalFlag('--message', options.message, text, '"Back at 14:00"');
       const retryAfter = optionalFlag('--retry-after', options.retryAfter, wholeNumber(1, 86_400), '120');
       await withFlotilla(globals(), async (flotilla) => {
-        await flotilla.maintenance.down(target, { message, retryAfter });
-        if (options.json) return printJson({ down: target, message: message ?? null, retryAfter: retryAfter ?? 60 });
-        line(target === 'all' ? 'The whole fleet is down for maintenance.' : `Tenant ${target} is down for maintenance.`);
-        line(`Apps answer 503 with Retry-After: ${retryAfter ?? 60}; bring it back with \`flotilla tenant up ${target === 'all' ? '--all' : target}\`.`);
+        if (target === ALL) await flotilla.maintenance.downAll({ message, retryAfter });
+        else await flotilla.maintenance.down(target, { message, retryAfter });
+        if (options.json) return printJson({ down: target === ALL ? 'all' : target, message: message ?? null, retryAfter: retryAfter ?? 60 });
+        line(target === ALL ? 'The whole fleet is down for maintenance.' : `Tenant ${target} is down for maintenance.`);
+        line(`Apps answer 503 with Retry-After: ${retryAfter ?? 60}; bring it back with \`flotilla tenant up ${target === ALL ? '--all' : target}\`.`);
       });
     });
   tenant
@@ -34,10 +35,11 @@ export function registerMaintenanceCommands(tenant: Command, globals: () => Glob
     .action(async (slug: string | undefined, options: { all?: boolean; json?: boolean }) => {
       const target = oneTarget(slug, options.all, 'up');
       await withFlotilla(globals(), async (flotilla) => {
-        await flotilla.maintenance.up(target);
+        if (target === ALL) await flotilla.maintenance.upAll();
+        else await flotilla.maintenance.up(target);
         const state = await flotilla.maintenance.state();
-        if (options.json) return printJson({ up: target, fleetDown: state.fleet !== null });
-        line(target === 'all' ? 'Every tenant is back up.' : `Tenant ${target} is back up.`);
+        if (options.json) return printJson({ up: target === ALL ? 'all' : target, fleetDown: state.fleet !== null });
+        line(target === ALL ? 'Every tenant is back up.' : `Tenant ${target} is back up.`);
         if (target !== 'all' && state.fleet) line('The whole fleet is still down for maintenance: `flotilla tenant up --all` lifts it.');
       });
     });
@@ -59,9 +61,12 @@ export function registerMaintenanceCommands(tenant: Command, globals: () => Glob
     });
 }
 
-function oneTarget(slug: string | undefined, all: boolean | undefined, verb: string): string | 'all' {
+/** The whole fleet: a symbol, so that no tenant's slug (a tenant may be called "all") can mean it. */
+const ALL = Symbol('the whole fleet');
+
+function oneTarget(slug: string | undefined, all: boolean | undefined, verb: string): string | typeof ALL {
   if (all && slug) throw new FlotillaError('FLO_USAGE', `Give a tenant or --all, not both.`, { hint: `flotilla tenant ${verb} <slug>, or flotilla tenant ${verb} --all.` });
-  if (all) return 'all';
+  if (all) return ALL;
   if (!slug) throw new FlotillaError('FLO_USAGE', 'Say which tenant, or --all for the whole fleet.', { hint: `flotilla tenant ${verb} <slug>, or flotilla tenant ${verb} --all.` });
   assertSlugReference(slug);
   return slug;
