@@ -6,7 +6,7 @@
 export type { ErrorAnswer } from './answer.js';
 export { answerFor } from './answer.js';
 export type { MaintenanceOptions } from './admission.js';
-export type { BudgetOptions, BudgetStats } from './connection-budget.js';
+export type { BudgetOptions, BudgetStats } from './budget-options.js';
 export type { TenantContext, TenantSource } from './context.js';
 export { currentTenant, findTenant } from './context.js';
 export type { RequestInfo, ResolutionOptions, ResolverName } from './resolution.js';

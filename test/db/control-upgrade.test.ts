@@ -15,6 +15,13 @@ const control = () => `${project.prefix}_control`;
 
 /** Takes the control database back to its schema before 0005_ownership.sql (and what came after it). */
 const BEFORE_OWNERSHIP = `
+  DROP TRIGGER tenants_notify_runtime ON flotilla.tenants;
+  DROP TRIGGER domains_notify_runtime ON flotilla.domains;
+  DROP TRIGGER servers_notify_runtime ON flotilla.servers;
+  DROP TABLE flotilla.fleet_maintenance;
+  DROP FUNCTION flotilla.notify_runtime();
+  ALTER TABLE flotilla.tenants DROP COLUMN maintenance;
+  DELETE FROM flotilla.flotilla_migrations WHERE version = '0008';
   DELETE FROM flotilla.flotilla_migrations WHERE version = '0007';
   ALTER TABLE flotilla.audit_events DROP COLUMN details;
   DELETE FROM flotilla.flotilla_migrations WHERE version = '0006';
