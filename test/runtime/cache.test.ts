@@ -13,7 +13,7 @@ const HOST = '127.0.0.1';
 const PORT = 6379;
 
 async function redisReachable(): Promise<boolean> {
-  const probe = new Redis({ host: HOST, port: PORT, lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const probe = new Redis({ host: HOST, port: PORT, lazyConnect: true, connectTimeout: 10_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
   try {
     await probe.connect();
