@@ -18,6 +18,8 @@ export interface CheckoutTarget {
 /** A checked-out session, bound to its tenant: give it back with release() (an error destroys it). */
 export interface Lease {
   readonly client: pg.Client;
+  /** Set when the checkout deferred the binding: the schema its first query must be sent behind (withBinding). */
+  readonly unbound?: string;
   release(error?: unknown): void;
 }
 
@@ -43,6 +45,8 @@ interface Waiter {
   readonly resolve: (lease: Lease) => void;
   readonly reject: (error: unknown) => void;
   readonly since: number;
+  /** The caller binds the session itself, in the same round trip as its query. */
+  readonly deferBinding: boolean;
   timer?: NodeJS.Timeout;
 }
 
@@ -87,10 +91,10 @@ export class ConnectionBudget {
   }
 
   /** A session of the target's database, bound to its tenant; waits its turn within the budget. */
-  acquire(target: CheckoutTarget): Promise<Lease> {
+  acquire(target: CheckoutTarget, options: { deferBinding?: boolean } = {}): Promise<Lease> {
     if (this.closed) return Promise.reject(new FlotillaError('FLO_RUNTIME_BUSY', 'The tenant runtime is closed.', { meta: { retryAfter: 1, waitedMs: 0 } }));
     return new Promise<Lease>((resolve, reject) => {
-      const waiter: Waiter = { target, resolve, reject, since: Date.now() };
+      const waiter: Waiter = { target, resolve, reject, since: Date.now(), deferBinding: options.deferBinding === true };
       if (this.waiters.length === 0 && this.grant(waiter)) return;
       waiter.timer = setTimeout(() => this.expire(waiter), this.queueTimeoutMs);
       this.waiters.push(waiter);
@@ -221,7 +225,14 @@ export class ConnectionBudget {
   private async deliver(waiter: Waiter, session: Session): Promise<void> {
     const { slug, schema } = waiter.target;
     clearTimeout(waiter.timer);
-    if (session.boundTo !== slug) {
+    let unbound: string | undefined;
+    if (session.boundTo !== slug && waiter.deferBinding) {
+      // The caller sends the binding with its query (withBinding). Should that fail, the session is left in a
+      // failed transaction and is closed when given back, so counting it bound now cannot mislead.
+      if (session.boundTo !== null) this.rebinds++;
+      session.boundTo = slug;
+      unbound = schema;
+    } else if (session.boundTo !== slug) {
       if (session.boundTo !== null) this.rebinds++;
       try {
         await bindSession(session.client, schema);
@@ -238,6 +249,7 @@ export class ConnectionBudget {
     this.checkouts++;
     waiter.resolve({
       client: session.client,
+      unbound,
       release: (error?: unknown) => {
         if (released) return;
         released = true;
@@ -370,8 +382,15 @@ const EVICTION_GRACE_MS = 50;
 
 /** No transaction open, no query running or queued, not ending: the session can serve another query. */
 function quiet(client: pg.Client): boolean {
-  const internal = client as unknown as { _ending?: boolean; _queryable?: boolean; _activeQuery?: unknown; _queryQueue?: unknown[] };
-  return client.getTransactionStatus() === 'I' && internal._ending !== true && internal._queryable !== false && !internal._activeQuery && (internal._queryQueue?.length ?? 0) === 0;
+  const internal = client as unknown as { _ending?: boolean; _queryable?: boolean; _activeQuery?: unknown; _queryQueue?: unknown[]; _sentQueryQueue?: unknown[] };
+  return (
+    client.getTransactionStatus() === 'I' &&
+    internal._ending !== true &&
+    internal._queryable !== false &&
+    !internal._activeQuery &&
+    (internal._queryQueue?.length ?? 0) === 0 &&
+    (internal._sentQueryQueue?.length ?? 0) === 0
+  );
 }
 
 /** An idle session of the pool, preferably one already bound to the tenant (no reset needed). */

@@ -63,6 +63,7 @@ export class TenantRuntime {
   readonly db: TenantDb;
   private readonly resolver: Resolver;
   private readonly retryAfter: number;
+  private readonly urls = new Map<string, string>();
 
   private constructor(
     private readonly options: RuntimeOptions,
@@ -71,7 +72,7 @@ export class TenantRuntime {
   ) {
     this.resolver = new Resolver(options.resolve ?? {}, (host) => directory.slugByHost(host));
     this.retryAfter = options.retryAfterSeconds ?? 5;
-    this.db = new TenantDb(() => this.lease(currentTenant()));
+    this.db = new TenantDb((options) => this.lease(currentTenant(), options));
   }
 
   static async open(options: RuntimeOptions = {}): Promise<TenantRuntime> {
@@ -173,15 +174,29 @@ export class TenantRuntime {
     return contextOf(found, source);
   }
 
-  private async lease(tenant: TenantContext): Promise<Lease> {
-    const url = await this.directory.databaseUrl(tenant.server, tenant.database);
-    if (url === undefined) {
+  private async lease(tenant: TenantContext, options: { deferBinding?: boolean } = {}): Promise<Lease> {
+    const serverUrl = await this.directory.serverUrl(tenant.server);
+    if (serverUrl === undefined) {
       throw new FlotillaError('FLO_SERVER_NOT_FOUND', `Tenant ${tenant.slug} is on server ${tenant.server}, which is not registered.`, {
         hint: 'Register the server (flotilla server add) or move the tenant.',
         meta: { server: tenant.server },
       });
     }
-    return this.budget.acquire({ slug: tenant.slug, poolKey: `${tenant.server}/${tenant.database}`, url, schema: tenant.schema });
+    const url = this.databaseUrl(serverUrl, tenant.database);
+    // The URL is part of the key: after a server's address changed, no session to the old one is reused.
+    return this.budget.acquire({ slug: tenant.slug, poolKey: `${tenant.server}/${tenant.database}/${url}`, url, schema: tenant.schema }, options);
+  }
+
+  /** A database's URL on a server, built once rather than parsed again at every checkout. */
+  private databaseUrl(serverUrl: string, database: string): string {
+    const key = `${database}\n${serverUrl}`;
+    let url = this.urls.get(key);
+    if (url === undefined) {
+      if (this.urls.size >= 10_000) this.urls.clear();
+      url = withDatabase(serverUrl, database);
+      this.urls.set(key, url);
+    }
+    return url;
   }
 
   private forgetServer(server: string): void {

@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import type pg from 'pg';
 import { FlotillaError, isConnectionError } from '../core/errors.js';
-import { inSessionTransaction } from '../postgres/app-session.js';
+import { inSessionTransaction, withBinding } from '../postgres/app-session.js';
 import type { Lease } from './connection-budget.js';
 
 /** What a query or transaction callback is given: the session's query, nothing that could leave the tenant. */
@@ -18,12 +18,15 @@ export type TenantClient = pg.Client & { release(error?: unknown): void };
  * bound to its schema, within the runtime's connection budget.
  */
 export class TenantDb implements Queryable {
-  constructor(private readonly lease: () => Promise<Lease>) {}
+  constructor(private readonly lease: (options?: { deferBinding?: boolean }) => Promise<Lease>) {}
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    const lease = await this.lease();
+    // A session that served another tenant is bound in the same round trip as the query (not for a query that
+    // keeps a portal open, which cannot be sent behind another).
+    const lease = await this.lease({ deferBinding: typeof text === 'string' || !('rows' in text) });
     try {
-      const result = await lease.client.query<R>(text, values);
+      const result =
+        lease.unbound === undefined ? await lease.client.query<R>(text, values) : await withBinding(lease.client, lease.unbound, () => lease.client.query<R>(text, values));
       lease.release();
       return result;
     } catch (error) {
