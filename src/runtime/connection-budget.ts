@@ -3,6 +3,8 @@ import { FlotillaError, toFlotillaError } from '../core/errors.js';
 import { bindSession } from '../postgres/app-session.js';
 import type { BudgetOptions, BudgetStats } from './budget-options.js';
 import { positive } from './budget-options.js';
+import type { DatabasePool, Session } from './pooled-session.js';
+import { quiet, takeIdle } from './pooled-session.js';
 import { outsideScope } from './context.js';
 
 /** Where a checkout goes: the tenant, the database holding it, and its schema. */
@@ -21,23 +23,6 @@ export interface Lease {
   /** Set when the checkout deferred the binding: the schema its first query must be sent behind (withBinding). */
   readonly unbound?: string;
   release(error?: unknown): void;
-}
-
-interface Session {
-  readonly client: pg.Client;
-  readonly pool: DatabasePool;
-  /** The tenant this session was last bound to: another tenant's checkout resets it first. */
-  boundTo: string | null;
-  idleSince: number;
-  broken: boolean;
-}
-
-interface DatabasePool {
-  readonly key: string;
-  /** Idle sessions, the most recently used last. */
-  readonly idle: Session[];
-  /** Sessions of this pool open, opening or in use. */
-  size: number;
 }
 
 interface Waiter {
@@ -379,24 +364,3 @@ export class ConnectionBudget {
 
 /** How long a checkout at the ceiling waits for its own database's busy sessions before it closes another database's idle one. */
 const EVICTION_GRACE_MS = 50;
-
-/** No transaction open, no query running or queued, not ending: the session can serve another query. */
-function quiet(client: pg.Client): boolean {
-  const internal = client as unknown as { _ending?: boolean; _queryable?: boolean; _activeQuery?: unknown; _queryQueue?: unknown[]; _sentQueryQueue?: unknown[] };
-  return (
-    client.getTransactionStatus() === 'I' &&
-    internal._ending !== true &&
-    internal._queryable !== false &&
-    !internal._activeQuery &&
-    (internal._queryQueue?.length ?? 0) === 0 &&
-    (internal._sentQueryQueue?.length ?? 0) === 0
-  );
-}
-
-/** An idle session of the pool, preferably one already bound to the tenant (no reset needed). */
-function takeIdle(pool: DatabasePool, slug: string): Session | undefined {
-  for (let i = pool.idle.length - 1; i >= 0; i--) {
-    if (pool.idle[i]!.boundTo === slug) return pool.idle.splice(i, 1)[0];
-  }
-  return pool.idle.pop();
-}
