@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import pg from 'pg';
 import { answerFor } from '../src/runtime/answer.js';
-import type { RequestInfo } from '../src/runtime/resolution.js';
+import { nodeRequestInfo } from '../src/runtime/node-request.js';
 import { createRuntime } from '../src/runtime/runtime.js';
 
 const QUERY = 'SELECT w.slug, i.label FROM items i JOIN who w ON w.id = i.who_id WHERE i.id = $1';
@@ -32,7 +32,7 @@ if (kind === 'tenant') {
   // A header-resolved app names only the header: no lookup of the Host as a custom domain.
   const runtime = await createRuntime({ databaseUrl: url, applicationName, budget: { maxConnections: budget }, resolve: { order: ['header'] } });
   query = async (req, id) => {
-    const { tenant } = await runtime.admit(requestInfo(req));
+    const { tenant } = await runtime.admit(nodeRequestInfo(req, req.url ?? '/'));
     return runtime.within(tenant, async () => (await runtime.db.query<Row>(QUERY, [id])).rows[0]);
   };
   stats = () => runtime.stats();
@@ -72,15 +72,4 @@ process.on('SIGTERM', () => {
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
-}
-
-function requestInfo(req: IncomingMessage): RequestInfo {
-  return {
-    host: req.headers.host,
-    url: req.url ?? '/',
-    header: (name) => {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value.join(',') : value;
-    },
-  };
 }

@@ -12,6 +12,7 @@ export { currentTenant, findTenant } from './context.js';
 export type { RequestInfo, ResolutionOptions, ResolverName } from './resolution.js';
 export type { Admitted, RuntimeOptions, RuntimeStats, TenantPool } from './runtime.js';
 export { createRuntime, TenantRuntime } from './runtime.js';
+export { nodeRequestInfo } from './node-request.js';
 export type { DirectoryOptions, DirectoryStats } from './tenant-directory.js';
 export type { Queryable, TenantClient } from './tenant-db.js';
 export { TenantDb } from './tenant-db.js';

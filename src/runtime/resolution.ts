@@ -7,6 +7,8 @@ import type { TenantSource } from './context.js';
 export interface RequestInfo {
   /** The Host header as received (with its port). */
   readonly host: string | undefined;
+  /** How many Host headers the request carried, where the framework tells (more than one is refused). */
+  readonly hostCount?: number;
   /** The request target: path and query string, as received. */
   readonly url: string;
   header(name: string): string | undefined;
@@ -84,6 +86,8 @@ export class Resolver {
 
   async resolve(request: RequestInfo): Promise<Resolved> {
     if (request.url.length > URL_MAX) throw invalid(`The request target is ${request.url.length} characters long (at most ${URL_MAX}).`);
+    // Two Host headers: proxies and this server could each take another one (RFC 9112 requires a 400).
+    if ((request.hostCount ?? 1) > 1) throw invalid(`The request has ${request.hostCount} Host headers.`);
     // An absolute-form target (`GET http://lyon.example.com/`) names a host of its own, which proxies would follow: refused.
     if (!request.url.startsWith('/')) throw invalid('The request target must be a path (origin-form), not an absolute URL.');
     const found: Resolved[] = [];

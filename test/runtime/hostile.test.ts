@@ -96,6 +96,7 @@ describe('hostile requests', () => {
     ['a unicode custom domain', () => host(Buffer.from('app.pàris-lending.test', 'utf8')), 400, 'FLO_TENANT_UNRESOLVED'],
     ['a 5,000-character Host', () => host(`${'a'.repeat(4990)}.localhost`), 400, 'FLO_SLUG_INVALID'],
     ['a 5,000-character custom domain', () => host(`${'a.'.repeat(2495)}test`), 400, 'FLO_TENANT_UNRESOLVED'],
+    ['two Host headers', () => rawGet('/who', { Host: 'paris.localhost', host: 'lyon.localhost' }), 400, 'FLO_SLUG_INVALID'],
     ['an absolute-form request target naming another host', () => rawGet('http://lyon.localhost/who', { Host: 'paris.localhost' }), 400, 'FLO_SLUG_INVALID'],
     ['a Host with an empty label', () => host('paris..localhost'), 400, 'FLO_SLUG_INVALID'],
     ['a Host with an underscore', () => host('pa_ris.localhost'), 400, 'FLO_SLUG_INVALID'],

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { answerFor, currentTenant } from '../../src/runtime/index.js';
-import type { RequestInfo, TenantRuntime } from '../../src/runtime/index.js';
+import { answerFor, currentTenant, nodeRequestInfo } from '../../src/runtime/index.js';
+import type { TenantRuntime } from '../../src/runtime/index.js';
 
 /** What the app answers for a tenant's request: who the scope says it is, and whose row its query read. */
 export interface WhoAnswer {
@@ -21,7 +21,7 @@ export interface WhoAnswer {
 export function whoApp(runtime: TenantRuntime): RequestListener {
   return (req, res) => {
     if (req.url === '/_stats') return send(res, 200, {}, runtime.stats());
-    runtime.admit(requestInfo(req)).then(
+    runtime.admit(nodeRequestInfo(req, req.url ?? '/')).then(
       ({ tenant, url }) => runtime.within(tenant, () => serve(runtime, req, res, url ?? req.url ?? '/')),
       (error: unknown) => fail(res, error),
     );
@@ -54,17 +54,6 @@ function serve(runtime: TenantRuntime, req: IncomingMessage, res: ServerResponse
 /** 0 to 5 ms: enough for requests of both tenants to overtake each other. */
 function jitter(): number {
   return Math.floor(Math.random() * 6);
-}
-
-export function requestInfo(req: IncomingMessage): RequestInfo {
-  return {
-    host: req.headers.host,
-    url: req.url ?? '/',
-    header: (name) => {
-      const value = req.headers[name.toLowerCase()];
-      return Array.isArray(value) ? value.join(',') : value;
-    },
-  };
 }
 
 function fail(res: ServerResponse, error: unknown): void {

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { answerFor } from '../answer.js';
-import type { RequestInfo } from '../resolution.js';
+import { nodeRequestInfo } from '../node-request.js';
 import type { Admitted, TenantRuntime } from '../runtime.js';
 
 /**
@@ -13,7 +13,7 @@ export function tenantMiddleware(runtime: TenantRuntime): RequestHandler {
   return async function tenant(req: Request, res: Response, next: NextFunction): Promise<void> {
     let admitted: Admitted;
     try {
-      admitted = await runtime.admit(requestInfo(req));
+      admitted = await runtime.admit(nodeRequestInfo(req, req.url));
     } catch (error) {
       const answer = answerFor(error);
       res.status(answer.status).set(answer.headers).send(JSON.stringify(answer.body));
@@ -21,16 +21,5 @@ export function tenantMiddleware(runtime: TenantRuntime): RequestHandler {
     }
     if (admitted.url !== undefined) req.url = admitted.url;
     runtime.within(admitted.tenant, () => next());
-  };
-}
-
-function requestInfo(req: Request): RequestInfo {
-  return {
-    host: req.headers.host,
-    url: req.url,
-    header: (name) => {
-      const value = req.headers[name.toLowerCase()];
-      return Array.isArray(value) ? value.join(',') : value;
-    },
   };
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { answerFor } from '../answer.js';
-import type { RequestInfo } from '../resolution.js';
+import { nodeRequestInfo } from '../node-request.js';
 import type { TenantRuntime } from '../runtime.js';
 
 export interface TenantPluginOptions {
@@ -20,7 +20,8 @@ const flotillaTenant: FastifyPluginCallback<TenantPluginOptions> = (app, { runti
   // The later hooks, body parsing and handler run in the scope: Fastify's
   // content-type parser reads the body in the request's async context, not the socket's.
   app.addHook('onRequest', function tenant(request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction) {
-    runtime.admit(requestInfo(request)).then(
+    // Before a rewriteUrl removed the tenant's path prefix: the URL as received.
+    runtime.admit(nodeRequestInfo(request.raw, request.originalUrl)).then(
       (admitted) => runtime.within(admitted.tenant, () => next()),
       (error: unknown) => {
         const answer = answerFor(error);
@@ -52,18 +53,5 @@ export function tenantRewriteUrl(options: { pathPrefix?: string } = {}): (req: I
     const end = rest.search(/[/?#]/);
     const tail = end < 0 ? '' : rest.slice(end);
     return tail.startsWith('/') ? tail : `/${tail}`;
-  };
-}
-
-function requestInfo(request: FastifyRequest): RequestInfo {
-  const headers = request.headers;
-  return {
-    host: headers.host,
-    // Before a rewriteUrl removed the tenant's path prefix.
-    url: request.originalUrl,
-    header: (name) => {
-      const value = headers[name.toLowerCase()];
-      return Array.isArray(value) ? value.join(',') : value;
-    },
   };
 }

@@ -17,7 +17,7 @@ import { FlotillaError } from '../../core/errors.js';
 import { answerFor } from '../answer.js';
 import type { TenantContext } from '../context.js';
 import { currentTenant } from '../context.js';
-import type { RequestInfo } from '../resolution.js';
+import { nodeRequestInfo } from '../node-request.js';
 import type { RuntimeOptions, TenantPool, TenantRuntime } from '../runtime.js';
 import { createRuntime } from '../runtime.js';
 import type { Queryable } from '../tenant-db.js';
@@ -59,7 +59,7 @@ export class TenantMiddleware implements NestMiddleware {
   constructor(private readonly runtime: TenantRuntime) {}
 
   use(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void {
-    this.runtime.admit(requestInfo(req)).then(
+    this.runtime.admit(nodeRequestInfo(req, req.url ?? '/')).then(
       ({ tenant, url }) => {
         admitted.set(req, tenant);
         if (url !== undefined) req.url = url;
@@ -183,17 +183,5 @@ function dynamicModule(options: NonNullable<DynamicModule['providers']>, imports
       TenantDatabase,
     ],
     exports: [FLOTILLA_RUNTIME, TenantDatabase],
-  };
-}
-
-function requestInfo(req: IncomingMessage): RequestInfo {
-  return {
-    host: req.headers.host,
-    // Below the app's global prefix, if it has one: the router strips the path the middleware is mounted on.
-    url: req.url ?? '/',
-    header: (name) => {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value.join(',') : value;
-    },
   };
 }
