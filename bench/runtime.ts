@@ -38,6 +38,8 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { Flotilla, loadConfig } from '../src/index.js';
 import { benchServer, median } from './support.js';
+import { withClient } from '../src/postgres/connect.js';
+import { databaseOf } from '../src/postgres/server-url.js';
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 1_000);
 const DATABASES = Number(process.env.BENCH_DATABASES ?? 100);
@@ -87,15 +89,8 @@ const load = () =>
     .map((l) => l.toFixed(1))
     .join(' ');
 
-async function withPg<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+/** A short session on the database a URL names. */
+const withPg = <T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => withClient(url, databaseOf(url) ?? 'postgres', fn);
 
 async function cleanup(): Promise<void> {
   // Each schema tenant's role belongs to the server: found in the registry's claims, dropped after the databases.

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { TenantKind, TenantStatus } from '../core/tenant.js';
+import type { Tenant, TenantKind, TenantStatus } from '../core/tenant.js';
 
 /** The channel on which the control database announces every change a running app must follow (control migration 0008). */
 export const RUNTIME_CHANNEL = 'flotilla_runtime';
@@ -12,14 +12,7 @@ export interface Maintenance {
 }
 
 /** What an app needs of a tenant to route a request to it. */
-export interface DirectoryTenant {
-  readonly id: string;
-  readonly slug: string;
-  readonly kind: TenantKind;
-  readonly server: string;
-  readonly database: string;
-  readonly schema: string;
-  readonly status: TenantStatus;
+export interface DirectoryTenant extends Pick<Tenant, 'id' | 'slug' | 'kind' | 'server' | 'database' | 'schema' | 'status'> {
   readonly maintenance: Maintenance | null;
 }
 

@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import { FlotillaError } from '../core/errors.js';
 import type { Maintenance } from './runtime-directory.js';
+import { ControlDirectory } from './runtime-directory.js';
+import { inTransaction } from './transaction.js';
 
 export interface MaintenanceInput {
   readonly message?: string | null;
@@ -53,9 +55,8 @@ export class RuntimeSettings {
     return (rowCount ?? 0) > 0;
   }
 
-  async fleetMaintenance(): Promise<Maintenance | null> {
-    const { rows } = await this.pool.query<{ message: string | null; retry_after: number; since: Date }>('SELECT message, retry_after, since FROM flotilla.fleet_maintenance');
-    return rows[0] ? { message: rows[0].message, retryAfter: rows[0].retry_after, since: rows[0].since.toISOString() } : null;
+  fleetMaintenance(): Promise<Maintenance | null> {
+    return new ControlDirectory(this.pool).fleetMaintenance();
   }
 
   async tenantsInMaintenance(): Promise<{ slug: string; maintenance: Maintenance }[]> {
@@ -66,16 +67,14 @@ export class RuntimeSettings {
   }
 
   async addDomain(slug: string, host: string, primary: boolean): Promise<DomainRow> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{ id: string }>('SELECT id FROM flotilla.tenants WHERE slug = $1', [slug]);
       if (!rows[0]) throw new FlotillaError('FLO_TENANT_NOT_FOUND', `No tenant ${slug}.`, { hint: 'List tenants with `flotilla tenant list`.', meta: { tenant: slug } });
-      const { rows: taken } = await client.query<{ slug: string }>('SELECT t.slug FROM flotilla.domains d JOIN flotilla.tenants t ON t.id = d.tenant_id WHERE d.host = $1', [host]);
-      if (taken[0]) {
-        throw new FlotillaError('FLO_TENANT_EXISTS', `Domain ${host} already belongs to tenant ${taken[0].slug}.`, {
-          hint: taken[0].slug === slug ? 'Nothing to do.' : `Remove it from ${taken[0].slug} first (flotilla tenant domain remove ${taken[0].slug} ${host}).`,
-          meta: { tenant: taken[0].slug, host },
+      const owner = await new ControlDirectory(client).slugByHost(host);
+      if (owner) {
+        throw new FlotillaError('FLO_TENANT_EXISTS', `Domain ${host} already belongs to tenant ${owner}.`, {
+          hint: owner === slug ? 'Nothing to do.' : `Remove it from ${owner} first (flotilla tenant domain remove ${owner} ${host}).`,
+          meta: { tenant: owner, host },
         });
       }
       if (primary) await client.query('UPDATE flotilla.domains SET is_primary = false WHERE tenant_id = $1 AND is_primary', [rows[0].id]);
@@ -87,14 +86,8 @@ export class RuntimeSettings {
           meta: { tenant: slug, host },
         });
       });
-      await client.query('COMMIT');
       return { host, tenant: slug, primary };
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Removes a tenant's domain; false when the tenant has no such domain. */

@@ -115,7 +115,7 @@ export class TenantRuntime {
 
   /** Runs `fn` with `tenant` in scope: every await, timer, callback and stream it starts sees it. */
   within<T>(tenant: TenantContext, fn: () => T): T {
-    return runInScope(tenant, this, fn);
+    return runInScope(tenant, fn);
   }
 
   /**

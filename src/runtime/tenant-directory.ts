@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { DirectoryTenant, Maintenance } from '../control/runtime-directory.js';
 import { ControlDirectory } from '../control/runtime-directory.js';
 import { MAIN_SERVER } from '../core/tenant.js';
-import { withDatabase, withPassword } from '../postgres/server-url.js';
+import { withPassword } from '../postgres/server-url.js';
 
 export interface DirectoryOptions {
   /** How long a lookup is trusted while the notification channel is up: a safety net only (default 60 s). */
@@ -137,12 +137,6 @@ export class TenantDirectory {
       const row = await this.reader.server(name);
       return row ? withPassword(row.url, row.password) : undefined;
     });
-  }
-
-  /** The URL of a database on a server. */
-  async databaseUrl(server: string, database: string): Promise<string | undefined> {
-    const url = await this.serverUrl(server);
-    return url === undefined ? undefined : withDatabase(url, database);
   }
 
   async close(): Promise<void> {

@@ -39,9 +39,8 @@ export class MaintenanceService {
     const { registry, operations } = this.ctx;
     assertSlugReference(target);
     return operations.run({ command: 'tenant down', tenant: target, arguments: input }, async () => {
-      const changed = await registry.runtime.tenantsDown([target], input);
-      if (changed.length === 0) throw notFound(target);
-      return { result: changed };
+      await registry.getTenant(target);
+      return { result: await registry.runtime.tenantsDown([target], input) };
     });
   }
 
@@ -74,8 +73,4 @@ export class MaintenanceService {
 function checkRetryAfter(seconds: number): number {
   if (Number.isInteger(seconds) && seconds >= 1 && seconds <= 86_400) return seconds;
   throw new FlotillaError('FLO_USAGE', `retryAfter must be a whole number of seconds from 1 to 86400, not ${seconds}.`, { hint: 'Give retryAfter in seconds, 60 for a minute.' });
-}
-
-function notFound(slug: string): FlotillaError<'FLO_TENANT_NOT_FOUND'> {
-  return new FlotillaError('FLO_TENANT_NOT_FOUND', `No tenant ${slug}.`, { hint: 'List tenants with `flotilla tenant list`.', meta: { tenant: slug } });
 }

@@ -32,10 +32,9 @@ if (!reachable) {
   console.warn(`[flotilla tests] test/runtime/cache.test.ts is skipped: it needs Redis at ${HOST}:${PORT} (start redis-server to run it).`);
 }
 
-const owner = {};
 function as<T>(slug: string, fn: () => T): T {
   const tenant: TenantContext = { id: slug, slug, kind: 'schema', server: 'test', database: 'test', schema: `tenant_${slug}`, source: 'runAs' };
-  return runInScope(tenant, owner, fn);
+  return runInScope(tenant, fn);
 }
 
 /** Every key of this run is under NS, so parallel runs on the same Redis never meet. */

@@ -1,17 +1,14 @@
-import type { Server } from 'node:http';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TenantRuntime } from '../../src/runtime/index.js';
 import type { RuntimeFixture } from '../support/runtime.js';
 import { runtimeFixture } from '../support/runtime.js';
-import { whoApp } from './support-app.js';
+import { serveWho } from './support-app.js';
 import type { Reply } from './support-http.js';
 import { raw, rawGet } from './support-http.js';
 
 let fixture: RuntimeFixture;
 let runtime: TenantRuntime;
-let server: Server;
+let server: { port: number; close(): Promise<void> } | undefined;
 let port: number;
 let appName: string;
 
@@ -22,13 +19,11 @@ beforeAll(async () => {
   ]);
   appName = `${fixture.project.prefix} hostile`;
   runtime = await fixture.runtime({ applicationName: appName });
-  server = createServer(whoApp(runtime));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  server = await serveWho(runtime);
+  port = server.port;
 }, 120_000);
 afterAll(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
   await fixture?.cleanup();
 });
 

@@ -1,16 +1,13 @@
-import type { Server } from 'node:http';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RequestInfo, TenantRuntime } from '../../src/runtime/index.js';
 import type { RuntimeFixture } from '../support/runtime.js';
 import { runtimeFixture } from '../support/runtime.js';
-import { whoApp } from './support-app.js';
+import { serveWho } from './support-app.js';
 import { get, waitFor } from './support-http.js';
 
 let fixture: RuntimeFixture;
 let runtime: TenantRuntime;
-let server: Server;
+let server: { port: number; close(): Promise<void> } | undefined;
 let port: number;
 let appName: string;
 
@@ -25,13 +22,11 @@ beforeAll(async () => {
   // Lookups trusted 60 s while the channel is up (the default): only a notification can make a change show sooner.
   // While it is down, 300 ms; the first reconnect waits 3 s, long enough to change things meanwhile.
   runtime = await fixture.runtime({ applicationName: appName, registry: { fallbackTtlMs: 300, backoffMs: 3_000 } });
-  server = createServer(whoApp(runtime));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  server = await serveWho(runtime);
+  port = server.port;
 }, 120_000);
 afterAll(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
   await fixture?.cleanup();
 });
 

@@ -9,10 +9,9 @@ import { runInScope } from '../../src/runtime/context.js';
 import type { TenantFiles } from '../../src/runtime/storage.js';
 import { tenantStorage } from '../../src/runtime/storage.js';
 
-const owner = {};
 function as<T>(slug: string, fn: () => T): T {
   const tenant: TenantContext = { id: slug, slug, kind: 'database', server: 'test', database: `tenant_${slug}`, schema: 'public', source: 'runAs' };
-  return runInScope(tenant, owner, fn);
+  return runInScope(tenant, fn);
 }
 
 let dir: string;

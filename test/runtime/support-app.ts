@@ -1,4 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { answerFor, currentTenant, nodeRequestInfo } from '../../src/runtime/index.js';
 import type { TenantRuntime } from '../../src/runtime/index.js';
 
@@ -65,4 +67,17 @@ function send(res: ServerResponse, status: number, headers: Readonly<Record<stri
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers, 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** whoApp on 127.0.0.1, on a free port, in this process. */
+export async function serveWho(runtime: TenantRuntime): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer(whoApp(runtime));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
