@@ -9,6 +9,7 @@ import { SessionPools } from './postgres/session-pools.js';
 import { AuditService } from './services/audit.js';
 import { BackupService } from './services/backup-service.js';
 import { BackupsService } from './services/backups.js';
+import { BundleService } from './services/bundles.js';
 import type { ServiceContext } from './services/context.js';
 import { openControlPlane } from './services/control-plane.js';
 import { DomainService } from './services/domains.js';
@@ -55,6 +56,8 @@ export class Flotilla {
   readonly maintenance: MaintenanceService;
   /** Custom domains that name tenants to running apps. */
   readonly domains: DomainService;
+  /** Signed bundles applied at this site, and the record of what was installed. */
+  readonly bundles: BundleService;
 
   /** The configuration in use, its database URL without a password. */
   readonly config: ResolvedConfig;
@@ -77,6 +80,7 @@ export class Flotilla {
     this.lint = new LintService(context);
     this.maintenance = new MaintenanceService(context);
     this.domains = new DomainService(context);
+    this.bundles = new BundleService(context);
   }
 
   /** Opens the control plane (creating and migrating it on first use), on the configured server or the embedded one. */

@@ -14,6 +14,14 @@ export type { BackupsService } from './services/backups.js';
 export type { AuditService } from './services/audit.js';
 export type { ServerService } from './services/servers.js';
 export type { LintService } from './services/lint.js';
+export type { BundleService, ApplyResult } from './services/bundles.js';
+export type { ApplyReport, TenantApplyReport, WrittenReport } from './services/bundle-report.js';
+export type { BundleInstall } from './control/bundle-installs.js';
+export type { BundleManifest } from './core/bundle/manifest.js';
+export type { VerifiedBundle } from './core/bundle/verify.js';
+export { buildBundle } from './services/bundle-build.js';
+export type { BuildOptions, BuiltBundle } from './services/bundle-build.js';
+export { generateKeyFiles, verifyBundleFile } from './services/bundle-files.js';
 
 export type {
   BackupDecision,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backups.js';
+import { registerBundleCommands } from './commands/bundles.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerLintCommand } from './commands/lint.js';
 import { registerMigrateCommands } from './commands/migrate.js';
@@ -15,7 +16,7 @@ import { EXIT_CODE_BY_FAMILY, reportError } from './output.js';
 export function buildProgram(): Command {
   const program = new Command('flotilla')
     .description('Upgrade every tenant database of a multi-tenant app, all-or-nothing per tenant.')
-    .version(packageVersion(), '-V, --version', "print Flotilla's version")
+    .version(packageVersion(), '-V', "print Flotilla's version (also --version, before any command)")
     .option('--config <file>', 'config file (default: flotilla.config.json or flotilla.config.ts here)')
     .showHelpAfterError()
     .exitOverride();
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerMigrateCommands(program, globals);
   registerRolloutCommands(program, globals);
   registerBackupCommands(program, globals);
+  registerBundleCommands(program, globals);
   registerAuditCommand(program, globals);
   registerDemoCommand(program);
   return program;
@@ -34,6 +36,11 @@ export function buildProgram(): Command {
 
 /** The CLI's only exit point: maps errors to their exit codes, by family (`EXIT_CODE_BY_FAMILY`). */
 export async function main(argv: readonly string[]): Promise<number> {
+  // `--version` only as the first argument: after a command it is that command's own (`bundle build --version 2.1.0`).
+  if (argv[2] === '--version' && argv.length === 3) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv as string[]);

@@ -80,6 +80,24 @@ export const configSchema = z.strictObject({
       keep: z.number().int().min(0).default(0),
     })
     .prefault({}),
+  bundles: z
+    .strictObject({
+      /** The product bundles are built for, and the only one a site accepts (default: the project's package.json name, else its folder's). */
+      product: z.string().min(1).max(100).optional(),
+      /** Where a site installs a bundle's application payload (a new folder, then a rename); absent: payloads are not installed. */
+      appDir: z.string().optional(),
+      /** Where `bundle apply` writes its reports (text and JSON). */
+      reportsDir: z.string().default('.flotilla/reports'),
+      /** The site's own signing key: when this file exists, reports are signed with it. */
+      siteKey: z.string().default('.flotilla/site-signing.key'),
+      /** The largest bundle accepted, unpacked (a decompression bomb stops here). */
+      maxUnpackedBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 ** 3),
+    })
+    .prefault({}),
 });
 
 export type FlotillaConfig = z.output<typeof configSchema>;
@@ -120,6 +138,12 @@ export async function loadConfig(options: { cwd?: string; file?: string; env?: N
     migrationsDir: isAbsolute(migrationsDir) ? migrationsDir : resolve(projectDir, migrationsDir),
     embedded: { dataDir: resolve(projectDir, config.embedded.dataDir) },
     backup: { ...config.backup, dir: resolve(projectDir, config.backup.dir) },
+    bundles: {
+      ...config.bundles,
+      appDir: config.bundles.appDir === undefined ? undefined : resolve(projectDir, config.bundles.appDir),
+      reportsDir: resolve(projectDir, config.bundles.reportsDir),
+      siteKey: resolve(projectDir, config.bundles.siteKey),
+    },
     projectDir,
     configFile: file,
   };
@@ -130,7 +154,7 @@ export function validateConfig(raw: unknown, source: string): FlotillaConfig {
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
   throw new FlotillaError('FLO_CONFIG_INVALID', `${source} is invalid:\n  - ${problems.join('\n  - ')}`, {
-    hint: 'Fix each problem listed; allowed keys are databaseUrl, migrationsDir, tenants, engine, embedded, lint, verify and backup (see the README, "Configuration").',
+    hint: 'Fix each problem listed; allowed keys are databaseUrl, migrationsDir, tenants, engine, embedded, lint, verify, backup and bundles (see the README, "Configuration").',
     meta: { source, problems },
   });
 }

@@ -1,3 +1,4 @@
+import { BundleInstalls } from './bundle-installs.js';
 import pg from 'pg';
 import { AuditLog } from './audit-log.js';
 import { BackupCatalog } from './backup-catalog.js';
@@ -49,6 +50,8 @@ export class Registry {
   readonly operations: OperationStore;
   /** Maintenance and custom domains, which running apps follow. */
   readonly runtime: RuntimeSettings;
+  /** Signed bundles applied at this site. */
+  readonly bundles: BundleInstalls;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -61,6 +64,7 @@ export class Registry {
     this.storage = new StorageRegistry(pool);
     this.operations = new OperationStore(pool);
     this.runtime = new RuntimeSettings(pool);
+    this.bundles = new BundleInstalls(pool);
   }
 
   /** Runs `fn` in one transaction of the control database (claims and catalog rows changed together). */

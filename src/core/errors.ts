@@ -1,4 +1,7 @@
+import type { ErrorMeta, ErrorMetaByCode } from './error-meta.js';
 import { redactSecrets, redactValue } from './redact.js';
+
+export type { ErrorMeta, ErrorMetaByCode, ErrorMetaItem } from './error-meta.js';
 
 /**
  * Errors are data: a stable code, a message that says what happened, a hint that
@@ -54,7 +57,25 @@ export type ErrorCode =
   | 'FLO_TENANT_ARCHIVED'
   | 'FLO_RUNTIME_BUSY'
   | 'FLO_NO_TENANT_SCOPE'
-  | 'FLO_PATH_ESCAPE';
+  | 'FLO_PATH_ESCAPE'
+  | 'FLO_BUNDLE_UNREADABLE'
+  | 'FLO_BUNDLE_TOO_LARGE'
+  | 'FLO_BUNDLE_UNSAFE_ENTRY'
+  | 'FLO_BUNDLE_SIGNATURE_INVALID'
+  | 'FLO_BUNDLE_WRONG_KEY'
+  | 'FLO_BUNDLE_FILE_CHANGED'
+  | 'FLO_BUNDLE_FILE_MISSING'
+  | 'FLO_BUNDLE_FILE_UNLISTED'
+  | 'FLO_BUNDLE_EXPIRED'
+  | 'FLO_BUNDLE_OTHER_PRODUCT'
+  | 'FLO_BUNDLE_INSTALLED'
+  | 'FLO_BUNDLE_OLDER'
+  | 'FLO_BUNDLE_TOO_NEW'
+  | 'FLO_BUNDLE_NEEDS_FLOTILLA'
+  | 'FLO_BUNDLE_FAILED'
+  | 'FLO_KEY_EXISTS'
+  | 'FLO_KEY_INVALID'
+  | 'FLO_DISK_SPACE';
 
 /**
  * What kind of failure a code is. Whatever sits at an edge derives its answer
@@ -102,6 +123,7 @@ export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.f
   FLO_TENANT_UNRESOLVED: 'usage',
   FLO_TENANT_AMBIGUOUS: 'usage',
   FLO_PATH_ESCAPE: 'usage',
+  FLO_KEY_INVALID: 'usage',
 
   FLO_CONFIG_NOT_FOUND: 'config',
   FLO_CONFIG_INVALID: 'config',
@@ -123,11 +145,26 @@ export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.f
   FLO_SCHEMA_ESCAPE: 'refused',
   FLO_LINT_REFUSED: 'refused',
   FLO_STORAGE_NOT_OWNED: 'refused',
+  FLO_BUNDLE_UNREADABLE: 'refused',
+  FLO_BUNDLE_TOO_LARGE: 'refused',
+  FLO_BUNDLE_UNSAFE_ENTRY: 'refused',
+  FLO_BUNDLE_SIGNATURE_INVALID: 'refused',
+  FLO_BUNDLE_WRONG_KEY: 'refused',
+  FLO_BUNDLE_FILE_CHANGED: 'refused',
+  FLO_BUNDLE_FILE_MISSING: 'refused',
+  FLO_BUNDLE_FILE_UNLISTED: 'refused',
+  FLO_BUNDLE_EXPIRED: 'refused',
+  FLO_BUNDLE_OTHER_PRODUCT: 'refused',
+  FLO_BUNDLE_INSTALLED: 'refused',
+  FLO_BUNDLE_OLDER: 'refused',
+  FLO_BUNDLE_TOO_NEW: 'refused',
+  FLO_BUNDLE_NEEDS_FLOTILLA: 'refused',
 
   FLO_MIGRATION_FAILED: 'failed',
   FLO_PROVISION_FAILED: 'failed',
   FLO_DATA_LOSS: 'failed',
   FLO_VERIFY_FAILED: 'failed',
+  FLO_BUNDLE_FAILED: 'failed',
 
   FLO_TENANT_LOCKED: 'locked',
 
@@ -144,12 +181,14 @@ export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.f
   FLO_ROLLOUT_NOT_FOUND: 'not-found',
   FLO_VERSION_NOT_FOUND: 'not-found',
   FLO_STORAGE_TAKEN: 'not-found',
+  FLO_KEY_EXISTS: 'not-found',
 
   FLO_TOOL_MISSING: 'tooling',
   FLO_BACKUP_FAILED: 'tooling',
   FLO_BACKUP_TAMPERED: 'tooling',
   FLO_SNAPSHOT_UNAVAILABLE: 'tooling',
   FLO_RESTORE_FAILED: 'tooling',
+  FLO_DISK_SPACE: 'tooling',
 
   FLO_ROLLOUT_UNFINISHED: 'unfinished',
 
@@ -196,59 +235,6 @@ export const HTTP_STATUS_BY_FAMILY: Readonly<Record<ErrorFamily, number>> = Obje
   gone: 410,
   internal: 500,
 });
-
-export type ErrorMeta = Record<string, string | number | boolean | null | string[] | ErrorMetaItem[]>;
-export type ErrorMetaItem = Record<string, string | number | boolean | null>;
-
-/**
- * The meta of the codes whose meta has a fixed shape: these keys are always
- * there (or, when optional, there in some of the places that raise the code).
- * A shape is open: more JSON-safe keys may come along. A code not listed has
- * plain `ErrorMeta`. Shapes are object type literals (not interfaces), so each
- * is assignable to `ErrorMeta`.
- */
-export interface ErrorMetaByCode {
-  FLO_CONFIG_NOT_FOUND: { file: string };
-  FLO_CONFIG_INVALID: { source: string; problems?: string[] };
-  FLO_CONFIG_EXISTS: { file: string };
-  FLO_URL_INVALID: { url: string };
-  FLO_MIGRATIONS_DIR_MISSING: { dir: string };
-  FLO_MIGRATION_NAME_INVALID: { file: string };
-  FLO_MIGRATION_DUPLICATE_VERSION: { id: string; files: string[] };
-  FLO_MIGRATION_FILE_INVALID: { file: string; byte?: number; line?: number };
-  FLO_SQL_SYNTAX: { file: string; line: number; column: number; reason: string };
-  FLO_TRANSACTION_CONTROL: { file: string; line: number; statement: string };
-  FLO_DIRECTIVE_INVALID: { file: string; line: number; directive: string };
-  FLO_STORAGE_NOT_OWNED: { tenant: string; kind: string; name: string; server: string; database: string | null };
-  FLO_MIGRATION_FAILED: {
-    tenant?: string;
-    file?: string;
-    line?: number;
-    migration?: string;
-    sqlstate?: string | null;
-    postgresMessage?: string;
-    statement?: string;
-  };
-  FLO_VERIFY_FAILED: { tenant: string; where: string; result: string };
-  FLO_TENANT_LOCKED: { tenant: string; pid?: number | null; application?: string | null; status?: string };
-  /** `sqlstate` or `errno`: the code of the underlying error, when it had one. */
-  FLO_CONNECTION_FAILED: { server?: string; database?: string; tenant?: string; reason?: string; sqlstate?: string | null; errno?: string | null };
-  FLO_TENANT_NOT_FOUND: { tenant: string; schema?: string; database?: string };
-  FLO_TENANT_EXISTS: { tenant: string };
-  FLO_SERVER_NOT_FOUND: { server: string };
-  FLO_SERVER_EXISTS: { server: string };
-  FLO_BACKUP_NOT_FOUND: { backup: string; tenant?: string };
-  FLO_ROLLOUT_NOT_FOUND: { rollout: string };
-  FLO_VERSION_NOT_FOUND: { target: string; newest: string | null };
-  FLO_STORAGE_TAKEN: { kind: string; name: string; server: string; database: string | null; claimedFor?: string | null };
-  FLO_TOOL_MISSING: { tool: string; serverMajor: number; toolMajor?: number };
-  FLO_ROLLOUT_UNFINISHED: { rollout?: string };
-  FLO_TENANT_UNAVAILABLE: { tenant: string; reason: 'provisioning' | 'upgrading' | 'restoring' | 'maintenance'; retryAfter: number };
-  FLO_TENANT_SUSPENDED: { tenant: string };
-  FLO_TENANT_ARCHIVED: { tenant: string };
-  FLO_RUNTIME_BUSY: { retryAfter: number; waitedMs: number };
-  FLO_TENANT_AMBIGUOUS: { sources: string[] };
-}
 
 /** The meta of an error with code `C`: its shape in `ErrorMetaByCode` (still open to more keys), else `ErrorMeta`. */
 export type ErrorMetaOf<C extends ErrorCode> = C extends keyof ErrorMetaByCode ? ErrorMetaByCode[C] & ErrorMeta : ErrorMeta;

@@ -14,6 +14,12 @@ export async function serverMajor(client: pg.Client): Promise<number> {
   return Math.floor(Number(rows[0]!.v) / 10000);
 }
 
+/** The server's version as it reports it (15.19) and its major version (15). */
+export async function serverVersion(client: pg.Client): Promise<{ major: number; version: string }> {
+  const { rows } = await client.query<{ v: string; n: string }>(`SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n`);
+  return { major: Math.floor(Number(rows[0]!.n) / 10000), version: rows[0]!.v };
+}
+
 /**
  * Checks that a client tool (pg_dump, pg_restore) is on PATH and not older than
  * the server: an older pg_dump refuses to dump a newer server, and a restore

@@ -1,0 +1,38 @@
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Installs the files of a verified bundle under `folder/` (the application,
+ * the migrations) into `target`: written into a new folder beside it, then
+ * swapped in by renames (the folder it replaces kept as
+ * `.<name>.previous-<time>`), so it is never half old, half new.
+ */
+export async function installFolder(files: ReadonlyMap<string, Buffer>, folder: string, target: string): Promise<{ files: number; previous: string | null }> {
+  const parent = dirname(target);
+  await mkdir(parent, { recursive: true });
+  const staging = await mkdtemp(join(parent, `.${basename(target)}.incoming-`));
+  await chmod(staging, 0o755);
+  const prefix = `${folder}/`;
+  let count = 0;
+  for (const [path, bytes] of files) {
+    if (!path.startsWith(prefix)) continue;
+    // Paths were checked when the bundle was verified: relative, no "..", plain names.
+    const file = join(staging, ...path.slice(prefix.length).split('/'));
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, bytes, { flag: 'wx', mode: 0o644 });
+    count++;
+  }
+  let previous: string | null = null;
+  if (existsSync(target)) {
+    previous = join(parent, `.${basename(target)}.previous-${new Date().toISOString().replace(/[-:.]/g, '')}`);
+    await rename(target, previous);
+  }
+  try {
+    await rename(staging, target);
+  } catch (error) {
+    if (previous) await rename(previous, target);
+    throw error;
+  }
+  return { files: count, previous };
+}
