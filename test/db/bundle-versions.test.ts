@@ -1,0 +1,118 @@
+import { createPublicKey, verify } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ResolvedConfig } from '../../src/config/config.js';
+import { loadConfig } from '../../src/config/config.js';
+import { readMigrationDir } from '../../src/core/migration-file.js';
+import { renderSumFile } from '../../src/core/sum-file.js';
+import { Flotilla } from '../../src/flotilla.js';
+import { buildBundle } from '../../src/services/bundle-build.js';
+import { generateKeyFiles, verifyBundleFile } from '../../src/services/bundle-files.js';
+import type { TestProject } from '../support/project.js';
+import { testProject } from '../support/project.js';
+
+/**
+ * Which bundles a site accepts, in process on the test server: a database
+ * tenant and a schema tenant, releases built by a vendor project beside it.
+ */
+let project: TestProject;
+let vendor: string;
+let site: ResolvedConfig;
+let keys: Awaited<ReturnType<typeof generateKeyFiles>>;
+let siteKeys: Awaited<ReturnType<typeof generateKeyFiles>>;
+let flotilla: Flotilla;
+
+const V1 = { '0001_members.sql': 'CREATE TABLE members (id bigint PRIMARY KEY, name text NOT NULL);\n' };
+const V2 = { ...V1, '0002_members_email.sql': 'ALTER TABLE members ADD COLUMN email text;\n' };
+
+async function writeMigrations(dir: string, files: Record<string, string>): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  for (const [name, sql] of Object.entries(files)) await writeFile(join(dir, name), sql);
+  await writeFile(join(dir, 'flotilla.sum'), renderSumFile(await readMigrationDir(dir)));
+}
+
+/** Builds a release in the vendor's project and reads it as a site would (verified). */
+async function release(version: string, files: Record<string, string>, options: { minFrom?: string; product?: string } = {}) {
+  await writeMigrations(join(vendor, 'migrations'), files);
+  const config = await loadConfig({ cwd: vendor, env: {}, overrides: { bundles: { product: options.product ?? 'insure' } } });
+  const built = await buildBundle(config, { version, key: keys.privateKey, minFrom: options.minFrom, out: join(vendor, `${version}.tgz`), cwd: vendor });
+  return verifyBundleFile(built.file, keys.publicKey, site);
+}
+
+beforeAll(async () => {
+  project = await testProject();
+  vendor = await mkdtemp(join(tmpdir(), 'flotilla-vendor-'));
+  keys = await generateKeyFiles(join(vendor, 'keys'));
+  // The site's own key, where bundles.siteKey points: its reports are signed.
+  siteKeys = await generateKeyFiles(join(project.dir, 'site-keys'));
+  await project.write(V1);
+  await writeFile(join(project.migrationsDir, 'flotilla.sum'), renderSumFile(await readMigrationDir(project.migrationsDir)));
+  site = await loadConfig({
+    cwd: project.dir,
+    env: { FLOTILLA_DATABASE_URL: project.env.FLOTILLA_DATABASE_URL },
+    overrides: { bundles: { product: 'insure', siteKey: 'site-keys/flotilla-signing.key' } },
+  });
+  flotilla = await Flotilla.open({ config: site });
+  await flotilla.tenants.create({ slug: 'hq', kind: 'database' });
+  await flotilla.tenants.create({ slug: 'annex', kind: 'schema' });
+  await project.query(`${project.prefix}_hq`, `INSERT INTO members SELECT g, 'm' || g FROM generate_series(1, 250) g`);
+}, 60_000);
+afterAll(async () => {
+  await flotilla?.close();
+  await project?.cleanup();
+  if (vendor) await rm(vendor, { recursive: true, force: true });
+});
+
+describe('bundle apply at a site', () => {
+  it('installs a release whose migrations the tenants already hold, and signs its report with the site key', async () => {
+    const { report, files } = await flotilla.bundles.apply(await release('1.0.0', V1));
+    expect(report.outcome).toBe('installed');
+    expect(report.tenants.map((t) => [t.tenant, t.kind, t.status, t.versionAfter, t.rowsIntact])).toEqual([
+      ['annex', 'schema', 'unchanged', '0001', true],
+      ['hq', 'database', 'unchanged', '0001', true],
+    ]);
+    expect(files.signedBy).toBe(siteKeys.keyId);
+    const json = await readFile(files.json);
+    expect(verify(null, json, createPublicKey(await readFile(siteKeys.publicKey, 'utf8')), await readFile(files.signature!))).toBe(true);
+    expect(JSON.parse(json.toString()).version).toBe('1.0.0');
+  });
+
+  it('refuses a release that needs a newer installed version, and one of another product, recording nothing', async () => {
+    await expect(flotilla.bundles.apply(await release('3.0.0', V2, { minFrom: '2.0.0' }))).rejects.toMatchObject({ code: 'FLO_BUNDLE_TOO_NEW' });
+    await expect(flotilla.bundles.apply(await release('9.0.0', V2, { product: 'other' }))).rejects.toMatchObject({ code: 'FLO_BUNDLE_OTHER_PRODUCT' });
+    expect((await flotilla.bundles.history()).map((i) => [i.version, i.outcome])).toEqual([['1.0.0', 'installed']]);
+    expect(await flotilla.backups.list()).toHaveLength(2);
+  });
+
+  it('upgrades both kinds of tenant with their rows intact, then refuses the same and an older release', async () => {
+    const { report } = await flotilla.bundles.apply(await release('2.0.0', V2, { minFrom: '1.0.0' }));
+    expect(report.previousVersion).toBe('1.0.0');
+    expect(report.tenants.map((t) => [t.tenant, t.status, t.versionBefore, t.versionAfter, t.rowsIntact])).toEqual([
+      ['annex', 'upgraded', '0001', '0002', true],
+      ['hq', 'upgraded', '0001', '0002', true],
+    ]);
+    const hq = report.tenants.find((t) => t.tenant === 'hq')!;
+    expect(hq.rowsAfter).toBeGreaterThanOrEqual(hq.rowsBefore! + 0);
+    expect(hq.restoreCommand).toBe(`flotilla restore hq --backup ${hq.backupId}`);
+    expect(await project.query(`${project.prefix}_hq`, 'SELECT count(*)::int AS n, count(email)::int AS e FROM members')).toEqual([{ n: 250, e: 0 }]);
+    // The site's migrations are the release's now: status agrees with the tenants.
+    expect((await readMigrationDir(site.migrationsDir)).map((m) => m.id)).toEqual(['0001_members', '0002_members_email']);
+    expect((await flotilla.status.fleet()).map((t) => [t.slug, t.version, t.pending])).toEqual([
+      ['annex', '0002', 0],
+      ['hq', '0002', 0],
+    ]);
+    const backups = (await flotilla.backups.list()).length;
+    await expect(flotilla.bundles.apply(await release('2.0.0', V2))).rejects.toMatchObject({ code: 'FLO_BUNDLE_INSTALLED' });
+    await expect(flotilla.bundles.apply(await release('1.5.0', V2))).rejects.toMatchObject({ code: 'FLO_BUNDLE_OLDER' });
+    expect((await flotilla.backups.list()).length).toBe(backups);
+    expect((await flotilla.bundles.history()).map((i) => i.version)).toEqual(['1.0.0', '2.0.0']);
+  });
+
+  it('keeps the record of applies append-only', async () => {
+    await expect(project.query(`${project.prefix}_control`, 'DELETE FROM flotilla.bundle_installs')).rejects.toThrow(/append-only/);
+    await expect(project.query(`${project.prefix}_control`, "UPDATE flotilla.bundle_installs SET version = '9.9.9'")).rejects.toThrow(/append-only/);
+  });
+});
