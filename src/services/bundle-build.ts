@@ -70,7 +70,9 @@ export async function buildBundle(config: ResolvedConfig, options: BuildOptions)
     keyId: keyIdOf(key),
     migrations: { newest: set.migrations.at(-1)?.version ?? null, count: set.migrations.length },
     app: options.app !== undefined,
-    files: files.map((f) => ({ path: f.path, size: f.bytes.length, sha256: sha256(f.bytes) })).sort((a, b) => (a.path < b.path ? -1 : 1)),
+    files: files
+      .map((f) => ({ path: f.path, size: f.bytes.length, sha256: sha256(f.bytes), ...(f.executable ? { executable: true as const } : {}) }))
+      .sort((a, b) => (a.path < b.path ? -1 : 1)),
   };
   const signed = manifestBytes(manifest);
   const bytes = await packArchive([{ path: MANIFEST_FILE, bytes: signed }, { path: SIGNATURE_FILE, bytes: signBytes(signed, key) }, ...files], createdAt);

@@ -8,7 +8,12 @@ import { basename, dirname, join } from 'node:path';
  * swapped in by renames (the folder it replaces kept as
  * `.<name>.previous-<time>`), so it is never half old, half new.
  */
-export async function installFolder(files: ReadonlyMap<string, Buffer>, folder: string, target: string): Promise<{ files: number; previous: string | null }> {
+export async function installFolder(
+  files: ReadonlyMap<string, Buffer>,
+  folder: string,
+  target: string,
+  executables: ReadonlySet<string> = new Set(),
+): Promise<{ files: number; previous: string | null }> {
   const parent = dirname(target);
   await mkdir(parent, { recursive: true });
   const staging = await mkdtemp(join(parent, `.${basename(target)}.incoming-`));
@@ -21,6 +26,7 @@ export async function installFolder(files: ReadonlyMap<string, Buffer>, folder: 
     const file = join(staging, ...path.slice(prefix.length).split('/'));
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, bytes, { flag: 'wx', mode: 0o644 });
+    if (executables.has(path)) await chmod(file, 0o755);
     count++;
   }
   let previous: string | null = null;

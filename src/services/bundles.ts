@@ -181,7 +181,8 @@ export class BundleService {
     if (!bundle.manifest.app) return { installed: false, dir, files: 0, note: 'the bundle carries no application files' };
     if (failed) return { installed: false, dir, files: 0, note: 'a tenant failed, so the application was left as it was' };
     if (dir === null) return { installed: false, dir, files: 0, note: 'bundles.appDir is not set in flotilla.config.json' };
-    const installed = await installFolder(bundle.files, APP_FOLDER, dir);
+    const executables = new Set(bundle.manifest.files.filter((f) => f.executable).map((f) => f.path));
+    const installed = await installFolder(bundle.files, APP_FOLDER, dir, executables);
     return { installed: true, dir, files: installed.files, note: installed.previous ? `the previous application was kept in ${installed.previous}` : null };
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { readMigrationDir } from '../../src/core/migration-file.js';
 import { renderSumFile } from '../../src/core/sum-file.js';
 import { buildBundle } from '../../src/services/bundle-build.js';
 import { generateKeyFiles } from '../../src/services/bundle-files.js';
+import { installFolder } from '../../src/services/bundle-payload.js';
 
 let dir: string;
 let keys: Awaited<ReturnType<typeof generateKeyFiles>>;
@@ -107,6 +108,7 @@ describe('bundle build', () => {
     });
     expect(manifest.migrations).toEqual({ newest: '0001', count: 1 });
     for (const file of manifest.files) expect(file.sha256).toBe(sha(files.get(file.path)!));
+    expect(manifest.files.filter((f) => f.executable).map((f) => f.path)).toEqual(['app/bin/start']);
     // And the site's check accepts it, with the vendor's public key.
     const verified = await verifyBundle(await readFile(built.file), publicKeyFrom(await readFile(keys.publicKey, 'utf8'), 'pub'), { flotillaVersion: '0.1.0', now: CREATED });
     expect(verified.manifest.version).toBe('1.2.0');
@@ -140,5 +142,29 @@ describe('bundle build', () => {
     } finally {
       await rm(bare, { recursive: true, force: true });
     }
+  });
+});
+
+describe('installing a folder of a bundle', () => {
+  it('swaps the new folder in whole, keeps the one it replaces, and sets executables', async () => {
+    const target = join(dir, 'site', 'app');
+    const files = new Map([
+      ['app/server.js', Buffer.from('v1')],
+      ['migrations/0001_a.sql', Buffer.from('not this folder')],
+    ]);
+    expect(await installFolder(files, 'app', target)).toEqual({ files: 1, previous: null });
+    const next = new Map([
+      ['app/server.js', Buffer.from('v2')],
+      ['app/bin/start', Buffer.from('#!/bin/sh')],
+    ]);
+    const second = await installFolder(next, 'app', target, new Set(['app/bin/start']));
+    expect(second.files).toBe(2);
+    expect(await readFile(join(target, 'server.js'), 'utf8')).toBe('v2');
+    expect((await stat(join(target, 'bin', 'start'))).mode & 0o777).toBe(0o755);
+    expect((await stat(join(target, 'server.js'))).mode & 0o777).toBe(0o644);
+    expect((await stat(target)).mode & 0o777).toBe(0o755);
+    expect(await readFile(join(second.previous!, 'server.js'), 'utf8')).toBe('v1');
+    // Nothing half-written is left beside it.
+    expect((await readdir(join(dir, 'site'))).filter((n) => n.includes('incoming'))).toEqual([]);
   });
 });

@@ -27,7 +27,7 @@ export const manifestSchema = z.strictObject({
   migrations: z.strictObject({ newest: z.string().nullable(), count: z.number().int().min(0) }),
   /** Whether an application payload is inside (under app/). */
   app: z.boolean(),
-  files: z.array(z.strictObject({ path: z.string(), size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+  files: z.array(z.strictObject({ path: z.string(), size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/), executable: z.literal(true).optional() })),
 });
 
 export type BundleManifest = z.output<typeof manifestSchema>;
