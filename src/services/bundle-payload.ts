@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
  * Installs the files of a verified bundle under `folder/` (the application,
  * the migrations) into `target`: written into a new folder beside it, then
  * swapped in by renames (the folder it replaces kept as
- * `.<name>.previous-<time>`), so it is never half old, half new.
+ * `.<name>.previous-<time>` until the next install), so it is never half old, half new.
  */
 export async function installFolder(
   files: ReadonlyMap<string, Buffer>,
@@ -40,5 +40,8 @@ export async function installFolder(
     if (previous) await rename(previous, target);
     throw error;
   }
+  // Only the folder just replaced is kept: older ones would pile up release after release.
+  const older = (await readdir(parent)).filter((name) => name.startsWith(`.${basename(target)}.previous-`) && join(parent, name) !== previous);
+  for (const name of older) await rm(join(parent, name), { recursive: true, force: true });
   return { files: count, previous };
 }

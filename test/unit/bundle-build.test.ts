@@ -164,7 +164,9 @@ describe('installing a folder of a bundle', () => {
     expect((await stat(join(target, 'server.js'))).mode & 0o777).toBe(0o644);
     expect((await stat(target)).mode & 0o777).toBe(0o755);
     expect(await readFile(join(second.previous!, 'server.js'), 'utf8')).toBe('v1');
-    // Nothing half-written is left beside it.
+    // Nothing half-written is left beside it, and only the last folder replaced is kept.
     expect((await readdir(join(dir, 'site'))).filter((n) => n.includes('incoming'))).toEqual([]);
+    const third = await installFolder(files, 'app', target);
+    expect((await readdir(join(dir, 'site'))).filter((n) => n.includes('previous')).map((n) => join(dir, 'site', n))).toEqual([third.previous]);
   });
 });

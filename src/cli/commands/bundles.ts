@@ -70,7 +70,7 @@ export function registerBundleCommands(program: Command, globals: () => GlobalOp
     .action(async (file: string, options: { pubkey: string; json?: boolean }) => {
       // Verified before anything opens: a bad bundle starts no server and touches nothing.
       const verified = await verifyFile(file, options.pubkey, globals());
-      if (!options.json) line(`The bundle is genuine: ${verified.manifest.product} ${verified.manifest.version}. Checking this site, then backing up and upgrading each tenant.`);
+      if (!options.json) line(`The bundle is genuine: ${verified.manifest.product} ${verified.manifest.version}.`);
       await withFlotilla(globals(), async (flotilla) => {
         const { report, files } = await flotilla.bundles.apply(verified, {
           onTenant: (t) => {
