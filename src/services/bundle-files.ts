@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ResolvedConfig } from '../config/config.js';
-import { DEFAULT_LIMITS, unreadable } from '../core/bundle/archive.js';
+import { DEFAULT_LIMITS, formatBytes, tooLarge } from '../core/bundle/archive.js';
 import { generateSigningKeys, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, publicKeyFrom } from '../core/bundle/signing.js';
 import type { VerifiedBundle } from '../core/bundle/verify.js';
 import { verifyBundle } from '../core/bundle/verify.js';
@@ -69,6 +69,6 @@ export async function verifyBundleFile(file: string, publicKeyFile: string, conf
     });
   }
   const limits = { ...DEFAULT_LIMITS, maxUnpackedBytes: config.bundles.maxUnpackedBytes };
-  if (size > limits.maxUnpackedBytes) throw unreadable('it is larger than the largest bundle accepted');
+  if (size > limits.maxUnpackedBytes) throw tooLarge(`${formatBytes(size)} compressed, more than the largest bundle accepted`);
   return verifyBundle(await readFile(path), key, { flotillaVersion: flotillaVersion(), limits });
 }

@@ -1,4 +1,4 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { createGunzip, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
 import { FlotillaError } from '../errors.js';
 
@@ -55,20 +55,41 @@ export async function packArchive(files: readonly ArchiveFile[], mtime: Date): P
  * once, and the whole bounded by `limits` (decompression stops at the bound).
  */
 export async function readArchive(bytes: Buffer, limits: ArchiveLimits = DEFAULT_LIMITS): Promise<Map<string, Buffer>> {
-  const tarBytes = gunzipBounded(bytes, limits.maxUnpackedBytes);
   const files = new Map<string, Buffer>();
   const reader = extract();
+  const gunzip = createGunzip();
+  let failure: FlotillaError | undefined;
+  let unpacked = 0;
+  // Whatever fails first is the answer; both streams stop there.
+  const fail = (error: unknown) => {
+    failure ??= error instanceof FlotillaError ? error : unreadable(`it is not a gzip-compressed tar archive (${String((error as Error)?.message ?? error)})`);
+    gunzip.destroy();
+    reader.destroy();
+  };
   const done = new Promise<void>((resolve, reject) => {
-    reader.on('finish', resolve);
-    reader.on('error', (error: unknown) => reject(error instanceof FlotillaError ? error : unreadable(String((error as Error)?.message ?? error))));
+    reader.on('finish', () => (failure ? reject(failure) : resolve()));
+    reader.on('close', () => failure && reject(failure));
+    reader.on('error', (error: unknown) => {
+      fail(error);
+      reject(failure);
+    });
+    gunzip.on('error', (error: unknown) => {
+      fail(error);
+      reject(failure);
+    });
   });
   reader.on('entry', (header, stream, next) => {
+    // The entry's body is drained whatever happens: a refused entry must not leave a stream erroring with no listener.
+    stream.on('error', () => undefined);
     try {
       assertEntry(header.name, header.type ?? 'file', header.linkname ?? null);
       if (files.has(header.name)) throw unsafe(header.name, 'appears twice in the archive', 'duplicate');
       if (files.size >= limits.maxFiles) throw tooLarge(`more than ${limits.maxFiles} files`);
+      // A size declared beyond the bound is refused from its header, before its body is unpacked.
+      if ((header.size ?? 0) > limits.maxUnpackedBytes) throw tooLarge(`a file of ${formatBytes(header.size ?? 0)}, more than ${formatBytes(limits.maxUnpackedBytes)}`);
     } catch (error) {
-      reader.destroy(error as Error);
+      stream.resume();
+      fail(error);
       return;
     }
     const chunks: Buffer[] = [];
@@ -77,21 +98,18 @@ export async function readArchive(bytes: Buffer, limits: ArchiveLimits = DEFAULT
       files.set(header.name, Buffer.concat(chunks));
       next();
     });
-    stream.on('error', next);
   });
-  reader.end(tarBytes);
+  // Unpacked as a stream and counted: decompression stops at the bound, a bomb never fills memory.
+  gunzip.on('data', (chunk: Buffer) => {
+    unpacked += chunk.length;
+    if (unpacked > limits.maxUnpackedBytes) return fail(tooLarge(`more than ${formatBytes(limits.maxUnpackedBytes)} once unpacked`));
+    if (!reader.write(chunk)) gunzip.pause();
+  });
+  reader.on('drain', () => gunzip.resume());
+  gunzip.on('end', () => (reader as unknown as { end(): void }).end());
+  gunzip.end(bytes);
   await done;
   return files;
-}
-
-function gunzipBounded(bytes: Buffer, maxBytes: number): Buffer {
-  try {
-    return gunzipSync(bytes, { maxOutputLength: maxBytes });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) throw tooLarge(`more than ${formatBytes(maxBytes)} once unpacked`);
-    throw unreadable(`it is not a gzip-compressed archive (${(error as Error).message})`);
-  }
 }
 
 /** Refuses any entry but a regular file at a plain relative path. */
@@ -120,7 +138,7 @@ function unsafe(entry: string, reason: string, kind: string): FlotillaError {
   });
 }
 
-function tooLarge(what: string): FlotillaError {
+export function tooLarge(what: string): FlotillaError {
   return new FlotillaError('FLO_BUNDLE_TOO_LARGE', `The bundle is refused: it holds ${what}.`, {
     hint: 'Do not install it. Ask your vendor for a new copy; if the release really is that large, raise bundles.maxUnpackedBytes in flotilla.config.json.',
     meta: { limit: what },

@@ -3,7 +3,7 @@ import semver from 'semver';
 import { sha256 } from '../checksum.js';
 import { FlotillaError } from '../errors.js';
 import type { ArchiveLimits } from './archive.js';
-import { DEFAULT_LIMITS, readArchive, unreadable } from './archive.js';
+import { DEFAULT_LIMITS, formatBytes, readArchive, tooLarge, unreadable } from './archive.js';
 import type { BundleManifest } from './manifest.js';
 import { claimedKeyId, MANIFEST_FILE, parseManifest, SIGNATURE_FILE } from './manifest.js';
 import { keyIdOf, signatureValid } from './signing.js';
@@ -34,7 +34,7 @@ export interface VerifyOptions {
  */
 export async function verifyBundle(bytes: Buffer, publicKey: KeyObject, options: VerifyOptions): Promise<VerifiedBundle> {
   const limits = options.limits ?? DEFAULT_LIMITS;
-  if (bytes.length > limits.maxUnpackedBytes) throw unreadable('it is larger than the largest bundle accepted');
+  if (bytes.length > limits.maxUnpackedBytes) throw tooLarge(`${formatBytes(bytes.length)} compressed, more than the largest bundle accepted`);
   const entries = await readArchive(bytes, limits);
   const manifestBytes = entries.get(MANIFEST_FILE);
   const signature = entries.get(SIGNATURE_FILE);
