@@ -95,6 +95,7 @@ export const configSchema = z.strictObject({
         .number()
         .int()
         .positive()
+        .max(4 * 1024 ** 3, 'at most 4294967296 (4 GiB): a bundle is checked in memory')
         .default(1024 ** 3),
     })
     .prefault({}),
