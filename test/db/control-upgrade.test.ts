@@ -15,6 +15,9 @@ const control = () => `${project.prefix}_control`;
 
 /** Takes the control database back to its schema before 0005_ownership.sql (and what came after it). */
 const BEFORE_OWNERSHIP = `
+  DROP TABLE flotilla.bundle_installs;
+  DROP FUNCTION flotilla.bundle_installs_append_only();
+  DELETE FROM flotilla.flotilla_migrations WHERE version = '0009';
   DROP TRIGGER tenants_notify_runtime ON flotilla.tenants;
   DROP TRIGGER domains_notify_runtime ON flotilla.domains;
   DROP TRIGGER servers_notify_runtime ON flotilla.servers;
