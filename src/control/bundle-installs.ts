@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import { FlotillaError } from '../core/errors.js';
+import { LOCK_NAMESPACES } from '../postgres/lock-namespaces.js';
 
 export interface BundleInstall {
   readonly id: string;
@@ -28,6 +30,29 @@ export class BundleInstalls {
       [install.id, install.product, install.version, install.digest, install.keyId, install.outcome, install.startedAt, install.installedBy, JSON.stringify(install.report)],
     );
     return toInstall(rows[0]);
+  }
+
+  /**
+   * Runs `fn` as the site's only apply: a session lock on the control database,
+   * released when `fn` ends or the process dies. A second apply meanwhile is refused.
+   */
+  async exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, 1) AS ok', [LOCK_NAMESPACES.bundleApply]);
+      if (!rows[0]!.ok) {
+        throw new FlotillaError('FLO_BUNDLE_IN_PROGRESS', 'Another bundle is being applied at this site right now.', {
+          hint: 'Wait for it to finish (`flotilla bundle history` shows it once done), then apply again if it is still needed. Nothing was changed.',
+        });
+      }
+      try {
+        return await fn();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1, 1)', [LOCK_NAMESPACES.bundleApply]).catch(() => undefined);
+      }
+    } finally {
+      client.release();
+    }
   }
 
   /** Every attempt, oldest first; of one product when given. */

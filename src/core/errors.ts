@@ -73,6 +73,7 @@ export type ErrorCode =
   | 'FLO_BUNDLE_TOO_NEW'
   | 'FLO_BUNDLE_NEEDS_FLOTILLA'
   | 'FLO_BUNDLE_FAILED'
+  | 'FLO_BUNDLE_IN_PROGRESS'
   | 'FLO_KEY_EXISTS'
   | 'FLO_KEY_INVALID'
   | 'FLO_DISK_SPACE';
@@ -167,6 +168,7 @@ export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.f
   FLO_BUNDLE_FAILED: 'failed',
 
   FLO_TENANT_LOCKED: 'locked',
+  FLO_BUNDLE_IN_PROGRESS: 'locked',
 
   FLO_CONNECTION_FAILED: 'unavailable',
   FLO_EMBEDDED_FAILED: 'unavailable',

@@ -11,6 +11,8 @@ export const LOCK_NAMESPACES = {
   rolloutClaim: 0x464c5443,
   /** A tenant being created by an older version (control database, session lock); second key from its slug. Only tested now. */
   tenantCreate: 0x464c4352,
+  /** A bundle being applied at a site (control database, session lock); second key 1. */
+  bundleApply: 0x464c4241,
   /** The embedded server in use (its maintenance database, shared session locks). */
   embeddedInUse: 0x466c6f,
 } as const;

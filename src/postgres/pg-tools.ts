@@ -14,6 +14,12 @@ export async function serverMajor(client: pg.Client): Promise<number> {
   return Math.floor(Number(rows[0]!.v) / 10000);
 }
 
+/** The version a client tool reports (15.20), or null when it is not on PATH. */
+export function toolVersion(name: 'pg_dump' | 'pg_restore'): string | null {
+  const run = spawnSync(name, ['--version'], { encoding: 'utf8' });
+  return run.status === 0 ? (/\d+(\.\d+)*/.exec(run.stdout)?.[0] ?? null) : null;
+}
+
 /** The server's version as it reports it (15.19) and its major version (15). */
 export async function serverVersion(client: pg.Client): Promise<{ major: number; version: string }> {
   const { rows } = await client.query<{ v: string; n: string }>(`SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n`);

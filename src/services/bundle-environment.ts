@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -7,7 +6,7 @@ import { FlotillaError } from '../core/errors.js';
 import type { Server, Tenant } from '../core/tenant.js';
 import { MAIN_SERVER } from '../core/tenant.js';
 import { withClient } from '../postgres/connect.js';
-import { requireTool, serverVersion } from '../postgres/pg-tools.js';
+import { requireTool, serverVersion, toolVersion } from '../postgres/pg-tools.js';
 import { adminDatabase } from '../postgres/server-url.js';
 import { tenancyModel } from '../tenancy/models.js';
 import type { ApplyReport } from './bundle-report.js';
@@ -27,7 +26,7 @@ export async function checkEnvironment(tenants: readonly Tenant[], servers: Read
     requireTool('pg_restore', major);
     versions.push({ name: server.name, postgres: version });
   }
-  const pgDump = /\d+(\.\d+)*/.exec(spawnSync('pg_dump', ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[0] ?? 'unknown';
+  const pgDump = toolVersion('pg_dump') ?? 'unknown';
   let needed = 0;
   for (const kind of new Set(tenants.map((t) => t.kind))) {
     const sizes = await tenancyModel(kind).sizes(

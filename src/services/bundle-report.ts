@@ -3,6 +3,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatBytes } from '../core/bundle/archive.js';
 import { keyIdOf, privateKeyFrom, signBytes } from '../core/bundle/signing.js';
+import { toFlotillaError } from '../core/errors.js';
+import type { Tenant } from '../core/tenant.js';
 
 /** One tenant in an apply's report. */
 export interface TenantApplyReport {
@@ -63,10 +65,10 @@ export interface WrittenReport {
 }
 
 /** Writes the report as JSON and text under `dir`, and signs the JSON with the site's key when that file exists. */
-export async function writeReport(report: ApplyReport, dir: string, siteKey: string): Promise<WrittenReport> {
+export async function writeReport(report: ApplyReport, dir: string, siteKey: string, id: string): Promise<WrittenReport> {
   await mkdir(dir, { recursive: true });
-  const stamp = report.finishedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  const base = join(dir, `${report.product.replace(/[^\w.-]+/g, '-')}-${report.version}-${stamp}`);
+  const stamp = report.finishedAt.replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '.$1Z');
+  const base = join(dir, `${report.product.replace(/[^\w.-]+/g, '-')}-${report.version}-${stamp}-${id.slice(0, 8)}`);
   const json = Buffer.from(`${JSON.stringify(report, null, 2)}\n`, 'utf8');
   await atomicWrite(`${base}.json`, json);
   await atomicWrite(`${base}.txt`, renderReport(report));
@@ -77,7 +79,7 @@ export async function writeReport(report: ApplyReport, dir: string, siteKey: str
 }
 
 async function atomicWrite(file: string, content: string | Buffer): Promise<void> {
-  await writeFile(`${file}.partial`, content);
+  await writeFile(`${file}.partial`, content, { flag: 'wx' });
   await rename(`${file}.partial`, file);
 }
 
@@ -137,4 +139,58 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
+}
+
+export function notRun(tenant: Tenant, status: TenantApplyReport['status'], note: string | null): TenantApplyReport {
+  return {
+    tenant: tenant.slug,
+    kind: tenant.kind,
+    status,
+    versionBefore: null,
+    versionAfter: null,
+    tablesBefore: null,
+    rowsBefore: null,
+    tablesAfter: null,
+    rowsAfter: null,
+    rowsIntact: null,
+    rowDifferences: [],
+    backupId: null,
+    durationMs: 0,
+    error: null,
+    restoreCommand: null,
+    note,
+  };
+}
+
+/** A tenant's error as the report gives it: what happened, and what the administrator does about it. */
+export function errorOf(error: unknown): TenantApplyReport['error'] {
+  const e = toFlotillaError(error);
+  return { code: e.code, message: e.message, hint: "Nothing of this release was kept for this tenant. Send this report to your vendor's support." };
+}
+
+export function rowDifferences(before: Record<string, number>, after: Record<string, number>): string[] {
+  return Object.entries(before).flatMap(([table, n]) =>
+    after[table] === undefined ? [`${table}: ${n} rows before, table gone after`] : after[table]! < n ? [`${table}: ${n} rows before, ${after[table]} after`] : [],
+  );
+}
+
+export function total(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+/** What the administrator does next, in plain words: nothing when all went well and no tenant was left out. */
+export function nextSteps(failed: string | null, tenants: readonly TenantApplyReport[], previous: string | null): string[] {
+  const steps: string[] = [];
+  for (const t of tenants) {
+    if (t.status === 'failed')
+      steps.push(`${t.tenant} is still at version ${t.versionAfter ?? '(none)'}${t.rowsIntact ? ' with all its rows' : ''}: nothing of this release was kept for it.`);
+    else if (t.rowsIntact === false)
+      steps.push(`${t.tenant} was upgraded but has fewer rows than before (${t.rowDifferences.join('; ')}): put it back with its restore command below.`);
+    else if (t.status === 'skipped') steps.push(`${t.tenant} was not upgraded (${t.note}); once it is active again, run \`flotilla migrate --tenant ${t.tenant}\` here.`);
+  }
+  if (failed) {
+    steps.push(`The application was not updated (${failed}): it still runs ${previous ? `release ${previous}` : 'the release installed before'}.`);
+    steps.push("Send this report (the .json and .txt files) to your vendor's support. When they send a fixed release, apply it: tenants already upgraded are left as they are.");
+  }
+  return steps;
 }

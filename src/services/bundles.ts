@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import semver from 'semver';
 import type { BundleInstall } from '../control/bundle-installs.js';
 import { APP_FOLDER, MIGRATIONS_FOLDER } from '../core/bundle/manifest.js';
 import type { VerifiedBundle } from '../core/bundle/verify.js';
-import { FlotillaError, toFlotillaError } from '../core/errors.js';
+import { toFlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { OperationContext } from '../core/operation.js';
 import type { TenantOutcome } from '../core/outcomes.js';
@@ -15,6 +14,9 @@ import { countRows } from '../postgres/row-counts.js';
 import { tenancyModel } from '../tenancy/models.js';
 import { checkEnvironment } from './bundle-environment.js';
 import { installFolder } from './bundle-payload.js';
+import { errorOf, nextSteps, notRun, rowDifferences, total } from './bundle-report.js';
+import { assertNewer, assertProduct, assertSiteTargets, installedRelease } from './bundle-rules.js';
+import { schemaVersion } from './backup-service.js';
 import type { ApplyReport, TenantApplyReport, WrittenReport } from './bundle-report.js';
 import { writeReport } from './bundle-report.js';
 import { BundleSource } from './bundle-source.js';
@@ -44,58 +46,69 @@ export class BundleService {
     return this.ctx.registry.bundles.list();
   }
 
-  /** The newest bundle installed (successfully) for the product. */
-  async installed(product: string): Promise<BundleInstall | undefined> {
-    return (await this.ctx.registry.bundles.list(product)).filter((i) => i.outcome === 'installed').at(-1);
+  /** The newest release installed (by version), of the site's product. */
+  async installed(): Promise<BundleInstall | undefined> {
+    const history = await this.ctx.registry.bundles.list();
+    const product = this.ctx.config.bundles.product ?? history[0]?.product;
+    return product === undefined ? undefined : installedRelease(history, product);
   }
 
-  async apply(bundle: VerifiedBundle, options: { onTenant?: (tenant: TenantApplyReport) => void } = {}): Promise<ApplyResult> {
+  async apply(bundle: VerifiedBundle, options: { onTenant?: (tenant: TenantApplyReport) => void; allowNewKey?: boolean } = {}): Promise<ApplyResult> {
+    // One apply at a time per site; every check is made under that lock, against the history as it is then.
+    return this.ctx.registry.bundles.exclusively(() => this.applyAlone(bundle, options));
+  }
+
+  private async applyAlone(bundle: VerifiedBundle, options: { onTenant?: (tenant: TenantApplyReport) => void; allowNewKey?: boolean }): Promise<ApplyResult> {
     const startedAt = new Date();
     const { manifest } = bundle;
     const { config, registry } = this.ctx;
-    const product = config.bundles.product ?? manifest.product;
-    if (manifest.product !== product) {
-      throw new FlotillaError('FLO_BUNDLE_OTHER_PRODUCT', `The bundle is for ${manifest.product}, and this site runs ${product}.`, {
-        hint: 'Check that you were sent the bundle for your product; nothing was changed.',
-        meta: { bundle: manifest.product, site: product },
-      });
-    }
-    const previous = await this.installed(product);
-    assertNewer(manifest, previous);
+    const history = await registry.bundles.list();
+    const product = assertProduct(manifest, config.bundles.product, history);
+    const previous = installedRelease(history, product);
+    assertNewer(manifest, previous, options);
     const source = new BundleSource(bundle.files);
     const set = await source.current();
+    await assertSiteTargets(config);
     const tenants = (await registry.listTenants()).sort((a, b) => (a.slug < b.slug ? -1 : 1));
     const servers = new Map((await registry.listServers()).map((s) => [s.name, s]));
     const environment = await checkEnvironment(tenants, servers, config.backup.dir);
-    // The bundle's migrations, and no backup by policy: every tenant was backed up just before, whatever the policy.
+    // The bundle's migrations, and no backup by policy: every tenant is backed up just before, whatever the policy.
     const upgrade = new UpgradeService({ ...this.ctx, migrations: source, config: { ...config, backup: { ...config.backup, policy: 'never' } } });
     const args = { product, version: manifest.version, digest: bundle.digest };
     const reports = await this.ctx.operations.run({ command: 'bundle apply', arguments: args }, async (op) => {
-      const active = tenants.filter((t) => t.status === 'active');
-      const context = await upgrade.context(set, active);
+      const context = await upgrade.context(
+        set,
+        tenants.filter((t) => t.status === 'active'),
+      );
       const results: TenantApplyReport[] = [];
-      let failed = false;
+      let stopped = false;
       for (const tenant of tenants) {
         const result: TenantApplyReport =
           tenant.status !== 'active'
-            ? notRun(tenant, 'skipped', `not upgraded: the tenant is ${tenant.status}`)
-            : failed
-              ? notRun(tenant, 'not started', 'not upgraded: an earlier tenant failed, so the apply stopped')
+            ? notRun(tenant, 'skipped', `the tenant is ${tenant.status}`)
+            : stopped
+              ? notRun(tenant, 'not started', 'an earlier tenant failed, so the apply stopped before this one')
               : await this.upgradeOne(tenant, servers.get(tenant.server)!, set, op, `before bundle ${product} ${manifest.version}`, (t) =>
                   upgrade.upgradeTenant(t, context, { runId: op.id, op, dryRun: false, claimedByRollout: false }),
                 );
-        failed ||= result.status === 'failed';
+        // A tenant that failed, or lost rows, stops the apply: the ones after it keep their version.
+        stopped ||= result.status === 'failed' || result.rowsIntact === false;
         results.push(result);
         options.onTenant?.(result);
       }
-      return { result: results, record: { runId: op.id, ...(failed ? { outcome: 'failed' as const, errorMessage: 'a tenant failed' } : {}) } };
+      return { result: results, record: { runId: op.id, ...(stopped ? { outcome: 'failed' as const, errorMessage: 'a tenant failed' } : {}) } };
     });
-    const failed = reports.some((r) => r.status === 'failed' || (r.rowsIntact === false && r.status !== 'skipped'));
-    // The site's migrations become the release's, so that status and later commands know what the tenants hold.
-    if (!failed) await installFolder(bundle.files, MIGRATIONS_FOLDER, config.migrationsDir);
-    const app = await this.payload(bundle, failed);
+    let failed: string | null = reports.some((r) => r.status === 'failed' || r.rowsIntact === false) ? 'a tenant failed' : null;
+    let app: ApplyReport['app'] = { installed: false, dir: config.bundles.appDir ?? null, files: 0, note: null };
+    try {
+      // The site's migrations become the release's, so that status and later commands know what the tenants hold.
+      if (!failed) await installFolder(bundle.files, MIGRATIONS_FOLDER, config.migrationsDir);
+      app = await this.payload(bundle, failed !== null);
+    } catch (error) {
+      failed = `installing its files failed: ${toFlotillaError(error).message}`;
+      app = { ...app, note: failed };
+    }
     const finishedAt = new Date();
-    const restoreCommands = reports.filter((r) => r.restoreCommand !== null).map((r) => r.restoreCommand!);
     const report: ApplyReport = {
       format: 'flotilla-bundle-report/1',
       outcome: failed ? 'failed' : 'installed',
@@ -110,23 +123,26 @@ export class BundleService {
       durationMs: finishedAt.getTime() - startedAt.getTime(),
       tenants: reports,
       app,
-      restoreCommands,
+      restoreCommands: reports.flatMap((r) => (r.restoreCommand ? [r.restoreCommand] : [])),
       nextSteps: nextSteps(failed, reports, previous?.version ?? null),
     };
-    const files = await writeReport(report, config.bundles.reportsDir, config.bundles.siteKey);
     const id = randomUUID();
-    await registry.bundles.record({
-      id,
-      product,
-      version: manifest.version,
-      digest: bundle.digest,
-      keyId: manifest.keyId,
-      outcome: report.outcome,
-      startedAt: report.startedAt,
-      installedBy: this.ctx.actor,
-      report,
-    });
-    return { report, files };
+    // Recorded whatever happens to the report's files: the history must say what the tenants now hold.
+    try {
+      return { report, files: await writeReport(report, config.bundles.reportsDir, config.bundles.siteKey, id) };
+    } finally {
+      await registry.bundles.record({
+        id,
+        product,
+        version: manifest.version,
+        digest: bundle.digest,
+        keyId: manifest.keyId,
+        outcome: report.outcome,
+        startedAt: report.startedAt,
+        installedBy: this.ctx.actor,
+        report,
+      });
+    }
   }
 
   /** One tenant: a backup, the upgrade, then its rows counted again and compared with the backup's. */
@@ -147,7 +163,8 @@ export class BundleService {
       return { ...notRun(tenant, 'failed', null), error: errorOf(error), durationMs: performance.now() - started };
     }
     const outcome = await run(tenant);
-    const after = await this.rowCounts(tenant, server, set).catch(() => undefined);
+    const now = await this.tenantNow(tenant, server, set).catch(() => undefined);
+    const after = now?.counts;
     const before = backup.rowCounts;
     const differences = after ? rowDifferences(before, after) : ['rows could not be counted after the upgrade'];
     const ok = outcome.status !== 'failed';
@@ -155,7 +172,8 @@ export class BundleService {
       ...base,
       status: !ok ? 'failed' : 'migrations' in outcome && outcome.migrations.length > 0 ? 'upgraded' : 'unchanged',
       versionBefore: backup.schemaVersion,
-      versionAfter: ok && 'toVersion' in outcome ? outcome.toVersion : backup.schemaVersion,
+      // Read from the tenant itself, not inferred: what it holds now, whatever happened.
+      versionAfter: now ? now.version : ok && 'toVersion' in outcome ? outcome.toVersion : null,
       tablesBefore: Object.keys(before).length,
       rowsBefore: total(before),
       tablesAfter: after ? Object.keys(after).length : null,
@@ -169,11 +187,13 @@ export class BundleService {
     };
   }
 
-  private async rowCounts(tenant: Tenant, server: Server, set: MigrationSet) {
+  /** The tenant's rows and version as they are now, counted as its backup counted them. */
+  private async tenantNow(tenant: Tenant, server: Server, set: MigrationSet) {
     const scope = await tenancyModel(tenant.kind).backupScope(tenant, server, set, this.ctx.storage);
-    return withClient(server.url, tenant.database, async (client) =>
-      countRows(client, { schemas: scope.schemas ? await existingSchemas(client, scope.schemas) : undefined, tenantSchema: scope.tenantSchema }),
-    );
+    return withClient(server.url, tenant.database, async (client) => ({
+      counts: await countRows(client, { schemas: scope.schemas ? await existingSchemas(client, scope.schemas) : undefined, tenantSchema: scope.tenantSchema }),
+      version: await schemaVersion(client, tenant.schema),
+    }));
   }
 
   private async payload(bundle: VerifiedBundle, failed: boolean): Promise<ApplyReport['app']> {
@@ -185,74 +205,4 @@ export class BundleService {
     const installed = await installFolder(bundle.files, APP_FOLDER, dir, executables);
     return { installed: true, dir, files: installed.files, note: installed.previous ? `the previous application was kept in ${installed.previous}` : null };
   }
-}
-
-/** Anti-rollback: the bundle must be newer than what is installed, and upgrade from it. */
-function assertNewer(manifest: VerifiedBundle['manifest'], installed: BundleInstall | undefined): void {
-  if (!installed) return;
-  const meta = { installed: installed.version, bundle: manifest.version };
-  if (semver.eq(manifest.version, installed.version)) {
-    throw new FlotillaError('FLO_BUNDLE_INSTALLED', `${manifest.product} ${manifest.version} is already installed here (since ${installed.finishedAt}).`, {
-      hint: 'Nothing to do. `flotilla bundle history` lists what was installed when.',
-      meta,
-    });
-  }
-  if (semver.lt(manifest.version, installed.version)) {
-    throw new FlotillaError('FLO_BUNDLE_OLDER', `The bundle holds ${manifest.product} ${manifest.version}, older than the ${installed.version} installed here.`, {
-      hint: 'A site never goes back to an older release this way. To undo an upgrade, restore the backups listed in its report.',
-      meta,
-    });
-  }
-  if (manifest.minFrom !== null && semver.lt(installed.version, manifest.minFrom)) {
-    throw new FlotillaError('FLO_BUNDLE_TOO_NEW', `${manifest.product} ${manifest.version} upgrades from ${manifest.minFrom} or later, and this site has ${installed.version}.`, {
-      hint: `Apply the releases between first (at least ${manifest.minFrom}), then this one. Ask your vendor for them.`,
-      meta: { ...meta, minFrom: manifest.minFrom },
-    });
-  }
-}
-
-function notRun(tenant: Tenant, status: TenantApplyReport['status'], note: string | null): TenantApplyReport {
-  return {
-    tenant: tenant.slug,
-    kind: tenant.kind,
-    status,
-    versionBefore: null,
-    versionAfter: null,
-    tablesBefore: null,
-    rowsBefore: null,
-    tablesAfter: null,
-    rowsAfter: null,
-    rowsIntact: null,
-    rowDifferences: [],
-    backupId: null,
-    durationMs: 0,
-    error: null,
-    restoreCommand: null,
-    note,
-  };
-}
-
-function errorOf(error: unknown): TenantApplyReport['error'] {
-  const e = toFlotillaError(error);
-  return { code: e.code, message: e.message, hint: e.hint ?? null };
-}
-
-function rowDifferences(before: Record<string, number>, after: Record<string, number>): string[] {
-  return Object.entries(before).flatMap(([table, n]) =>
-    after[table] === undefined ? [`${table}: ${n} rows before, table gone after`] : after[table]! < n ? [`${table}: ${n} rows before, ${after[table]} after`] : [],
-  );
-}
-
-function total(counts: Record<string, number>): number {
-  return Object.values(counts).reduce((a, b) => a + b, 0);
-}
-
-function nextSteps(failed: boolean, tenants: readonly TenantApplyReport[], previous: string | null): string[] {
-  if (!failed) return [];
-  const steps = tenants
-    .filter((t) => t.status === 'failed')
-    .map((t) => `${t.tenant} is still at version ${t.versionBefore ?? '(none)'}${t.rowsIntact ? ' with all its rows' : ''}: nothing of this release was applied to it.`);
-  steps.push(`The application was not updated: it still runs ${previous ? `release ${previous}` : 'the release installed before'}.`);
-  steps.push("Send this report (the .json and .txt files) to your vendor's support. Once they send a fixed bundle, apply it: tenants already upgraded are left as they are.");
-  return steps;
 }

@@ -22,6 +22,8 @@ let vendor: string;
 let site: ResolvedConfig;
 let keys: Awaited<ReturnType<typeof generateKeyFiles>>;
 let siteKeys: Awaited<ReturnType<typeof generateKeyFiles>>;
+/** The vendor's new key, announced and accepted at 2.2.0. */
+let rotated: Awaited<ReturnType<typeof generateKeyFiles>>;
 let flotilla: Flotilla;
 
 const V1 = { '0001_members.sql': 'CREATE TABLE members (id bigint PRIMARY KEY, name text NOT NULL);\n' };
@@ -35,11 +37,12 @@ async function writeMigrations(dir: string, files: Record<string, string>): Prom
 }
 
 /** Builds a release in the vendor's project and reads it as a site would (verified). */
-async function release(version: string, files: Record<string, string>, options: { minFrom?: string; product?: string } = {}) {
+async function release(version: string, files: Record<string, string>, options: { minFrom?: string; product?: string; keys?: typeof keys } = {}) {
+  const signer = options.keys ?? keys;
   await writeMigrations(join(vendor, 'migrations'), files);
   const config = await loadConfig({ cwd: vendor, env: {}, overrides: { bundles: { product: options.product ?? 'insure' } } });
-  const built = await buildBundle(config, { version, key: keys.privateKey, minFrom: options.minFrom, out: join(vendor, `${version}.tgz`), cwd: vendor });
-  return verifyBundleFile(built.file, keys.publicKey, site);
+  const built = await buildBundle(config, { version, key: signer.privateKey, minFrom: options.minFrom, out: join(vendor, `${version}.tgz`), cwd: vendor });
+  return verifyBundleFile(built.file, signer.publicKey, site);
 }
 
 beforeAll(async () => {
@@ -109,6 +112,48 @@ describe('bundle apply at a site', () => {
     await expect(flotilla.bundles.apply(await release('1.5.0', V2))).rejects.toMatchObject({ code: 'FLO_BUNDLE_OLDER' });
     expect((await flotilla.backups.list()).length).toBe(backups);
     expect((await flotilla.bundles.history()).map((i) => i.version)).toEqual(['1.0.0', '2.0.0']);
+  });
+
+  it('applies one bundle at a time at a site', async () => {
+    const bundle = await release('2.1.0', V2);
+    const [first, second] = await Promise.allSettled([flotilla.bundles.apply(bundle), flotilla.bundles.apply(bundle)]);
+    const outcomes = [first, second].map((r) => (r.status === 'fulfilled' ? r.value.report.outcome : (r.reason as { code: string }).code)).sort();
+    expect(outcomes).toEqual(['FLO_BUNDLE_IN_PROGRESS', 'installed']);
+    expect((await flotilla.bundles.history()).map((i) => [i.version, i.outcome])).toEqual([
+      ['1.0.0', 'installed'],
+      ['2.0.0', 'installed'],
+      ['2.1.0', 'installed'],
+    ]);
+  });
+
+  it('keeps to the product and the signing key of the releases installed so far', async () => {
+    // A site that names no product runs the one its first release was for.
+    const unnamed = await Flotilla.open({ config: { ...site, bundles: { ...site.bundles, product: undefined } } });
+    try {
+      await expect(unnamed.bundles.apply(await release('9.0.0', V2, { product: 'shop-legacy' }))).rejects.toMatchObject({ code: 'FLO_BUNDLE_OTHER_PRODUCT' });
+    } finally {
+      await unnamed.close();
+    }
+    rotated = await generateKeyFiles(join(vendor, 'new-keys'));
+    const bundle = await release('2.2.0', V2, { keys: rotated });
+    await expect(flotilla.bundles.apply(bundle)).rejects.toMatchObject({ code: 'FLO_BUNDLE_WRONG_KEY' });
+    expect((await flotilla.bundles.history()).at(-1)!.version).toBe('2.1.0');
+    // The administrator accepts the vendor's announced new key.
+    expect((await flotilla.bundles.apply(bundle, { allowNewKey: true })).report.outcome).toBe('installed');
+  });
+
+  it('refuses, before any backup, an application folder that would hold the site itself', async () => {
+    const backups = (await flotilla.backups.list()).length;
+    for (const appDir of [project.dir, join(project.dir, '..'), site.migrationsDir, join(project.dir, '.flotilla'), join(project.dir, 'flotilla.config.json', 'app')]) {
+      const careless = await Flotilla.open({ config: { ...site, bundles: { ...site.bundles, appDir } } });
+      try {
+        await expect(careless.bundles.apply(await release('3.0.0', V2, { keys: rotated }))).rejects.toMatchObject({ code: 'FLO_CONFIG_INVALID' });
+      } finally {
+        await careless.close();
+      }
+    }
+    expect((await flotilla.backups.list()).length).toBe(backups);
+    expect((await flotilla.bundles.history()).at(-1)!.version).toBe('2.2.0');
   });
 
   it('keeps the record of applies append-only', async () => {

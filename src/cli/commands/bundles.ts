@@ -66,13 +66,15 @@ export function registerBundleCommands(program: Command, globals: () => GlobalOp
     .command('apply <file>')
     .description('verify the bundle, back every tenant up, upgrade them all, check their rows, install the application, and write a report')
     .requiredOption('--pubkey <file>', "the vendor's public key (flotilla-signing.pub)")
+    .option('--new-key', 'accept a bundle signed with another key than the releases installed so far (only when the vendor announced a new key)')
     .option('--json', 'print the report as JSON')
-    .action(async (file: string, options: { pubkey: string; json?: boolean }) => {
+    .action(async (file: string, options: { pubkey: string; newKey?: boolean; json?: boolean }) => {
       // Verified before anything opens: a bad bundle starts no server and touches nothing.
       const verified = await verifyFile(file, options.pubkey, globals());
       if (!options.json) line(`The bundle is genuine: ${verified.manifest.product} ${verified.manifest.version}.`);
       await withFlotilla(globals(), async (flotilla) => {
         const { report, files } = await flotilla.bundles.apply(verified, {
+          allowNewKey: options.newKey === true,
           onTenant: (t) => {
             if (!options.json) line(`  ${t.tenant}: ${t.status}${t.versionAfter ? ` (version ${t.versionAfter})` : ''}${t.backupId ? `, backup ${t.backupId.slice(0, 8)}` : ''}`);
           },

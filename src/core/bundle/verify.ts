@@ -3,7 +3,7 @@ import semver from 'semver';
 import { sha256 } from '../checksum.js';
 import { FlotillaError } from '../errors.js';
 import type { ArchiveLimits } from './archive.js';
-import { DEFAULT_LIMITS, formatBytes, readArchive, tooLarge, unreadable } from './archive.js';
+import { DEFAULT_LIMITS, formatBytes, readArchive, tooLarge } from './archive.js';
 import type { BundleManifest } from './manifest.js';
 import { claimedKeyId, MANIFEST_FILE, parseManifest, SIGNATURE_FILE } from './manifest.js';
 import { keyIdOf, signatureValid } from './signing.js';
@@ -54,7 +54,12 @@ export async function verifyBundle(bytes: Buffer, publicKey: KeyObject, options:
     });
   }
   const manifest = parseManifest(manifestBytes);
-  if (!manifest) throw unreadable('its manifest is signed but not in a format this Flotilla knows (update Flotilla)');
+  if (!manifest) {
+    throw new FlotillaError('FLO_BUNDLE_NEEDS_FLOTILLA', 'The bundle is signed by the trusted key, but its manifest is in a format this Flotilla does not know.', {
+      hint: 'It was probably built by a newer Flotilla: update Flotilla on this machine (your vendor ships the version it needs), then apply the bundle again.',
+      meta: { needed: 'a newer Flotilla', running: options.flotillaVersion },
+    });
+  }
   const files = new Map<string, Buffer>();
   for (const listed of manifest.files) {
     const file = entries.get(listed.path);
