@@ -73,6 +73,7 @@ export type ErrorCode =
   | 'FLO_BUNDLE_TOO_NEW'
   | 'FLO_BUNDLE_NEEDS_FLOTILLA'
   | 'FLO_BUNDLE_FAILED'
+  | 'FLO_BUNDLE_MISMATCH'
   | 'FLO_BUNDLE_IN_PROGRESS'
   | 'FLO_KEY_EXISTS'
   | 'FLO_KEY_INVALID'
@@ -160,6 +161,7 @@ export const ERROR_FAMILIES: Readonly<Record<ErrorCode, ErrorFamily>> = Object.f
   FLO_BUNDLE_OLDER: 'refused',
   FLO_BUNDLE_TOO_NEW: 'refused',
   FLO_BUNDLE_NEEDS_FLOTILLA: 'refused',
+  FLO_BUNDLE_MISMATCH: 'refused',
 
   FLO_MIGRATION_FAILED: 'failed',
   FLO_PROVISION_FAILED: 'failed',

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { BundleInstall } from '../control/bundle-installs.js';
 import { APP_FOLDER, MIGRATIONS_FOLDER } from '../core/bundle/manifest.js';
 import type { VerifiedBundle } from '../core/bundle/verify.js';
-import { toFlotillaError } from '../core/errors.js';
+import { FlotillaError, toFlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { OperationContext } from '../core/operation.js';
 import type { TenantOutcome } from '../core/outcomes.js';
@@ -80,6 +80,12 @@ export class BundleService {
         set,
         tenants.filter((t) => t.status === 'active'),
       );
+      // Planned first, for every tenant, before any backup: a release that does not fit what a tenant holds
+      // (a migration it applied that the release changed, a lint error) is refused with nothing changed.
+      for (const tenant of tenants.filter((t) => t.status === 'active')) {
+        const planned = await upgrade.upgradeTenant(tenant, context, { runId: op.id, op, dryRun: true, claimedByRollout: false });
+        if (planned.status === 'failed') throw misfit(tenant.slug, planned.error);
+      }
       const results: TenantApplyReport[] = [];
       let stopped = false;
       for (const tenant of tenants) {
@@ -205,4 +211,12 @@ export class BundleService {
     const installed = await installFolder(bundle.files, APP_FOLDER, dir, executables);
     return { installed: true, dir, files: installed.files, note: installed.previous ? `the previous application was kept in ${installed.previous}` : null };
   }
+}
+
+function misfit(tenant: string, error: FlotillaError): FlotillaError {
+  return new FlotillaError('FLO_BUNDLE_MISMATCH', `This release does not fit tenant ${tenant}: ${error.message}`, {
+    hint: "Nothing was changed. Send this message to your vendor's support: the release does not match what this site's tenants already hold.",
+    meta: { tenant, cause: error.code },
+    cause: error,
+  });
 }

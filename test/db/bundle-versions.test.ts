@@ -156,6 +156,17 @@ describe('bundle apply at a site', () => {
     expect((await flotilla.bundles.history()).at(-1)!.version).toBe('2.2.0');
   });
 
+  it('refuses, before any backup, a release that changed a migration the tenants applied', async () => {
+    const backups = (await flotilla.backups.list()).length;
+    const changed = { ...V2, '0001_members.sql': 'CREATE TABLE members (id bigint PRIMARY KEY, name text);\n' };
+    await expect(flotilla.bundles.apply(await release('3.0.0', changed, { keys: rotated }))).rejects.toMatchObject({
+      code: 'FLO_BUNDLE_MISMATCH',
+      message: expect.stringMatching(/^This release does not fit tenant annex: .*0001_members/),
+    });
+    expect((await flotilla.backups.list()).length).toBe(backups);
+    expect((await flotilla.bundles.history()).at(-1)!.version).toBe('2.2.0');
+  });
+
   it('keeps the record of applies append-only', async () => {
     await expect(project.query(`${project.prefix}_control`, 'DELETE FROM flotilla.bundle_installs')).rejects.toThrow(/append-only/);
     await expect(project.query(`${project.prefix}_control`, "UPDATE flotilla.bundle_installs SET version = '9.9.9'")).rejects.toThrow(/append-only/);
