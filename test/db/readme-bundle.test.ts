@@ -70,4 +70,25 @@ describe('the README bundle example', () => {
     const status = cli(['status', '--json'], join(dir, 'site'));
     expect(JSON.parse(status.stdout)[0]).toMatchObject({ slug: 'hq', version: '0002', pending: 0 });
   }, 180_000);
+
+  it('applies the next release on the embedded server in a network namespace with only loopback (a machine with no network)', async () => {
+    await writeFile(join(dir, 'migrations', '0003_contracts_index.sql'), 'CREATE INDEX contracts_customer ON contracts (customer);\n');
+    await writeFile(join(dir, 'migrations', 'flotilla.sum'), renderSumFile(await readMigrationDir(join(dir, 'migrations'))));
+    const built = cli(['bundle', 'build', '--version', '1.2.0', '--key', 'keys/flotilla-signing.key', '--out', 'insure-1.2.0.flotilla.tgz'], dir);
+    expect(built.status).toBe(0);
+    // Inside: loopback only (the embedded server listens there); anything beyond is unreachable, as the first line proves.
+    const offline = [
+      'ip link set lo up',
+      `node -e "require('node:net').connect(443, '1.1.1.1').on('error', (e) => { console.log('outside ' + e.code); process.exit(0); })"`,
+      `exec node ${JSON.stringify(BIN)} bundle apply ../insure-1.2.0.flotilla.tgz --pubkey ../keys/flotilla-signing.pub --json`,
+    ].join(' && ');
+    const run = spawnSync('unshare', ['-n', 'sh', '-c', offline], { cwd: join(dir, 'site'), env, encoding: 'utf8' });
+    expect(run.error, 'unshare -n must run here (as root): it proves the apply makes no network call').toBeUndefined();
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^outside ENETUNREACH\n/);
+    const report = JSON.parse(run.stdout.slice(run.stdout.indexOf('{')));
+    expect(report).toMatchObject({ outcome: 'installed', version: '1.2.0', previousVersion: '1.1.0' });
+    expect(report.tenants).toEqual([expect.objectContaining({ tenant: 'hq', status: 'upgraded', versionBefore: '0002', versionAfter: '0003', rowsIntact: true })]);
+  }, 180_000);
 });
