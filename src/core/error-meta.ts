@@ -50,4 +50,24 @@ export interface ErrorMetaByCode {
   FLO_TENANT_ARCHIVED: { tenant: string };
   FLO_RUNTIME_BUSY: { retryAfter: number; waitedMs: number };
   FLO_TENANT_AMBIGUOUS: { sources: string[] };
+  FLO_BUNDLE_UNREADABLE: { reason: string };
+  FLO_BUNDLE_TOO_LARGE: { limit: string };
+  FLO_BUNDLE_UNSAFE_ENTRY: { entry: string; kind: string };
+  FLO_BUNDLE_SIGNATURE_INVALID: { trusted: string };
+  /** `trusted`: the key the site trusts (its --pubkey, or the key of the releases installed so far). */
+  FLO_BUNDLE_WRONG_KEY: { keyId: string; trusted: string };
+  FLO_BUNDLE_FILE_CHANGED: { file: string; expected: string; actual: string };
+  FLO_BUNDLE_FILE_MISSING: { file: string };
+  FLO_BUNDLE_FILE_UNLISTED: { file: string };
+  FLO_BUNDLE_EXPIRED: { expiresAt: string; now: string };
+  FLO_BUNDLE_OTHER_PRODUCT: { bundle: string; site: string };
+  FLO_BUNDLE_INSTALLED: { installed: string; bundle: string };
+  FLO_BUNDLE_OLDER: { installed: string; bundle: string };
+  FLO_BUNDLE_TOO_NEW: { installed: string; bundle: string; minFrom: string };
+  FLO_BUNDLE_NEEDS_FLOTILLA: { needed: string; running: string };
+  FLO_BUNDLE_MISMATCH: { tenant: string; cause: string };
+  FLO_BUNDLE_FAILED: { report: string; tenant: string | null };
+  FLO_KEY_EXISTS: { file: string };
+  FLO_KEY_INVALID: { file: string };
+  FLO_DISK_SPACE: { dir: string; free: number; needed: number };
 }

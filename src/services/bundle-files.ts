@@ -57,18 +57,20 @@ export async function verifyBundleFile(file: string, publicKeyFile: string, conf
     });
   });
   const key = publicKeyFrom(pem, publicKeyFile);
-  const path = resolve(cwd, file);
-  const size = await stat(path).then(
-    (s) => (s.isFile() ? s.size : -1),
-    () => -1,
-  );
-  if (size < 0) {
-    throw new FlotillaError('FLO_USAGE', `The bundle ${file} is not a file that can be read.`, {
-      hint: 'Give the path of the .flotilla.tgz file your vendor sent.',
-      meta: { file },
-    });
-  }
   const limits = { ...DEFAULT_LIMITS, maxUnpackedBytes: config.bundles.maxUnpackedBytes };
-  if (size > limits.maxUnpackedBytes) throw tooLarge(`${formatBytes(size)} compressed, more than the largest bundle accepted`);
-  return verifyBundle(await readFile(path), key, { flotillaVersion: flotillaVersion(), limits });
+  // One open file: its size and its bytes are those of the same file, whatever replaces the path meanwhile.
+  const handle = await open(resolve(cwd, file), 'r').catch(() => undefined);
+  try {
+    const info = await handle?.stat();
+    if (!handle || !info?.isFile()) {
+      throw new FlotillaError('FLO_USAGE', `The bundle ${file} is not a file that can be read.`, {
+        hint: 'Give the path of the .flotilla.tgz file your vendor sent.',
+        meta: { file },
+      });
+    }
+    if (info.size > limits.maxUnpackedBytes) throw tooLarge(`${formatBytes(info.size)} compressed, more than the largest bundle accepted`);
+    return await verifyBundle(await handle.readFile(), key, { flotillaVersion: flotillaVersion(), limits });
+  } finally {
+    await handle?.close();
+  }
 }

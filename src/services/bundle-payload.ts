@@ -18,6 +18,23 @@ export async function installFolder(
   await mkdir(parent, { recursive: true });
   const staging = await mkdtemp(join(parent, `.${basename(target)}.incoming-`));
   await chmod(staging, 0o755);
+  try {
+    return await swapIn(files, folder, target, staging, executables);
+  } catch (error) {
+    // Whatever failed, nothing half-written is left beside the target.
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function swapIn(
+  files: ReadonlyMap<string, Buffer>,
+  folder: string,
+  target: string,
+  staging: string,
+  executables: ReadonlySet<string>,
+): Promise<{ files: number; previous: string | null }> {
+  const parent = dirname(target);
   const prefix = `${folder}/`;
   let count = 0;
   for (const [path, bytes] of files) {

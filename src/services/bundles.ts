@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { BundleInstall } from '../control/bundle-installs.js';
 import { APP_FOLDER, MIGRATIONS_FOLDER } from '../core/bundle/manifest.js';
 import type { VerifiedBundle } from '../core/bundle/verify.js';
+import { assertNotExpired, wasVerified } from '../core/bundle/verify.js';
 import { FlotillaError, toFlotillaError } from '../core/errors.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import type { OperationContext } from '../core/operation.js';
@@ -54,6 +55,12 @@ export class BundleService {
   }
 
   async apply(bundle: VerifiedBundle, options: { onTenant?: (tenant: TenantApplyReport) => void; allowNewKey?: boolean } = {}): Promise<ApplyResult> {
+    if (!wasVerified(bundle)) {
+      throw new FlotillaError('FLO_USAGE', 'apply() takes a bundle returned by verifyBundleFile() or verifyBundle(), and this one was not.', {
+        hint: "Verify the bundle file with the vendor's public key first, then pass what that returned.",
+      });
+    }
+    assertNotExpired(bundle.manifest, new Date());
     // One apply at a time per site; every check is made under that lock, against the history as it is then.
     return this.ctx.registry.bundles.exclusively(() => this.applyAlone(bundle, options));
   }

@@ -86,6 +86,9 @@ describe('bundle apply at a site', () => {
   it('refuses a release that needs a newer installed version, and one of another product, recording nothing', async () => {
     await expect(flotilla.bundles.apply(await release('3.0.0', V2, { minFrom: '2.0.0' }))).rejects.toMatchObject({ code: 'FLO_BUNDLE_TOO_NEW' });
     await expect(flotilla.bundles.apply(await release('9.0.0', V2, { product: 'other' }))).rejects.toMatchObject({ code: 'FLO_BUNDLE_OTHER_PRODUCT' });
+    // Only what verification returned is applied: a look-alike object (its files swapped after the check, say) is not.
+    const genuine = await release('2.0.0', V2);
+    await expect(flotilla.bundles.apply({ ...genuine, files: new Map(genuine.files) })).rejects.toMatchObject({ code: 'FLO_USAGE' });
     expect((await flotilla.bundles.history()).map((i) => [i.version, i.outcome])).toEqual([['1.0.0', 'installed']]);
     expect(await flotilla.backups.list()).toHaveLength(2);
   });

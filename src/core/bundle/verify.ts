@@ -18,6 +18,24 @@ export interface VerifiedBundle {
   readonly sizeBytes: number;
 }
 
+/** Bundles that verifyBundle returned: an object merely shaped like one is not applied. */
+const verified = new WeakSet<VerifiedBundle>();
+
+/** Whether `verifyBundle` made this object (the only way to get a bundle that apply accepts). */
+export function wasVerified(bundle: VerifiedBundle): boolean {
+  return verified.has(bundle);
+}
+
+/** Refuses a bundle past its expiry (checked again when apply starts: it may have been verified long before). */
+export function assertNotExpired(manifest: BundleManifest, now: Date): void {
+  if (manifest.expiresAt !== null && now.getTime() > Date.parse(manifest.expiresAt)) {
+    throw new FlotillaError('FLO_BUNDLE_EXPIRED', `The bundle is refused: it expired on ${manifest.expiresAt}.`, {
+      hint: `Ask your vendor for the current release of ${manifest.product}: an expired bundle may be missing fixes made since.`,
+      meta: { expiresAt: manifest.expiresAt, now: now.toISOString() },
+    });
+  }
+}
+
 export interface VerifyOptions {
   readonly now?: Date;
   readonly limits?: ArchiveLimits;
@@ -79,20 +97,16 @@ export async function verifyBundle(bytes: Buffer, publicKey: KeyObject, options:
       meta: { file: path },
     });
   }
-  const now = options.now ?? new Date();
-  if (manifest.expiresAt !== null && now.getTime() > Date.parse(manifest.expiresAt)) {
-    throw new FlotillaError('FLO_BUNDLE_EXPIRED', `The bundle is refused: it expired on ${manifest.expiresAt}.`, {
-      hint: `Ask your vendor for the current release of ${manifest.product}: an expired bundle may be missing fixes made since.`,
-      meta: { expiresAt: manifest.expiresAt, now: now.toISOString() },
-    });
-  }
+  assertNotExpired(manifest, options.now ?? new Date());
   if (!semver.satisfies(options.flotillaVersion, manifest.flotilla, { includePrerelease: true })) {
     throw new FlotillaError('FLO_BUNDLE_NEEDS_FLOTILLA', `The bundle needs Flotilla ${manifest.flotilla}, and this is Flotilla ${options.flotillaVersion}.`, {
       hint: 'Update Flotilla on this machine first (your vendor ships the version it needs), then apply the bundle again.',
       meta: { needed: manifest.flotilla, running: options.flotillaVersion },
     });
   }
-  return { manifest, files, digest: sha256(bytes), sizeBytes: bytes.length };
+  const bundle: VerifiedBundle = Object.freeze({ manifest, files, digest: sha256(bytes), sizeBytes: bytes.length });
+  verified.add(bundle);
+  return bundle;
 }
 
 function missing(path: string, structural: boolean): FlotillaError {
