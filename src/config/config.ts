@@ -89,7 +89,7 @@ export const configSchema = z.strictObject({
       /** Where `bundle apply` writes its reports (text and JSON). */
       reportsDir: z.string().default('.flotilla/reports'),
       /** The site's own signing key: when this file exists, reports are signed with it. */
-      siteKey: z.string().default('.flotilla/site-signing.key'),
+      siteKey: z.string().default('.flotilla/site-keys/flotilla-signing.key'),
       /** The largest bundle accepted, unpacked (a decompression bomb stops here). */
       maxUnpackedBytes: z
         .number()

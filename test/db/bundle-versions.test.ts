@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -50,13 +51,13 @@ beforeAll(async () => {
   vendor = await mkdtemp(join(tmpdir(), 'flotilla-vendor-'));
   keys = await generateKeyFiles(join(vendor, 'keys'));
   // The site's own key, where bundles.siteKey points: its reports are signed.
-  siteKeys = await generateKeyFiles(join(project.dir, 'site-keys'));
+  siteKeys = await generateKeyFiles(join(project.dir, '.flotilla', 'site-keys'));
   await project.write(V1);
   await writeFile(join(project.migrationsDir, 'flotilla.sum'), renderSumFile(await readMigrationDir(project.migrationsDir)));
   site = await loadConfig({
     cwd: project.dir,
     env: { FLOTILLA_DATABASE_URL: project.env.FLOTILLA_DATABASE_URL },
-    overrides: { bundles: { product: 'insure', siteKey: 'site-keys/flotilla-signing.key' } },
+    overrides: { bundles: { product: 'insure' } },
   });
   flotilla = await Flotilla.open({ config: site });
   await flotilla.tenants.create({ slug: 'hq', kind: 'database' });
@@ -80,6 +81,12 @@ describe('bundle apply at a site', () => {
     expect(files.signedBy).toBe(siteKeys.keyId);
     const json = await readFile(files.json);
     expect(verify(null, json, createPublicKey(await readFile(siteKeys.publicKey, 'utf8')), await readFile(files.signature!))).toBe(true);
+    // As the vendor's support checks it, with OpenSSL alone (the README's command).
+    const openssl = (input: string) =>
+      spawnSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', siteKeys.publicKey, '-rawin', '-in', input, '-sigfile', files.signature!], { encoding: 'utf8' });
+    expect(openssl(files.json).stdout).toContain('Signature Verified Successfully');
+    await writeFile(join(project.dir, 'edited.json'), json.toString().replace('"installed"', '"failed"'));
+    expect(openssl(join(project.dir, 'edited.json')).status).not.toBe(0);
     expect(JSON.parse(json.toString()).version).toBe('1.0.0');
   });
 
