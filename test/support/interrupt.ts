@@ -7,7 +7,7 @@ import { withDatabase } from '../../src/postgres/server-url.js';
 import { databasesWith } from './contents.js';
 import { processesMentioning, until } from './kill.js';
 import type { TestProject } from './project.js';
-import { serverUrl } from './project.js';
+import { projectPrefixes, serverUrl } from './project.js';
 
 /** A session of the test holding a lock (taken by `sql` in an open transaction) until released. */
 export interface HeldLock {
@@ -42,9 +42,14 @@ export async function sessions(where: string, params: unknown[] = []): Promise<n
   }
 }
 
-/** Waits until some session waits on a lock while running a query like `like`. */
+/**
+ * Waits until some session of this test file's databases waits on a lock while
+ * running a query like `like` (test files run side by side: another file's
+ * session waiting on the same statement must not count).
+ */
 export function waitingOnLock(like: string, what: string): Promise<void> {
-  return until(async () => (await sessions(`wait_event_type = 'Lock' AND query LIKE $1`, [like])) > 0, what);
+  const own = projectPrefixes.map((prefix) => `${prefix}%`);
+  return until(async () => (await sessions(`wait_event_type = 'Lock' AND query LIKE $1 AND datname LIKE ANY ($2)`, [like, own])) > 0, what);
 }
 
 /**

@@ -31,8 +31,12 @@ export interface TestProject {
   cleanup(): Promise<void>;
 }
 
+/** The prefixes of the projects this test file made: its databases, and no other file's, start with one. */
+export const projectPrefixes: string[] = [];
+
 export async function testProject(): Promise<TestProject> {
   const prefix = `ft${randomBytes(4).toString('hex')}`;
+  projectPrefixes.push(prefix);
   const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
   const migrationsDir = join(dir, 'migrations');
   await mkdir(migrationsDir);
