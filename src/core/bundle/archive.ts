@@ -140,7 +140,7 @@ function unsafe(entry: string, reason: string, kind: string): FlotillaError {
 
 export function tooLarge(what: string): FlotillaError {
   return new FlotillaError('FLO_BUNDLE_TOO_LARGE', `The bundle is refused: it holds ${what}.`, {
-    hint: 'Do not install it. Ask your vendor for a new copy; if the release really is that large, raise bundles.maxUnpackedBytes in flotilla.config.json.',
+    hint: 'Do not install it. Ask your vendor how large this release is: only if they confirm its size, raise bundles.maxUnpackedBytes in flotilla.config.json and apply it again.',
     meta: { limit: what },
   });
 }
