@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommand } from './commands/audit.js';
 import { registerBackupCommands } from './commands/backups.js';
@@ -10,13 +9,14 @@ import { registerProjectCommands } from './commands/project.js';
 import { registerRolloutCommands } from './commands/rollouts.js';
 import { registerServerCommands } from './commands/servers.js';
 import { registerTenantCommands } from './commands/tenants.js';
+import { flotillaVersion } from '../services/flotilla-version.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT_CODE_BY_FAMILY, reportError } from './output.js';
 
 export function buildProgram(): Command {
   const program = new Command('flotilla')
     .description('Upgrade every tenant database of a multi-tenant app, all-or-nothing per tenant.')
-    .version(packageVersion(), '-V', "print Flotilla's version (also --version, before any command)")
+    .version(flotillaVersion(), '-V', "print Flotilla's version (also --version, before any command)")
     .option('--config <file>', 'config file (default: flotilla.config.json or flotilla.config.ts here)')
     .showHelpAfterError()
     .exitOverride();
@@ -38,7 +38,7 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   // `--version` only as the first argument: after a command it is that command's own (`bundle build --version 2.1.0`).
   if (argv[2] === '--version' && argv.length === 3) {
-    process.stdout.write(`${packageVersion()}\n`);
+    process.stdout.write(`${flotillaVersion()}\n`);
     return 0;
   }
   const program = buildProgram();
@@ -50,10 +50,4 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_CODE_BY_FAMILY.usage;
     return reportError(error, argv.includes('--json'));
   }
-}
-
-/** The version of the installed package, read from its package.json (two levels above the compiled CLI). */
-function packageVersion(): string {
-  const file = new URL('../../package.json', import.meta.url);
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteQualified } from '../core/sql/quote.js';
+import { existingSchemas } from './provision.js';
 
 /** Exact row counts per table, keyed relative to the tenant's schema so a copy under another name compares equal. */
 export type RowCounts = Record<string, number>;
@@ -30,4 +31,20 @@ export async function countRows(client: pg.Client, options: { schemas?: readonly
 export function countDifferences(recorded: RowCounts, restored: RowCounts): string[] {
   const keys = [...new Set([...Object.keys(recorded), ...Object.keys(restored)])].sort();
   return keys.filter((k) => recorded[k] !== restored[k]).map((k) => `${k}: ${recorded[k] ?? 'absent'} recorded, ${restored[k] ?? 'absent'} restored`);
+}
+
+/** Counts a tenant's tables as its backups count them: a whole database, or those of its schemas that exist. */
+export async function countScopeRows(client: pg.Client, scope: { schemas?: readonly string[]; tenantSchema?: string }): Promise<RowCounts> {
+  return countRows(client, scope.schemas ? { schemas: await existingSchemas(client, scope.schemas), tenantSchema: scope.tenantSchema } : {});
+}
+
+/** Tables with fewer rows after than before, or gone: `claims: 800 rows before, 799 after` (more rows is no loss). */
+export function countLosses(before: RowCounts, after: RowCounts): string[] {
+  return Object.entries(before).flatMap(([table, n]) =>
+    after[table] === undefined ? [`${table}: ${n} rows before, table gone after`] : after[table]! < n ? [`${table}: ${n} rows before, ${after[table]} after`] : [],
+  );
+}
+
+export function totalRows(counts: RowCounts): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { formatBytes } from '../core/bundle/archive.js';
+import { formatBytes } from '../core/bytes.js';
 import { FlotillaError } from '../core/errors.js';
 import type { Server, Tenant } from '../core/tenant.js';
 import { MAIN_SERVER } from '../core/tenant.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatBytes } from '../core/bundle/archive.js';
+import { formatBytes } from '../core/bytes.js';
 import { keyIdOf, privateKeyFrom, signBytes } from '../core/bundle/signing.js';
 import { toFlotillaError } from '../core/errors.js';
 import type { Tenant } from '../core/tenant.js';
@@ -166,16 +166,6 @@ export function notRun(tenant: Tenant, status: TenantApplyReport['status'], note
 export function errorOf(error: unknown): TenantApplyReport['error'] {
   const e = toFlotillaError(error);
   return { code: e.code, message: e.message, hint: "Nothing of this release was kept for this tenant. Send this report to your vendor's support." };
-}
-
-export function rowDifferences(before: Record<string, number>, after: Record<string, number>): string[] {
-  return Object.entries(before).flatMap(([table, n]) =>
-    after[table] === undefined ? [`${table}: ${n} rows before, table gone after`] : after[table]! < n ? [`${table}: ${n} rows before, ${after[table]} after`] : [],
-  );
-}
-
-export function total(counts: Record<string, number>): number {
-  return Object.values(counts).reduce((a, b) => a + b, 0);
 }
 
 /** What the administrator does next, in plain words: nothing when all went well and no tenant was left out. */

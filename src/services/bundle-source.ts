@@ -4,8 +4,8 @@ import type { MigrationDirEntry, MigrationFs } from '../core/migration-file.js';
 import type { MigrationSet } from '../core/migration-set.js';
 import { loadMigrationSet } from '../core/migration-set.js';
 import { MIGRATIONS_FOLDER } from '../core/bundle/manifest.js';
-import { lintSet } from './lint-options.js';
 import type { MigrationSource } from './migration-source.js';
+import { LintCache } from './migration-source.js';
 
 /** Where a bundle's migrations appear to be, in messages: they are never written to disk. */
 const ROOT = `/bundle/${MIGRATIONS_FOLDER}`;
@@ -16,7 +16,7 @@ const ROOT = `/bundle/${MIGRATIONS_FOLDER}`;
  */
 export class BundleSource implements MigrationSource {
   private set: Promise<MigrationSet> | undefined;
-  private readonly lints = new Map<string, LintReport>();
+  private readonly lints = new LintCache();
   private readonly files: ReadonlyMap<string, Buffer>;
 
   constructor(bundleFiles: ReadonlyMap<string, Buffer>) {
@@ -30,13 +30,7 @@ export class BundleSource implements MigrationSource {
   }
 
   lint(set: MigrationSet, options: LintOptions): LintReport {
-    const key = JSON.stringify(options);
-    let report = this.lints.get(key);
-    if (!report) {
-      report = lintSet(set, options);
-      this.lints.set(key, report);
-    }
-    return report;
+    return this.lints.report(set, options);
   }
 }
 

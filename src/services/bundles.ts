@@ -9,13 +9,12 @@ import type { MigrationSet } from '../core/migration-set.js';
 import type { OperationContext } from '../core/operation.js';
 import type { TenantOutcome } from '../core/outcomes.js';
 import type { Server, Tenant } from '../core/tenant.js';
-import { existingSchemas } from '../postgres/provision.js';
 import { withClient } from '../postgres/connect.js';
-import { countRows } from '../postgres/row-counts.js';
+import { countLosses, countScopeRows, totalRows } from '../postgres/row-counts.js';
 import { tenancyModel } from '../tenancy/models.js';
 import { checkEnvironment } from './bundle-environment.js';
 import { installFolder } from './bundle-payload.js';
-import { errorOf, nextSteps, notRun, rowDifferences, total } from './bundle-report.js';
+import { errorOf, nextSteps, notRun } from './bundle-report.js';
 import { assertNewer, assertProduct, assertSiteTargets, installedRelease } from './bundle-rules.js';
 import { schemaVersion } from './backup-service.js';
 import type { ApplyReport, TenantApplyReport, WrittenReport } from './bundle-report.js';
@@ -45,13 +44,6 @@ export class BundleService {
   /** Every bundle applied at this site, oldest first (failed attempts included). */
   history(): Promise<BundleInstall[]> {
     return this.ctx.registry.bundles.list();
-  }
-
-  /** The newest release installed (by version), of the site's product. */
-  async installed(): Promise<BundleInstall | undefined> {
-    const history = await this.ctx.registry.bundles.list();
-    const product = this.ctx.config.bundles.product ?? history[0]?.product;
-    return product === undefined ? undefined : installedRelease(history, product);
   }
 
   async apply(bundle: VerifiedBundle, options: { onTenant?: (tenant: TenantApplyReport) => void; allowNewKey?: boolean } = {}): Promise<ApplyResult> {
@@ -179,7 +171,7 @@ export class BundleService {
     const now = await this.tenantNow(tenant, server, set).catch(() => undefined);
     const after = now?.counts;
     const before = backup.rowCounts;
-    const differences = after ? rowDifferences(before, after) : ['rows could not be counted after the upgrade'];
+    const differences = after ? countLosses(before, after) : ['rows could not be counted after the upgrade'];
     const ok = outcome.status !== 'failed';
     return {
       ...base,
@@ -188,9 +180,9 @@ export class BundleService {
       // Read from the tenant itself, not inferred: what it holds now, whatever happened.
       versionAfter: now ? now.version : ok && 'toVersion' in outcome ? outcome.toVersion : null,
       tablesBefore: Object.keys(before).length,
-      rowsBefore: total(before),
+      rowsBefore: totalRows(before),
       tablesAfter: after ? Object.keys(after).length : null,
-      rowsAfter: after ? total(after) : null,
+      rowsAfter: after ? totalRows(after) : null,
       rowsIntact: differences.length === 0,
       rowDifferences: differences,
       backupId: backup.id,
@@ -204,7 +196,7 @@ export class BundleService {
   private async tenantNow(tenant: Tenant, server: Server, set: MigrationSet) {
     const scope = await tenancyModel(tenant.kind).backupScope(tenant, server, set, this.ctx.storage);
     return withClient(server.url, tenant.database, async (client) => ({
-      counts: await countRows(client, { schemas: scope.schemas ? await existingSchemas(client, scope.schemas) : undefined, tenantSchema: scope.tenantSchema }),
+      counts: await countScopeRows(client, scope),
       version: await schemaVersion(client, tenant.schema),
     }));
   }

@@ -16,8 +16,29 @@ export interface MigrationSource {
   lint(set: MigrationSet, options: LintOptions): LintReport;
 }
 
+/** The lint of one migration set, computed once per set of options (another set starts afresh). */
+export class LintCache {
+  private set: MigrationSet | undefined;
+  private reports = new Map<string, LintReport>();
+
+  report(set: MigrationSet, options: LintOptions): LintReport {
+    if (set !== this.set) {
+      this.set = set;
+      this.reports = new Map();
+    }
+    const key = JSON.stringify(options);
+    let report = this.reports.get(key);
+    if (!report) {
+      report = lintSet(set, options);
+      this.reports.set(key, report);
+    }
+    return report;
+  }
+}
+
 export class DirectorySource implements MigrationSource {
-  private parsed: { key: string; set: MigrationSet; lint: Map<string, LintReport> } | undefined;
+  private parsed: { key: string; set: MigrationSet } | undefined;
+  private readonly lints = new LintCache();
 
   constructor(private readonly dir: string) {}
 
@@ -25,18 +46,11 @@ export class DirectorySource implements MigrationSource {
     const { files, sum } = await readMigrationFiles(this.dir);
     // Parsing is the cost; reading and hashing the files is cheap, so the parsed set is reused while they are unchanged.
     const key = sha256(JSON.stringify([sum ?? null, files.map((f) => [f.path, f.checksum, f.verify?.sql ?? null])]));
-    if (this.parsed?.key !== key) this.parsed = { key, set: await buildMigrationSet(this.dir, files, sum), lint: new Map() };
+    if (this.parsed?.key !== key) this.parsed = { key, set: await buildMigrationSet(this.dir, files, sum) };
     return this.parsed.set;
   }
 
   lint(set: MigrationSet, options: LintOptions): LintReport {
-    const key = JSON.stringify(options);
-    const cache = this.parsed?.set === set ? this.parsed.lint : new Map<string, LintReport>();
-    let report = cache.get(key);
-    if (!report) {
-      report = lintSet(set, options);
-      cache.set(key, report);
-    }
-    return report;
+    return this.lints.report(set, options);
   }
 }

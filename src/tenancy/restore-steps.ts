@@ -7,9 +7,9 @@ import type { StorageClaim } from '../control/storage.js';
 import type { Server } from '../core/tenant.js';
 import { withClient } from '../postgres/connect.js';
 import { requireTool, runTool, serverMajor } from '../postgres/pg-tools.js';
-import { databaseExists, existingSchemas } from '../postgres/provision.js';
+import { databaseExists } from '../postgres/provision.js';
 import type { RowCounts } from '../postgres/row-counts.js';
-import { countDifferences, countRows } from '../postgres/row-counts.js';
+import { countDifferences, countScopeRows } from '../postgres/row-counts.js';
 import { adminDatabase, withDatabase } from '../postgres/server-url.js';
 import type { OwnedStorage } from './owned-storage.js';
 
@@ -34,9 +34,7 @@ export async function materialize(
   const claim = await storage.createDatabase({ server: server.name, kind: 'database', name }, owner, backup.strategy === 'snapshot' ? backup.location : undefined);
   try {
     if (backup.strategy === 'dump') await pgRestore(backup, server, name);
-    const counts = await withClient(server.url, name, async (client) =>
-      countRows(client, scope.schemas ? { schemas: await existingSchemas(client, scope.schemas), tenantSchema: scope.tenantSchema } : {}),
-    );
+    const counts = await withClient(server.url, name, (client) => countScopeRows(client, scope));
     checkCounts(backup, counts);
     return claim;
   } catch (error) {

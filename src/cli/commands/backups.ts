@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Backup } from '../../control/backup-catalog.js';
+import { formatBytes } from '../../core/bytes.js';
+import { totalRows } from '../../postgres/row-counts.js';
 import { FlotillaError } from '../../core/errors.js';
 import { assertSlug, assertSlugReference } from '../../core/slug.js';
 import type { GlobalOptions } from '../context.js';
@@ -46,7 +48,7 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
         const backup = await flotilla.backups.create(slug!, { strategy: options.strategy, keep });
         if (options.json) return printJson(backup);
         line(
-          `Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatSize(backup.sizeBytes)}, ${totalRows(backup)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`,
+          `Backup ${backup.id} of ${backup.tenant}: ${backup.strategy}, ${formatBytes(backup.sizeBytes)}, ${totalRows(backup.rowCounts)} rows in ${Object.keys(backup.rowCounts).length} tables, at version ${backup.schemaVersion ?? '-'}.`,
         );
         line(`  ${backup.location}`);
       });
@@ -66,7 +68,7 @@ export function registerBackupCommands(program: Command, globals: () => GlobalOp
         const result = await flotilla.backups.restore(slug, options.backup, { as: options.as });
         if (options.json) return printJson(result);
         line(
-          `Restored backup ${result.backup.id.slice(0, 8)} into tenant ${result.tenant.slug} (version ${result.backup.schemaVersion ?? '-'}): ${totalRows(result.backup)} rows in ${Object.keys(result.backup.rowCounts).length} tables, counts checked.`,
+          `Restored backup ${result.backup.id.slice(0, 8)} into tenant ${result.tenant.slug} (version ${result.backup.schemaVersion ?? '-'}): ${totalRows(result.backup.rowCounts)} rows in ${Object.keys(result.backup.rowCounts).length} tables, counts checked.`,
         );
       });
     });
@@ -78,17 +80,9 @@ function backupRow(b: Backup): (string | number | null)[] {
     b.tenant,
     b.strategy,
     b.schemaVersion,
-    formatSize(b.sizeBytes),
-    totalRows(b),
+    formatBytes(b.sizeBytes),
+    totalRows(b.rowCounts),
     b.reason.length > 40 ? `${b.reason.slice(0, 37)}...` : b.reason,
     b.createdAt,
   ];
-}
-
-function totalRows(b: Backup): number {
-  return Object.values(b.rowCounts).reduce((n, v) => n + v, 0);
-}
-
-function formatSize(bytes: number): string {
-  return bytes > 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} kB`;
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatBytes } from '../../core/bundle/archive.js';
+import { formatBytes } from '../../core/bytes.js';
 import type { VerifiedBundle } from '../../core/bundle/verify.js';
 import { EXIT_CODE_BY_FAMILY } from '../output.js';
 import { FlotillaError } from '../../core/errors.js';

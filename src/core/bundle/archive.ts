@@ -1,5 +1,6 @@
 import { createGunzip, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
+import { formatBytes } from '../bytes.js';
 import { FlotillaError } from '../errors.js';
 
 /** One file of a bundle: its path inside the archive (always `/`-separated, relative) and its bytes. */
@@ -150,15 +151,4 @@ export function unreadable(reason: string): FlotillaError {
     hint: 'The file may be incomplete or damaged: copy it again from your vendor, and check that its size matches theirs.',
     meta: { reason },
   });
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
 }
