@@ -2,20 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMigrationDir } from '../../src/core/migration-file.js';
 import { renderSumFile } from '../../src/core/sum-file.js';
+import { REPO, readmeExample } from '../support/readme.js';
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(REPO, 'bin/flotilla.js');
-const README = await readFile(join(REPO, 'README.md'), 'utf8');
-
-function example(name: string): string {
-  const match = new RegExp(`<!-- tested: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
-  if (!match) throw new Error(`README has no example marked "tested: ${name}"`);
-  return match[1]!;
-}
 
 /**
  * The README's bundle example, run as written on a fresh machine: the vendor's
@@ -52,7 +44,7 @@ afterAll(async () => {
 
 describe('the README bundle example', () => {
   it('builds, verifies, applies and lists a release as written', async () => {
-    const script = `set -euo pipefail\nnpx() { shift; node ${JSON.stringify(BIN)} "$@"; }\n${example('bundle')}`;
+    const script = `set -euo pipefail\nnpx() { shift; node ${JSON.stringify(BIN)} "$@"; }\n${readmeExample('bundle')}`;
     const run = spawnSync('bash', ['-c', script], { cwd: dir, env, encoding: 'utf8' });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);

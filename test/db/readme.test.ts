@@ -1,22 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RULES } from '../../src/core/lint/codes.js';
 import { events } from '../support/cli.js';
 import type { TestProject } from '../support/project.js';
 import { testProject } from '../support/project.js';
-
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const README = readFileSync(join(REPO, 'README.md'), 'utf8');
-
-/** The code block that follows `<!-- tested: <name> -->` in the README. */
-function example(name: string): string {
-  const match = new RegExp(`<!-- tested: ${name} -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\\n\`\`\``).exec(README);
-  if (!match) throw new Error(`README has no example marked "tested: ${name}"`);
-  return match[1]!;
-}
+import { README, REPO, readmeExample } from '../support/readme.js';
 
 let project: TestProject;
 /**
@@ -57,7 +47,7 @@ describe('the README reference', () => {
 describe('the README examples', () => {
   it('runs the command-line example as written', () => {
     // `npx flotilla` is this checkout's executable; everything else runs as written.
-    const script = `set -euo pipefail\nnpx() { shift; node ${JSON.stringify(join(REPO, 'bin/flotilla.js'))} "$@"; }\n${example('cli')}`;
+    const script = `set -euo pipefail\nnpx() { shift; node ${JSON.stringify(join(REPO, 'bin/flotilla.js'))} "$@"; }\n${readmeExample('cli')}`;
     const run = spawnSync('bash', ['-c', script], { cwd: project.dir, env, encoding: 'utf8' });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
@@ -82,7 +72,7 @@ describe('the README examples', () => {
   });
 
   it('runs the library example as written', () => {
-    const code = example('library').replace(`from 'flotilla'`, `from ${JSON.stringify(join(REPO, 'src/index.ts'))}`);
+    const code = readmeExample('library').replace(`from 'flotilla'`, `from ${JSON.stringify(join(REPO, 'src/index.ts'))}`);
     // An ES module project, as the example's top-level await needs.
     writeFileSync(join(project.dir, 'package.json'), JSON.stringify({ name: 'readme-example', type: 'module', private: true }));
     writeFileSync(join(project.dir, 'example.ts'), code);
