@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
-import { readArchive } from '../../src/core/bundle/archive.js';
+import { packArchive, readArchive } from '../../src/core/bundle/archive.js';
 import { parseManifest } from '../../src/core/bundle/manifest.js';
 import { publicKeyFrom } from '../../src/core/bundle/signing.js';
 import { verifyBundle } from '../../src/core/bundle/verify.js';
@@ -168,5 +169,32 @@ describe('installing a folder of a bundle', () => {
     expect((await readdir(join(dir, 'site'))).filter((n) => n.includes('incoming'))).toEqual([]);
     const third = await installFolder(files, 'app', target);
     expect((await readdir(join(dir, 'site'))).filter((n) => n.includes('previous')).map((n) => join(dir, 'site', n))).toEqual([third.previous]);
+  });
+});
+
+describe('unpacking a bundle', () => {
+  const limits = { maxUnpackedBytes: 2 * 1024 ** 2, maxFiles: 100 };
+
+  it('counts what it unpacks: files each under the bound but over it together are refused', async () => {
+    const files = [1, 2, 3].map((n) => ({ path: `app/part-${n}.bin`, bytes: Buffer.alloc(1024 ** 2, n) }));
+    const archive = await packArchive(files, CREATED);
+    await expect(readArchive(archive, limits)).rejects.toMatchObject({ code: 'FLO_BUNDLE_TOO_LARGE', message: expect.stringContaining('once unpacked') });
+    expect((await readArchive(archive, { ...limits, maxUnpackedBytes: 4 * 1024 ** 2 })).size).toBe(3);
+  });
+
+  it('counts what follows the end of the archive too', async () => {
+    const archive = await packArchive([{ path: 'app/a.txt', bytes: Buffer.from('a') }], CREATED);
+    // Another gzip member of 16 MiB of zeros after the archive's own: small on disk, large unpacked.
+    const padded = Buffer.concat([archive, gzipSync(Buffer.alloc(16 * 1024 ** 2))]);
+    expect(padded.length).toBeLessThan(64 * 1024);
+    await expect(readArchive(padded, limits)).rejects.toMatchObject({ code: 'FLO_BUNDLE_TOO_LARGE', message: expect.stringContaining('once unpacked') });
+  });
+
+  it('refuses a file whose header declares more than the bound, before unpacking it', async () => {
+    const archive = await packArchive([{ path: 'app/big.bin', bytes: Buffer.alloc(3 * 1024 ** 2) }], CREATED);
+    await expect(readArchive(archive, { ...limits, maxUnpackedBytes: 2 * 1024 ** 2 + 1024 })).rejects.toMatchObject({
+      code: 'FLO_BUNDLE_TOO_LARGE',
+      message: expect.stringContaining('a file of 3.0 MiB'),
+    });
   });
 });
