@@ -13,7 +13,7 @@ import { verifyBundle } from '../../src/core/bundle/verify.js';
 import { readMigrationDir } from '../../src/core/migration-file.js';
 import { renderSumFile } from '../../src/core/sum-file.js';
 import { buildBundle } from '../../src/services/bundle-build.js';
-import { generateKeyFiles } from '../../src/services/bundle-files.js';
+import { generateKeyFiles, verifyBundleFile } from '../../src/services/bundle-files.js';
 import { installFolder } from '../../src/services/bundle-payload.js';
 
 let dir: string;
@@ -180,6 +180,13 @@ describe('unpacking a bundle', () => {
     const archive = await packArchive(files, CREATED);
     await expect(readArchive(archive, limits)).rejects.toMatchObject({ code: 'FLO_BUNDLE_TOO_LARGE', message: expect.stringContaining('once unpacked') });
     expect((await readArchive(archive, { ...limits, maxUnpackedBytes: 4 * 1024 ** 2 })).size).toBe(3);
+  });
+
+  it('refuses a bundle file larger than the bound before reading it', async () => {
+    const built = await buildBundle(await config(), { version: '1.2.0', key: keys.privateKey, createdAt: CREATED, out: join(dir, 'sized.tgz'), cwd: dir });
+    const small = { bundles: { ...(await config()).bundles, maxUnpackedBytes: built.sizeBytes - 1 } };
+    await expect(verifyBundleFile(built.file, keys.publicKey, small)).rejects.toMatchObject({ code: 'FLO_BUNDLE_TOO_LARGE', message: expect.stringContaining('compressed') });
+    expect((await verifyBundleFile(built.file, keys.publicKey, await config())).digest).toBe(built.digest);
   });
 
   it('counts what follows the end of the archive too', async () => {

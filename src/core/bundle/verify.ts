@@ -3,8 +3,7 @@ import semver from 'semver';
 import { sha256 } from '../checksum.js';
 import { FlotillaError } from '../errors.js';
 import type { ArchiveLimits } from './archive.js';
-import { formatBytes } from '../bytes.js';
-import { DEFAULT_LIMITS, readArchive, tooLarge } from './archive.js';
+import { DEFAULT_LIMITS, readArchive } from './archive.js';
 import type { BundleManifest } from './manifest.js';
 import { claimedKeyId, MANIFEST_FILE, parseManifest, SIGNATURE_FILE } from './manifest.js';
 import { keyIdOf, signatureValid } from './signing.js';
@@ -53,7 +52,6 @@ export interface VerifyOptions {
  */
 export async function verifyBundle(bytes: Buffer, publicKey: KeyObject, options: VerifyOptions): Promise<VerifiedBundle> {
   const limits = options.limits ?? DEFAULT_LIMITS;
-  if (bytes.length > limits.maxUnpackedBytes) throw tooLarge(`${formatBytes(bytes.length)} compressed, more than the largest bundle accepted`);
   const entries = await readArchive(bytes, limits);
   const manifestBytes = entries.get(MANIFEST_FILE);
   const signature = entries.get(SIGNATURE_FILE);
