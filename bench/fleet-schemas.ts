@@ -11,14 +11,16 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Flotilla, loadConfig } from '../src/index.js';
 import type { CreateTenantInput } from '../src/index.js';
-import { benchServer } from './support.js';
+import { quoteIdent } from '../src/core/sql/quote.js';
+import { adminDatabase, withDatabase } from '../src/postgres/server-url.js';
+import { benchServer, loadAverage } from './support.js';
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 10_000);
 const DATABASES = Number(process.env.BENCH_DATABASES ?? Math.max(1, Math.ceil(TENANTS / 2500)));
@@ -34,19 +36,10 @@ const databases = Array.from({ length: DATABASES }, (_, d) => tenantDatabase(d))
 const createTenant = (flotilla: Flotilla, input: CreateTenantInput) => flotilla.tenants.create(input);
 
 const server = await benchServer();
-const urlOf = (database: string) => {
-  const url = new URL(server.url);
-  url.pathname = `/${encodeURIComponent(database)}`;
-  return url.toString();
-};
-const adminUrl = new URL(server.url).pathname.length > 1 ? server.url : urlOf('postgres');
+const urlOf = (database: string) => withDatabase(server.url, database);
+const adminUrl = urlOf(adminDatabase(server.url));
 const controlUrl = urlOf(CONTROL);
-const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
 const seconds = (ms: number) => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(1))
-    .join(' ');
 const ofGoal = (value: number, goal: number, unit: string) => `goal < ${goal} ${unit}: ${(value / goal).toFixed(2)}× the goal, ${value <= goal ? 'met' : 'MISSED'}`;
 
 async function withPg<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -103,12 +96,12 @@ async function cleanup(): Promise<void> {
   await withPg(adminUrl, async (c) => {
     // Every shared database of this bench, also those of an earlier run with more of them.
     const found = (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^bench_schemas_tenants(_[0-9]+)?$'`)).rows.map((r) => r.datname);
-    for (const db of [CONTROL, ...new Set([...databases, ...found])]) await c.query(`DROP DATABASE IF EXISTS ${quote(db)} WITH (FORCE)`);
+    for (const db of [CONTROL, ...new Set([...databases, ...found])]) await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
     for (let i = 0; i < roles.length; i += 500)
       await c.query(
         `DROP ROLE IF EXISTS ${roles
           .slice(i, i + 500)
-          .map(quote)
+          .map(quoteIdent)
           .join(', ')}`,
       );
   });
@@ -169,7 +162,7 @@ try {
   const createMs = performance.now() - started;
   await Promise.all(instances.splice(0).map((f) => f.close()));
   console.log(
-    `bench:fleet-schemas — ${TENANTS} schema tenants in ${DATABASES} shared database${DATABASES > 1 ? 's' : ''} (${databases.join(', ')}), ${server.label}, CLI child with --concurrency ${ROLLOUT_CONCURRENCY}; load average ${load()}`,
+    `bench:fleet-schemas — ${TENANTS} schema tenants in ${DATABASES} shared database${DATABASES > 1 ? 's' : ''} (${databases.join(', ')}), ${server.label}, CLI child with --concurrency ${ROLLOUT_CONCURRENCY}; load average ${loadAverage()}`,
   );
   console.log(`  created through createTenant, ${workers} at a time (one Flotilla each): ${seconds(createMs)} s, ${(TENANTS / (createMs / 1000)).toFixed(1)} tenants/s`);
 
@@ -205,7 +198,7 @@ try {
     `  (c) flotilla status --json over ${TENANTS} tenants: ${times.map(seconds).join(', ')} s, peak ${(statusPeakKb / 1024).toFixed(0)} MB (best ${ofGoal(best / 1000, GOALS.statusS, 's')})`,
   );
 } finally {
-  console.log(`  load average at the end: ${load()}`);
+  console.log(`  load average at the end: ${loadAverage()}`);
   await Promise.all(instances.map((f) => f.close()));
   if (!process.env.BENCH_KEEP) await cleanup();
   await server.stop();

@@ -30,16 +30,17 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { Flotilla, loadConfig } from '../src/index.js';
-import { benchServer, median } from './support.js';
+import { benchServer, loadAverage, median } from './support.js';
 import { withClient } from '../src/postgres/connect.js';
-import { databaseOf } from '../src/postgres/server-url.js';
+import { quoteIdent } from '../src/core/sql/quote.js';
+import { adminDatabase, databaseOf, withDatabase } from '../src/postgres/server-url.js';
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 1_000);
 const DATABASES = Number(process.env.BENCH_DATABASES ?? 100);
@@ -76,18 +77,9 @@ if (!['all', 'database', 'schema'].includes(MIX)) throw new Error(`BENCH_MIX mus
 const drawn = slugs.map((_, t) => t).filter((t) => MIX === 'all' || (MIX === 'database') === t < DATABASES);
 
 const server = await benchServer();
-const urlOf = (database: string) => {
-  const url = new URL(server.url);
-  url.pathname = `/${encodeURIComponent(database)}`;
-  return url.toString();
-};
-const adminUrl = new URL(server.url).pathname.length > 1 ? server.url : urlOf('postgres');
+const urlOf = (database: string) => withDatabase(server.url, database);
+const adminUrl = urlOf(adminDatabase(server.url));
 const controlUrl = urlOf(CONTROL);
-const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(1))
-    .join(' ');
 
 /** A short session on the database a URL names. */
 const withPg = <T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => withClient(url, databaseOf(url) ?? 'postgres', fn);
@@ -99,12 +91,12 @@ async function cleanup(): Promise<void> {
   );
   await withPg(adminUrl, async (c) => {
     const found = (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_rt\\_%'`)).rows.map((r) => r.datname);
-    for (const db of found) await c.query(`DROP DATABASE IF EXISTS ${quote(db)} WITH (FORCE)`);
+    for (const db of found) await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
     for (let i = 0; i < roles.length; i += 500)
       await c.query(
         `DROP ROLE IF EXISTS ${roles
           .slice(i, i + 500)
-          .map(quote)
+          .map(quoteIdent)
           .join(', ')}`,
       );
   });
@@ -169,7 +161,7 @@ async function create(): Promise<void> {
     await Promise.all(instances.map((f) => f.close()));
     await rm(dir, { recursive: true, force: true });
   }
-  await withPg(adminUrl, (c) => c.query(`CREATE DATABASE ${quote(PLAIN)}`));
+  await withPg(adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(PLAIN)}`));
   await withPg(urlOf(PLAIN), async (c) => {
     await c.query(WHO_SQL);
     await c.query('INSERT INTO who (id, slug) SELECT t, ($1::text[])[t] FROM generate_series(1, $2::int) t', [slugs, TENANTS]);
@@ -187,7 +179,7 @@ async function create(): Promise<void> {
 async function plans(): Promise<string> {
   const plan = async (database: string, schema: string, id: number) =>
     withPg(urlOf(database), async (c) => {
-      await c.query(`SET search_path TO ${quote(schema)}`);
+      await c.query(`SET search_path TO ${quoteIdent(schema)}`);
       const rows = (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${QUERY.replace('$1', String(id))}`)).rows;
       return rows.map((r) => r['QUERY PLAN'].trim().replace(/^->\s*/, '')).join(' / ');
     });
@@ -413,7 +405,7 @@ try {
   else await create();
 
   console.log(
-    `bench:runtime — ${TENANTS} tenants (${SCHEMAS} schema tenants in ${SCHEMA_DB}, ${DATABASES} database tenants), ${ITEMS} items each; ${server.label} (max_connections ${maxConnections}); load average ${load()}`,
+    `bench:runtime — ${TENANTS} tenants (${SCHEMAS} schema tenants in ${SCHEMA_DB}, ${DATABASES} database tenants), ${ITEMS} items each; ${server.label} (max_connections ${maxConnections}); load average ${loadAverage()}`,
   );
   console.log(`  query plans:\n    ${await plans()}`);
   console.log(
@@ -456,7 +448,7 @@ try {
       ].join('\n'),
     );
   }
-  console.log(`medians of ${ROUNDS} rounds; load average at the end ${load()}`);
+  console.log(`medians of ${ROUNDS} rounds; load average at the end ${loadAverage()}`);
   console.log(summary.join('\n'));
   if (profileDir) console.log(`  CPU profiles of the apps (tenant/, plain/): ${profileDir}`);
 } finally {
