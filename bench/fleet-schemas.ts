@@ -15,12 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { Flotilla, loadConfig } from '../src/index.js';
 import type { CreateTenantInput } from '../src/index.js';
-import { quoteIdent } from '../src/core/sql/quote.js';
 import { adminDatabase, withDatabase } from '../src/postgres/server-url.js';
-import { benchServer, loadAverage } from './support.js';
+import { benchServer, dropBenchStorage, loadAverage } from './support.js';
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 10_000);
 const DATABASES = Number(process.env.BENCH_DATABASES ?? Math.max(1, Math.ceil(TENANTS / 2500)));
@@ -41,16 +39,6 @@ const adminUrl = urlOf(adminDatabase(server.url));
 const controlUrl = urlOf(CONTROL);
 const seconds = (ms: number) => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
 const ofGoal = (value: number, goal: number, unit: string) => `goal < ${goal} ${unit}: ${(value / goal).toFixed(2)}× the goal, ${value <= goal ? 'met' : 'MISSED'}`;
-
-async function withPg<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** The CLI runs the compiled code: say so when src/ changed after the last build. */
 async function warnIfDistStale(): Promise<void> {
@@ -89,21 +77,10 @@ async function cli(args: string[], keep: 'ends' | 'all'): Promise<{ ms: number; 
 }
 
 async function cleanup(): Promise<void> {
-  // Each schema tenant's role belongs to the server: found in the registry's claims, dropped after the databases.
-  const roles = await withPg(controlUrl, async (c) => (await c.query<{ name: string }>(`SELECT name FROM flotilla.storage WHERE kind = 'role'`)).rows.map((r) => r.name)).catch(
-    () => [] as string[],
-  );
-  await withPg(adminUrl, async (c) => {
-    // Every shared database of this bench, also those of an earlier run with more of them.
+  // Every shared database of this bench, also those of an earlier run with more of them.
+  await dropBenchStorage(adminUrl, controlUrl, async (c) => {
     const found = (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^bench_schemas_tenants(_[0-9]+)?$'`)).rows.map((r) => r.datname);
-    for (const db of [CONTROL, ...new Set([...databases, ...found])]) await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
-    for (let i = 0; i < roles.length; i += 500)
-      await c.query(
-        `DROP ROLE IF EXISTS ${roles
-          .slice(i, i + 500)
-          .map(quoteIdent)
-          .join(', ')}`,
-      );
+    return [CONTROL, ...new Set([...databases, ...found])];
   });
 }
 

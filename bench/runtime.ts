@@ -37,10 +37,9 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { Flotilla, loadConfig } from '../src/index.js';
-import { benchServer, loadAverage, median } from './support.js';
-import { withClient } from '../src/postgres/connect.js';
+import { benchServer, dropBenchStorage, loadAverage, median, withPg } from './support.js';
 import { quoteIdent } from '../src/core/sql/quote.js';
-import { adminDatabase, databaseOf, withDatabase } from '../src/postgres/server-url.js';
+import { adminDatabase, withDatabase } from '../src/postgres/server-url.js';
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 1_000);
 const DATABASES = Number(process.env.BENCH_DATABASES ?? 100);
@@ -81,25 +80,10 @@ const urlOf = (database: string) => withDatabase(server.url, database);
 const adminUrl = urlOf(adminDatabase(server.url));
 const controlUrl = urlOf(CONTROL);
 
-/** A short session on the database a URL names. */
-const withPg = <T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => withClient(url, databaseOf(url) ?? 'postgres', fn);
-
 async function cleanup(): Promise<void> {
-  // Each schema tenant's role belongs to the server: found in the registry's claims, dropped after the databases.
-  const roles = await withPg(controlUrl, async (c) => (await c.query<{ name: string }>(`SELECT name FROM flotilla.storage WHERE kind = 'role'`)).rows.map((r) => r.name)).catch(
-    () => [] as string[],
+  await dropBenchStorage(adminUrl, controlUrl, async (c) =>
+    (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_rt\\_%'`)).rows.map((r) => r.datname),
   );
-  await withPg(adminUrl, async (c) => {
-    const found = (await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_rt\\_%'`)).rows.map((r) => r.datname);
-    for (const db of found) await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
-    for (let i = 0; i < roles.length; i += 500)
-      await c.query(
-        `DROP ROLE IF EXISTS ${roles
-          .slice(i, i + 500)
-          .map(quoteIdent)
-          .join(', ')}`,
-      );
-  });
 }
 
 /** The databases an earlier run left (BENCH_KEEP) hold exactly this run's tenants and rows. */

@@ -3,7 +3,12 @@ import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { quoteIdent } from '../src/core/sql/quote.js';
+import { withClient } from '../src/postgres/connect.js';
 import type { EmbeddedServer } from '../src/postgres/embedded.js';
+import { dropDatabase } from '../src/postgres/provision.js';
+import { databaseOf } from '../src/postgres/server-url.js';
 import { startEmbedded } from '../src/postgres/embedded.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -42,4 +47,30 @@ export function loadAverage(): string {
   return loadavg()
     .map((l) => l.toFixed(1))
     .join(' ');
+}
+
+/** A short session on the database a URL names. */
+export function withPg<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withClient(url, databaseOf(url) ?? 'postgres', fn);
+}
+
+/**
+ * Drops what a bench made: the databases `databases` finds, then the roles its
+ * control database recorded (a schema tenant's role belongs to the server,
+ * so it outlives the databases).
+ */
+export async function dropBenchStorage(adminUrl: string, controlUrl: string, databases: (admin: pg.Client) => Promise<string[]>): Promise<void> {
+  const roles = await withPg(controlUrl, async (c) => (await c.query<{ name: string }>(`SELECT name FROM flotilla.storage WHERE kind = 'role'`)).rows.map((r) => r.name)).catch(
+    () => [] as string[],
+  );
+  await withPg(adminUrl, async (c) => {
+    for (const db of await databases(c)) await dropDatabase(c, db);
+    for (let i = 0; i < roles.length; i += 500)
+      await c.query(
+        `DROP ROLE IF EXISTS ${roles
+          .slice(i, i + 500)
+          .map(quoteIdent)
+          .join(', ')}`,
+      );
+  });
 }
